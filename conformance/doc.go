@@ -1,0 +1,16 @@
+// Package conformance is merlin's behavioural suite: the cases every
+// transport must pass, from callback order to Shutdown under load, and the
+// net.Conn adapter under golang.org/x/net/nettest.
+//
+// A transport's own test calls Run with its spec, from an external test
+// package so that it may import every transport:
+//
+//	func TestConformance(t *testing.T) { conformance.Run(t, "sockets") }
+//
+// and `go test ./conformance -transport=SPEC` runs the suite on any
+// registered transport. Cases that need a child process (a lowered
+// descriptor limit) re-execute the test binary. Goroutines and descriptors
+// are checked for leaks after every case, against a baseline taken after a
+// warm-up. MERLIN_REQUIRE, a comma list of transport names, turns a skip of
+// any of them into a failure.
+package conformance

@@ -18,7 +18,8 @@ import (
 func init() {
 	transports.Register(transports.Driver{
 		Name:       "sockets",
-		Summary:    "Go's net package: a goroutine per connection, the runtime's poller underneath (loops is ignored)",
+		Summary:    "Go's net package: a goroutine per connection, the runtime's poller underneath",
+		Ignores:    []string{"loops"},
 		Preference: 10,
 		Probe:      func() (string, error) { return "Go " + runtime.Version() + " net package", nil },
 		New: func(cfg transports.Config, _ transports.Settings) (transports.Transport, error) {

@@ -18,6 +18,10 @@ type Driver struct {
 	// Options are the transport's own keys; every transport also accepts
 	// CommonOptions.
 	Options []Option
+	// Ignores lists the common keys that mean nothing to the transport
+	// (loops, where there are no loops): accepted, and documented as
+	// ignored.
+	Ignores []string
 	// Preference orders the transports for "auto": the highest available
 	// one is picked.
 	Preference int
@@ -56,6 +60,11 @@ func Register(d Driver) {
 	}
 	if _, dup := registry.drivers[d.Name]; dup {
 		panic("transports: Register called twice for " + d.Name)
+	}
+	for _, k := range d.Ignores {
+		if !slices.ContainsFunc(CommonOptions, func(c Option) bool { return c.Key == k }) {
+			panic(fmt.Sprintf("transports: %s ignores %q, which is not a common key", d.Name, k))
+		}
 	}
 	for _, o := range d.Options {
 		if _, err := o.Parse(o.Default); err != nil || slices.ContainsFunc(CommonOptions, func(c Option) bool { return c.Key == o.Key }) {

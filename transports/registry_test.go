@@ -169,6 +169,7 @@ func TestRegisterRejects(t *testing.T) {
 		{name: "no Probe", edit: func(d *Driver) { d.Probe = nil }},
 		{name: "duplicate", edit: func(d *Driver) { d.Name = "fakeb" }},
 		{name: "bad default", edit: func(d *Driver) { d.Options = []Option{{Key: "n", Kind: Int, Default: "x"}} }},
+		{name: "ignores an unknown key", edit: func(d *Driver) { d.Ignores = []string{"entries"} }},
 		{name: "shadows a common key", edit: func(d *Driver) { d.Options = []Option{{Key: "loops", Kind: Int, Default: "1"}} }},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,7 @@
+//go:build !race
+
+package main
+
+// raceEnabled reports that the tests run under the race detector, so the
+// binary under test is built with it too.
+const raceEnabled = false

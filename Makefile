@@ -37,3 +37,8 @@ test-go:
 
 clean:
 	rm -rf $(BIN)
+
+# The main job: every available transport side by side on echo, 64 B
+# messages, 64 connections, depths 1 and 16 (scripts/demo.sh).
+demo: build
+	scripts/demo.sh $(BIN)/merlin

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,7 +28,7 @@ type testCase struct {
 	// run is the case. It runs with s.Network set.
 	run func(t *testing.T, s *Suite)
 	// child, if set, is what a re-executed test binary runs for this case
-	// (see Suite.RunChild).
+	// (see childArgs and runChild; cases_lifecycle_emfile.go starts one).
 	child func(t *testing.T, s *Suite)
 }
 
@@ -227,25 +226,17 @@ func (s *Suite) DialClient(t testing.TB, ln transports.Listener) net.Conn {
 	return c
 }
 
-// RunChild re-executes the test binary to run the current case's child
-// function in a fresh process, with env added to its environment, and
-// returns its combined output. It fails t if the child fails.
-func (s *Suite) RunChild(t *testing.T, env ...string) string {
-	t.Helper()
-	// t.Name() is Top/network/case: the child runs Top alone and Run
-	// dispatches on the rest.
-	parts := strings.SplitN(t.Name(), "/", 2)
-	if len(parts) != 2 {
-		t.Fatalf("RunChild outside a case: %s", t.Name())
+// childArgs returns the arguments of a re-executed test binary that runs
+// the top-level test top alone: the binary's own flags (-transport, say)
+// pass on, go test's do not.
+func childArgs(top string) []string {
+	args := []string{"-test.run=^" + regexp.QuoteMeta(top) + "$", "-test.count=1", "-test.v", "-test.timeout=5m"}
+	for _, a := range os.Args[1:] {
+		if !strings.HasPrefix(a, "-test.") {
+			args = append(args, a)
+		}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+regexp.QuoteMeta(parts[0])+"$", "-test.count=1", "-test.v", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), envChild+"="+parts[1], envSpec+"="+s.Spec)
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child %s: %v\n%s", parts[1], err, out)
-	}
-	return string(out)
+	return args
 }
 
 // runChild runs, in a re-executed test binary, the child function of the

@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -255,5 +254,5 @@ func runChild(t *testing.T, base Suite, child string, cs []testCase) {
 			return
 		}
 	}
-	t.Fatal(fmt.Sprintf("child: no case %q with a child function", child))
+	t.Fatalf("child: no case %q with a child function", child)
 }

@@ -55,6 +55,7 @@ type conn struct {
 	// Input and life cycle, guarded by mu.
 	appPaused    bool      // PauseRead
 	bpPaused     bool      // output reached MaxWriteBuffer
+	duplex       bool      // FullDuplexHandler: bpPaused does not stop reading
 	offerKept    bool      // reading resumed: offer kept bytes at once
 	closing      bool      // Close (or the default close at FIN) began
 	lingerUntil  time.Time // after FIN sent while closing: wait for the peer's FIN until then
@@ -97,6 +98,9 @@ func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*
 	c.onEOF, _ = h.(transports.ReadEOFHandler)
 	c.onDrain, _ = h.(transports.DrainHandler)
 	c.onShut, _ = h.(transports.ShutdownHandler)
+	if d, ok := h.(transports.FullDuplexHandler); ok {
+		c.duplex = d.FullDuplex()
+	}
 	c.cond = sync.NewCond(&c.mu)
 	return c, nil
 }
@@ -125,7 +129,9 @@ func (c *conn) Write(p []byte) (int, error) {
 	c.out = append(c.out, p...)
 	if len(c.out)-c.head >= c.maxWrite && !c.bpPaused {
 		c.bpPaused = true
-		c.t.stats.ReadPauses.Add(1)
+		if !c.duplex {
+			c.t.stats.ReadPauses.Add(1)
+		}
 	}
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
@@ -471,7 +477,7 @@ func (c *conn) loop() error {
 			}
 			continue
 		}
-		if c.appPaused || c.bpPaused {
+		if c.appPaused || (c.bpPaused && !c.duplex) {
 			c.cond.Wait()
 			continue
 		}
@@ -520,7 +526,7 @@ func (c *conn) readLocked() error {
 		readPool.Put(buf)
 		buf = nil
 	}
-	if c.killErr != nil || c.closing || c.appPaused || c.bpPaused {
+	if c.killErr != nil || c.closing || c.appPaused || (c.bpPaused && !c.duplex) {
 		// Paused (or closing) while the read was under way.
 		if !c.closing && len(c.kept) == 0 {
 			c.kept = append(c.kept, in...)

@@ -312,7 +312,6 @@ type listener struct {
 
 	once sync.Once
 	stop chan struct{} // closed by Close, ends a back-off wait
-	done sync.WaitGroup
 }
 
 func (l *listener) Addr() net.Addr { return l.nl.Addr() }

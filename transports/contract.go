@@ -49,6 +49,18 @@ type ShutdownHandler interface {
 	OnShutdown(c Conn)
 }
 
+// FullDuplexHandler is implemented by Handlers that bound their own output,
+// as the net.Conn adapter does (its Write blocks at the limit). When
+// FullDuplex returns true, the transport goes on reading c while
+// OutboundBuffered is at or above MaxWriteBuffer, and still calls OnDrain
+// once output falls back to half. Input then never waits for output, as
+// with a TCPConn: without it, an application that writes while it reads
+// the answers (a pipelining client) deadlocks with a peer that answers each
+// request before it reads the next, once both directions' buffers are full.
+type FullDuplexHandler interface {
+	FullDuplex() bool
+}
+
 // Conn is one connection. Its methods are safe from any goroutine, except
 // Context and SetContext, which belong to c's callbacks. No method runs a
 // callback synchronously: Close inside OnData returns, and OnClose runs
@@ -90,6 +102,9 @@ type Conn interface {
 type Transport interface {
 	// Name returns the registered name of the transport ("sockets").
 	Name() string
+	// Config returns the configuration the transport runs with: defaults
+	// filled in, a spec's settings applied.
+	Config() Config
 	// Listen accepts connections on network ("tcp", "tcp4", "tcp6" or
 	// "unix") and address, and serves each with h.
 	Listen(network, address string, h Handler) (Listener, error)

@@ -21,6 +21,7 @@ type fake struct {
 }
 
 func (f *fake) Name() string                                     { return f.name }
+func (f *fake) Config() Config                                   { return f.cfg }
 func (f *fake) Listen(string, string, Handler) (Listener, error) { return nil, errors.ErrUnsupported }
 func (f *fake) Dial(context.Context, string, string, Handler) (Conn, error) {
 	return nil, errors.ErrUnsupported

@@ -41,6 +41,7 @@ func cases() []testCase {
 		errorCases,     // cases_errors.go: the error table, panics, Write from other goroutines
 		lifecycleCases, // cases_lifecycle.go: Shutdown, EMFILE, Dial, addresses
 		netconnCases,   // cases_netconn.go: the net.Conn adapter, nettest, net/http
+		hazardCases,    // cases_hazard.go: lost bytes after deadlines, aborts mid-send, churn
 	)
 }
 

@@ -1,0 +1,4 @@
+package conformance
+
+// hazardCases are the io_uring-era hazards every transport must survive.
+var hazardCases = []testCase{}

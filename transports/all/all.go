@@ -5,5 +5,6 @@
 package all
 
 import (
-	_ "github.com/merlin-net/merlin/sockets" // registers "sockets"
+	_ "github.com/merlin-net/merlin/libuvlike" // registers "libuvlike"
+	_ "github.com/merlin-net/merlin/sockets"   // registers "sockets"
 )

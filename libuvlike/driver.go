@@ -1,0 +1,87 @@
+package libuvlike
+
+import (
+	"fmt"
+
+	"github.com/merlin-net/merlin/transports"
+)
+
+// Options are the transport's own settings, beyond transports.Config.
+type Options struct {
+	// Accept is how connections reach the loops: AcceptReusePort or
+	// AcceptDispatch.
+	Accept string
+	// EdgeTriggered registers descriptors with EPOLLET (trigger=edge).
+	EdgeTriggered bool
+	// LockOSThread gives each loop a thread of its own (lockthread=true).
+	LockOSThread bool
+	// ReadBuffer is the size of each loop's read buffer (readbuf).
+	// Default 64 KiB.
+	ReadBuffer int
+}
+
+// The values of Options.Accept.
+const (
+	// AcceptReusePort gives every loop its own listening socket on the
+	// address (SO_REUSEPORT), and the kernel spreads connections among
+	// them. Unix sockets cannot share a path, so a unix listener
+	// dispatches.
+	AcceptReusePort = "reuseport"
+	// AcceptDispatch has one loop accept and hand connections to the
+	// loops round-robin, itself included, as Kestrel's libuv transport
+	// did.
+	AcceptDispatch = "dispatch"
+)
+
+// DefaultReadBuffer is the default size of a loop's read buffer.
+const DefaultReadBuffer = 64 << 10
+
+func init() {
+	transports.Register(transports.Driver{
+		Name:    "libuvlike",
+		Summary: "an epoll reactor in libuv's style: N loops, one read buffer per loop, writes gathered once per iteration",
+		Options: []transports.Option{
+			{Key: "accept", Kind: transports.Enum, Default: AcceptReusePort, Values: []string{AcceptReusePort, AcceptDispatch},
+				Help: "reuseport: a SO_REUSEPORT listener per loop; dispatch: one loop accepts and hands connections round-robin"},
+			{Key: "trigger", Kind: transports.Enum, Default: "level", Values: []string{"level", "edge"},
+				Help: "epoll level- or edge-triggered (EPOLLET)"},
+			{Key: "lockthread", Kind: transports.Bool, Default: "false",
+				Help: "each loop on its own OS thread (runtime.LockOSThread)"},
+			{Key: "readbuf", Kind: transports.Size, Default: "64k",
+				Help: "size of each loop's read buffer"},
+		},
+		Preference: 20,
+		Probe:      probe,
+		New: func(cfg transports.Config, s transports.Settings) (transports.Transport, error) {
+			t, err := New(cfg, Options{
+				Accept:        s.String("accept"),
+				EdgeTriggered: s.String("trigger") == "edge",
+				LockOSThread:  s.Bool("lockthread"),
+				ReadBuffer:    s.Int("readbuf"),
+			})
+			if err != nil {
+				return nil, err // not a nil *Transport in a non-nil interface
+			}
+			return t, nil
+		},
+	})
+}
+
+// withDefaults returns o with its zero fields set, or an error naming the
+// first bad one.
+func (o Options) withDefaults() (Options, error) {
+	switch o.Accept {
+	case "":
+		o.Accept = AcceptReusePort
+	case AcceptReusePort, AcceptDispatch:
+	default:
+		return o, fmt.Errorf("libuvlike: accept %q: want %s or %s", o.Accept, AcceptReusePort, AcceptDispatch)
+	}
+	switch {
+	case o.ReadBuffer == 0:
+		o.ReadBuffer = DefaultReadBuffer
+	case o.ReadBuffer < 1<<10:
+		return o, fmt.Errorf("libuvlike: read buffer of %d bytes: want at least 1k", o.ReadBuffer)
+	}
+	return o, nil
+}

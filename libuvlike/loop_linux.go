@@ -1,0 +1,583 @@
+package libuvlike
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors of the reactor's handles and requests.
+var (
+	// ErrClosing is returned by an operation on a handle that is closing
+	// (uv_close has been called on it).
+	ErrClosing = errors.New("libuvlike: handle is closing")
+	// ErrCanceled is the status of a request whose handle closed before it
+	// completed (libuv's UV_ECANCELED). It matches syscall.ECANCELED.
+	ErrCanceled = fmt.Errorf("libuvlike: request canceled: %w", syscall.ECANCELED)
+	// ErrBusy is returned by Loop.Close while handles are still open
+	// (libuv's UV_EBUSY).
+	ErrBusy = errors.New("libuvlike: loop has open handles")
+)
+
+// LoopOptions configure a Loop.
+type LoopOptions struct {
+	// EdgeTriggered registers descriptors with EPOLLET: an event is
+	// reported once per change of readiness, and reads and accepts go on
+	// until the kernel has nothing more. Level-triggered (the default, as
+	// libuv) reports a descriptor at every wait while it is ready.
+	EdgeTriggered bool
+	// LockOSThread runs the loop on a thread of its own
+	// (runtime.LockOSThread) for as long as Run runs.
+	LockOSThread bool
+	// MaxEvents is how many events one epoll_wait returns at most.
+	// Default 256.
+	MaxEvents int
+}
+
+// LoopStats are a loop's counters. They belong to the loop's goroutine:
+// read them from a callback, or after Run has returned.
+type LoopStats struct {
+	Syscalls uint64 // system calls made on the loop's goroutine
+	Wakeups  uint64 // epoll_wait returns
+	Events   uint64 // epoll events handled
+	Reads    uint64 // read calls that returned bytes
+	Writes   uint64 // write and writev calls that took bytes
+	BytesIn  uint64
+	BytesOut uint64
+}
+
+// Loop is an event loop (libuv's uv_loop_t): one epoll descriptor, the
+// handles registered with it, a timer heap, and the goroutine that calls
+// Run. Every method of a Loop and of its handles must be called on that
+// goroutine, except Async.Send, which is how other goroutines reach it,
+// and InLoop.
+//
+// One iteration of Run is, as in libuv: run due timers; run pending
+// request callbacks; run idle and prepare handles; poll for I/O (without
+// blocking if an idle handle is active or work is pending; else until the
+// next timer); dispatch I/O events; run check handles; run the close
+// callbacks of handles closed in this iteration. Unlike libuv, writes are
+// not tried inside TCP.Write: they are gathered and flushed once per
+// iteration, after the check handles, with one write or writev per
+// handle, so that the writes a check handle makes for many connections
+// cost one system call each. Their callbacks run right after, and the
+// check handles run again if those callbacks wrote more.
+type Loop struct {
+	epfd int
+	et   bool
+	lock bool
+	g    atomic.Uintptr // getg() of the goroutine in Run; 0 outside Run
+
+	events   []unix.EpollEvent
+	watchers []*watcher // by descriptor
+	gen      uint32     // registration counter, kept in each event's data
+	changes  []*watcher // watchers whose interest changed, applied before the poll
+	ready    []*watcher // watchers to run again without an event (edge-triggered budget)
+	writing  []*TCP     // handles with writes to flush in this iteration
+	iov      []unix.Iovec
+
+	timers   timerHeap
+	epoch    time.Time
+	now      int64 // nanoseconds since epoch, as of the last update
+	idles    []*hook
+	prepares []*hook
+	checks   []*hook
+	pending  []completer // requests done, callbacks not yet run
+	closing  []closer    // handles closed, close callbacks not yet run
+	handles  int         // open handles holding a descriptor
+
+	stop    bool
+	running bool
+
+	// Stats are the loop's counters, owned by its goroutine.
+	Stats LoopStats
+	// foreignSyscalls counts system calls made for the loop by other
+	// goroutines (Async.Send).
+	foreignSyscalls atomic.Uint64
+}
+
+// watcher is a descriptor's registration with a loop's epoll.
+type watcher struct {
+	fd         int // -1 once the handle is closed
+	gen        uint32
+	want       uint32 // events wanted: EPOLLIN, EPOLLOUT, EPOLLRDHUP
+	armed      uint32 // the mask registered with epoll
+	registered bool
+	queued     bool // in loop.changes
+	readyQ     bool // in loop.ready
+	h          ioHandler
+}
+
+// ioHandler is a handle that owns a watcher.
+type ioHandler interface {
+	onEvents(ev uint32)
+}
+
+// completer is a request whose callback runs in the pending phase.
+type completer interface {
+	complete()
+}
+
+// closer is a handle whose close callback runs in the closing phase.
+type closer interface {
+	closed()
+}
+
+// NewLoop makes a loop with its epoll descriptor.
+func NewLoop(opt LoopOptions) (*Loop, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if opt.MaxEvents <= 0 {
+		opt.MaxEvents = 256
+	}
+	l := &Loop{
+		epfd:   fd,
+		et:     opt.EdgeTriggered,
+		lock:   opt.LockOSThread,
+		events: make([]unix.EpollEvent, opt.MaxEvents),
+		iov:    make([]unix.Iovec, 0, maxIovecs),
+		epoch:  time.Now(),
+	}
+	l.Stats.Syscalls++
+	l.timers.clock = l.clock
+	return l, nil
+}
+
+// maxIovecs is how many buffers one writev takes (IOV_MAX on Linux).
+const maxIovecs = 1024
+
+// Run runs the loop on the calling goroutine until Stop is called
+// (uv_run with UV_RUN_DEFAULT, except that a loop without active handles
+// does not return: it waits for an Async to wake it).
+func (l *Loop) Run() error {
+	if l.running {
+		return errors.New("libuvlike: Run called on a running loop")
+	}
+	if l.epfd < 0 {
+		return errors.New("libuvlike: Run called on a closed loop")
+	}
+	if l.lock {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	l.running = true
+	l.g.Store(getg())
+	defer func() {
+		l.g.Store(0)
+		l.running = false
+		l.stop = false
+	}()
+	l.updateTime()
+	for !l.stop {
+		if len(l.timers.ts) > 0 {
+			l.updateTime()
+			l.timers.run(l.now)
+		}
+		l.runPending()
+		runHandles(&l.idles)
+		l.settle(&l.prepares)
+		if l.stop {
+			break
+		}
+		if err := l.poll(l.pollTimeout()); err != nil {
+			return err
+		}
+		l.settle(&l.checks)
+		l.runClosing()
+	}
+	return nil
+}
+
+// settle runs the hooks (the prepare handles before the poll, the check
+// handles after it), flushes the writes they made, and runs the callbacks
+// of the writes that completed; again while those callbacks left work,
+// up to a bound (the poll then does not block).
+func (l *Loop) settle(hooks *[]*hook) {
+	for round := 0; ; round++ {
+		runHandles(hooks)
+		l.flushWrites()
+		if len(l.pending) == 0 || round == 7 {
+			return
+		}
+		l.runPending()
+	}
+}
+
+// runHandles calls the callback of every handle in *hs, in order. A
+// callback may stop its own handle.
+func runHandles(hs *[]*hook) {
+	for i := 0; i < len(*hs); i++ {
+		h := (*hs)[i]
+		h.run()
+		if i < len(*hs) && (*hs)[i] != h {
+			i-- // h stopped itself; the next one moved into its place
+		}
+	}
+}
+
+// Stop makes Run return at the end of the current iteration (uv_stop).
+func (l *Loop) Stop() { l.stop = true }
+
+// InLoop reports whether the caller runs on the loop's goroutine, inside
+// Run. It is safe from any goroutine.
+func (l *Loop) InLoop() bool {
+	g := l.g.Load()
+	return g != 0 && g == getg()
+}
+
+// Close releases the loop's epoll descriptor (uv_loop_close). It fails
+// with ErrBusy while handles are open, and must not be called while Run
+// runs.
+func (l *Loop) Close() error {
+	if l.running {
+		return errors.New("libuvlike: Close called on a running loop")
+	}
+	if l.handles > 0 || len(l.closing) > 0 {
+		return ErrBusy
+	}
+	if l.epfd < 0 {
+		return nil
+	}
+	err := unix.Close(l.epfd)
+	l.Stats.Syscalls++
+	l.epfd = -1
+	if err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
+}
+
+// ForeignSyscalls returns the system calls made for the loop by other
+// goroutines (Async.Send's eventfd writes). Safe from any goroutine.
+func (l *Loop) ForeignSyscalls() uint64 { return l.foreignSyscalls.Load() }
+
+// Now returns the loop's idea of the time, as of the start of the current
+// iteration (uv_now).
+func (l *Loop) Now() time.Time { return l.epoch.Add(time.Duration(l.now)) }
+
+// UpdateTime brings the loop's time up to date (uv_update_time).
+func (l *Loop) UpdateTime() { l.updateTime() }
+
+func (l *Loop) updateTime() { l.now = int64(time.Since(l.epoch)) }
+
+func (l *Loop) clock() int64 {
+	l.updateTime()
+	return l.now
+}
+
+// NewTimer returns a stopped timer of l (uv_timer_init).
+func (l *Loop) NewTimer() *Timer {
+	return &Timer{heap: &l.timers, index: -1}
+}
+
+// InitTimer readies a Timer embedded in a larger value (uv_timer_init on
+// memory the caller owns), so that it costs no allocation of its own.
+func (l *Loop) InitTimer(t *Timer) {
+	*t = Timer{heap: &l.timers, index: -1}
+}
+
+// pollTimeout returns epoll_wait's timeout in milliseconds: 0 when work
+// is waiting, -1 when nothing but I/O can wake the loop.
+func (l *Loop) pollTimeout() int {
+	if l.stop || len(l.ready) > 0 || len(l.pending) > 0 || len(l.closing) > 0 || len(l.idles) > 0 {
+		return 0
+	}
+	when, ok := l.timers.next()
+	if !ok {
+		return -1
+	}
+	l.updateTime()
+	d := when - l.now
+	if d <= 0 {
+		return 0
+	}
+	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+// poll applies the interest changes, waits for events and dispatches
+// them.
+func (l *Loop) poll(timeout int) error {
+	l.applyChanges()
+	var (
+		r     uintptr
+		errno syscall.Errno
+	)
+	ev := unsafe.Pointer(&l.events[0])
+	if timeout == 0 {
+		// Returns at once: no need to tell the scheduler.
+		r, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), 0, 0, 0)
+	} else {
+		r, _, errno = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+	}
+	l.Stats.Syscalls++
+	l.Stats.Wakeups++
+	n := int(r)
+	switch {
+	case errno == syscall.EINTR:
+		n = 0
+	case errno != 0:
+		return os.NewSyscallError("epoll_pwait", errno)
+	}
+	if timeout != 0 || len(l.timers.ts) > 0 {
+		l.updateTime()
+	}
+	l.Stats.Events += uint64(n)
+
+	// Watchers carried over from the last iteration run first: they have
+	// waited longest.
+	if len(l.ready) > 0 {
+		ready := l.ready
+		l.ready = nil
+		for i, w := range ready {
+			ready[i] = nil
+			w.readyQ = false
+			if w.fd >= 0 {
+				// As if the descriptor were readable and its peer had
+				// closed: an edge-triggered reader then reads on until
+				// EAGAIN, and cannot miss a FIN whose edge came earlier.
+				w.h.onEvents(unix.EPOLLIN | unix.EPOLLRDHUP)
+			}
+		}
+		if l.ready == nil {
+			l.ready = ready[:0]
+		}
+	}
+	for i := range n {
+		e := &l.events[i]
+		fd := int(e.Fd)
+		if fd >= len(l.watchers) {
+			continue
+		}
+		w := l.watchers[fd]
+		if w == nil || w.gen != uint32(e.Pad) {
+			continue // closed earlier in this batch, maybe reused
+		}
+		w.h.onEvents(e.Events)
+	}
+	return nil
+}
+
+// runPending runs the callbacks of completed requests, including those
+// their callbacks complete.
+func (l *Loop) runPending() {
+	for len(l.pending) > 0 {
+		p := l.pending
+		l.pending = nil
+		for i, r := range p {
+			p[i] = nil
+			r.complete()
+		}
+		if l.pending == nil {
+			l.pending = p[:0]
+		}
+	}
+}
+
+// runClosing runs the close callbacks of the handles closed in this
+// iteration.
+func (l *Loop) runClosing() {
+	for len(l.closing) > 0 {
+		c := l.closing
+		l.closing = nil
+		for i, h := range c {
+			c[i] = nil
+			h.closed()
+		}
+		if l.closing == nil {
+			l.closing = c[:0]
+		}
+	}
+}
+
+// register gives w a slot for its descriptor; the epoll registration
+// waits until w wants events.
+func (l *Loop) register(w *watcher, fd int, h ioHandler) {
+	for fd >= len(l.watchers) {
+		l.watchers = append(l.watchers, nil)
+	}
+	l.gen++
+	*w = watcher{fd: fd, gen: l.gen, h: h}
+	l.watchers[fd] = w
+	l.handles++
+}
+
+// unregister forgets w; its descriptor's registration ends with the
+// close(2) that follows.
+func (l *Loop) unregister(w *watcher) {
+	if w.fd >= 0 && w.fd < len(l.watchers) && l.watchers[w.fd] == w {
+		l.watchers[w.fd] = nil
+	}
+	w.fd = -1
+	l.handles--
+}
+
+// setWant changes the events w wants; the change reaches epoll before the
+// next poll.
+func (l *Loop) setWant(w *watcher, want uint32) {
+	if w.want == want {
+		return
+	}
+	w.want = want
+	if !w.queued {
+		w.queued = true
+		l.changes = append(l.changes, w)
+	}
+}
+
+// runAgain makes w's handler run at the next iteration without waiting
+// for an event, as if its descriptor were readable.
+func (l *Loop) runAgain(w *watcher) {
+	if !w.readyQ {
+		w.readyQ = true
+		l.ready = append(l.ready, w)
+	}
+}
+
+// applyChanges registers the interest changes made since the last poll,
+// one epoll_ctl per watcher at most. A watcher that wants nothing is
+// parked with an edge-triggered empty mask: EPOLLHUP and EPOLLERR, which
+// epoll always reports, then come once instead of at every wait.
+func (l *Loop) applyChanges() {
+	for i, w := range l.changes {
+		l.changes[i] = nil
+		w.queued = false
+		if w.fd < 0 {
+			continue
+		}
+		mask := w.want
+		if mask == 0 {
+			if !w.registered {
+				continue
+			}
+			mask = unix.EPOLLET
+		} else if l.et {
+			mask |= unix.EPOLLET
+		}
+		if w.registered && mask == w.armed {
+			continue
+		}
+		op := unix.EPOLL_CTL_MOD
+		if !w.registered {
+			op = unix.EPOLL_CTL_ADD
+		}
+		ev := unix.EpollEvent{Events: mask, Fd: int32(w.fd), Pad: int32(w.gen)}
+		_, _, errno := syscall.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(l.epfd), uintptr(op), uintptr(w.fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+		l.Stats.Syscalls++
+		if errno != 0 {
+			// A descriptor epoll refuses cannot be watched; let its handler
+			// find the error with a read or write.
+			l.runAgain(w)
+			continue
+		}
+		w.registered = true
+		w.armed = mask
+	}
+	l.changes = l.changes[:0]
+}
+
+// hook is what idle, prepare and check handles share: a callback the loop
+// runs once per iteration at one point, while the handle is started.
+type hook struct {
+	list *[]*hook // the loop's list for this kind of handle
+	fn   func()
+}
+
+func (h *hook) run() { h.fn() }
+
+func (h *hook) start(fn func()) {
+	h.fn = fn
+	if indexOf(*h.list, h) < 0 {
+		*h.list = append(*h.list, h)
+	}
+}
+
+func (h *hook) stop() { *h.list = removeHandle(*h.list, h) }
+
+func (h *hook) active() bool { return indexOf(*h.list, h) >= 0 }
+
+// Idle is an idle handle (uv_idle_t): while started, its callback runs
+// once per iteration, before the poll, and the poll does not block.
+type Idle struct {
+	hook
+}
+
+// NewIdle returns a stopped idle handle of l.
+func (l *Loop) NewIdle() *Idle { return &Idle{hook{list: &l.idles}} }
+
+// Start makes cb run once per iteration (uv_idle_start).
+func (h *Idle) Start(cb func(*Idle)) { h.start(func() { cb(h) }) }
+
+// Stop stops h (uv_idle_stop).
+func (h *Idle) Stop() { h.stop() }
+
+// Active reports whether h is started.
+func (h *Idle) Active() bool { return h.active() }
+
+// Prepare is a prepare handle (uv_prepare_t): its callback runs once per
+// iteration, right before the poll; the writes it makes are flushed
+// before the poll too.
+type Prepare struct {
+	hook
+	loop *Loop
+}
+
+// NewPrepare returns a stopped prepare handle of l.
+func (l *Loop) NewPrepare() *Prepare { return &Prepare{hook{list: &l.prepares}, l} }
+
+// Start makes cb run before each poll (uv_prepare_start).
+func (h *Prepare) Start(cb func(*Prepare)) { h.start(func() { cb(h) }) }
+
+// Stop stops h (uv_prepare_stop).
+func (h *Prepare) Stop() { h.stop() }
+
+// WillBlock reports whether the coming poll may wait, as things stand:
+// nothing but I/O or a timer can wake the loop. A prepare callback uses
+// it to do work that can wait until the loop idles.
+func (h *Prepare) WillBlock() bool {
+	return len(h.loop.writing) == 0 && h.loop.pollTimeout() != 0
+}
+
+// Check is a check handle (uv_check_t): its callback runs once per
+// iteration, right after the I/O callbacks; the writes it makes are
+// flushed right after it, and it runs again (up to a bound) while the
+// callbacks of completed writes leave more work.
+type Check struct {
+	hook
+}
+
+// NewCheck returns a stopped check handle of l.
+func (l *Loop) NewCheck() *Check { return &Check{hook{list: &l.checks}} }
+
+// Start makes cb run after each poll (uv_check_start).
+func (h *Check) Start(cb func(*Check)) { h.start(func() { cb(h) }) }
+
+// Stop stops h (uv_check_stop).
+func (h *Check) Stop() { h.stop() }
+
+func indexOf[T comparable](s []T, v T) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func removeHandle[T comparable](s []T, v T) []T {
+	if i := indexOf(s, v); i >= 0 {
+		copy(s[i:], s[i+1:])
+		var zero T
+		s[len(s)-1] = zero
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -9,23 +9,27 @@ GO      ?= go
 BIN     := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test vet staticcheck test-go test-darwin demo clean
+.PHONY: all build test vet staticcheck test-go test-darwin test-peers bench-smoke demo clean
 
 all: build
 
 build:
 	$(GO) build $(LDFLAGS) -o $(BIN)/merlin ./cmd/merlin
 
-test: vet staticcheck test-darwin test-go
+test: vet staticcheck test-darwin test-go test-peers bench-smoke
 
+# peers/ is its own module (so merlin's does not depend on gnet): vet and
+# build it too.
 vet:
 	$(GO) vet ./...
+	cd peers && $(GO) vet ./... && $(GO) build ./...
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 staticcheck: $(BIN)/staticcheck
 	$(BIN)/staticcheck ./...
+	cd peers && $(BIN)/staticcheck ./...
 
 # The Linux-only code stays behind build constraints: the rest must build
 # for macOS too.
@@ -35,10 +39,22 @@ test-darwin:
 test-go:
 	$(GO) test -race $(LDFLAGS) -timeout 12m ./...
 
+# The peers' own tests: each builds, listens, echoes, exits on SIGTERM.
+test-peers:
+	cd peers && $(GO) test ./...
+
+# The throughput suite's smoke run: merlin bench -quick over every
+# transport available here and the peers (about a minute), with perf;
+# benchstat must read the results.
+bench-smoke: build
+	scripts/bench-smoke.sh $(BIN)/merlin
+
 clean:
 	rm -rf $(BIN)
 
-# The main job: every available transport side by side on echo, 64 B
-# messages, 64 connections, depths 1 and 16 (scripts/demo.sh).
+# The main job: every available transport (and sockets behind the net.Conn
+# adapter) and two peers side by side on echo: 64 B on 64 connections at
+# depths 1 and 16, an open loop at half the slowest server's peak, idle
+# memory. About a minute.
 demo: build
-	scripts/demo.sh $(BIN)/merlin
+	$(BIN)/merlin bench -quick -peers gnet,netstd

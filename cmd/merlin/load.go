@@ -2,53 +2,103 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/merlin-net/merlin/internal/loadgen"
+	"github.com/merlin-net/merlin/internal/procstat"
 	"github.com/merlin-net/merlin/transports"
 )
 
 const loadSynopsis = `Usage: merlin load [flags]
+       merlin load -check ADDR [-network NET]
 
-load opens -conns connections to a server of -app; each writes -depth
-messages of -size bytes in one write, reads the echoes back, checks every
-byte (each message carries its connection and sequence number), and starts
-again, until -duration ends. A request is one message echoed. It prints
-requests/s, MB/s (payload echoed, 10^6 bytes) and errors, then the same as a
-Go benchmark line for benchstat:
+load drives a server and checks every response. With -app echo, each
+message carries its connection and sequence number and every echoed byte
+is compared; with -app http, each request is a keep-alive HTTP/1.1 GET of
+-path whose response must be 200 (and have -body, if given).
 
-	BenchmarkLoad/app=echo/conns=64/size=64/depth=1 N ns/op X req/s Y MB/s Z errors
+Modes:
+  closed (default)  -conns connections, each writing -depth requests in one
+                    write, reading every response, and starting again.
+  open loop         -rate R: R requests per second offered over all
+                    connections on a fixed schedule, whatever the server
+                    does (wrk2's method); latency is measured from each
+                    request's scheduled time, so a stall shows in the
+                    percentiles instead of slowing the client down.
+  -mode churn       each of -conns workers connects, makes one exchange of
+                    -depth requests, closes, and again; a request is one
+                    connection.
+  -mode idle        -conns connections make one exchange each and are held
+                    open for -duration.
 
-with a progress line each second when stdout is a terminal. It exits 1 if
-any connection failed or any byte differed (the first errors are printed),
-2 on a usage error. SIGINT or SIGTERM ends the run early.
+The load runs -warmup, then is measured for -duration. It prints
+requests/s, MB/s (payload checked, 10^6 bytes), errors, latency
+percentiles (p50, p99, p99.9: open loop only, since a closed loop's
+latency hides stalls), its own CPU time, and with -pid the server's CPU
+time over the same window; a closed-loop run whose server was under 90%
+busy is labelled client-bound (the figure is the client's). It ends with the same
+in Go benchmark format, for benchstat:
 
-Example:
+	BenchmarkLoad/app=echo/conns=64/size=64/depth=1 N ns/op X req/s Y MB/s Z errors ...
+
+With -transport SPEC the generator's connections are made through that
+transport (transports.DialNet) instead of Go's net package.
+
+-check ADDR grades an echo server from outside, by the conformance suite's
+rules: integrity under pipelining, large messages, half-close, resets,
+slow readers, many connections. It prints one line per check and exits 1
+if any failed.
+
+It exits 1 if any connection failed or any byte differed (the first
+errors are printed), 2 on a usage error. SIGINT or SIGTERM ends the run
+early.
+
+Examples:
 
 	merlin load -addr 127.0.0.1:7000 -conns 64 -size 4k -depth 16 -duration 5s
+	merlin load -addr 127.0.0.1:7000 -conns 16 -rate 20000 -duration 10s
+	merlin load -check 127.0.0.1:7000
 `
 
 // load is "merlin load".
 func load(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("load", loadSynopsis)
-	app := fs.String("app", "echo", "application the server runs: echo (the only one load drives yet)")
+	app := fs.String("app", "echo", "workload: echo, or http (GET with keep-alive)")
+	mode := fs.String("mode", "closed", "`mode`: closed (open loop with -rate), churn or idle")
 	network := fs.String("network", "tcp", "`network`: tcp, tcp4, tcp6 or unix")
 	addr := fs.String("addr", "", "server `address`: host:port (default "+defaultAddr+"), or for unix a socket path (required)")
-	conns := fs.Int("conns", 64, "concurrent connections")
-	size := fs.String("size", "64", "message `size` in bytes (k and m suffixes: 4k)")
-	depth := fs.Int("depth", 1, "messages per write (pipelining depth)")
-	duration := fs.Duration("duration", 10*time.Second, "how long to start new batches (batches in flight are finished)")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound on each dial and each batch's write and read-back")
+	conns := fs.Int("conns", 64, "concurrent connections (workers for churn)")
+	size := fs.String("size", "64", "echo message `size` in bytes (k and m suffixes: 4k)")
+	depth := fs.Int("depth", 1, "requests per write (pipelining depth)")
+	rate := fs.Float64("rate", 0, "open loop: requests per second offered over all connections (0: closed loop)")
+	warmup := fs.Duration("warmup", 0, "how long to run before measuring")
+	duration := fs.Duration("duration", 10*time.Second, "the measured window (requests in flight when it ends are finished, not counted)")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound on each dial and each exchange")
 	seed := fs.Uint64("seed", 1, "seed of the payload pattern")
+	path := fs.String("path", loadgen.DefaultHTTPPath, "http: the path requested")
+	body := fs.String("body", "", "http: the body every response must have (default: any)")
+	spec := fs.String("transport", "net", "the client's transport `spec`: net (Go's net package) or a transport (see \"merlin transports\")")
+	pid := fs.Int("pid", 0, "the server's process `id`: report its CPU time over the window, and whether the run was client-bound")
+	check := fs.String("check", "", "grade the echo server at `address` (see above) instead of loading it")
+	checks := fs.String("checks", "", "with -check: a comma `list` of the checks to run (default all)")
+	jsonOut := fs.Bool("json", false, "print the result as one JSON object instead of text")
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return status
 	}
 	if err := checkNetwork(*network); err != nil {
 		return usageError(fs, stderr, "%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *check != "" {
+		return runCheck(ctx, *network, *check, *timeout, splitList(*checks), stdout, stderr)
 	}
 	if *addr == "" {
 		if *network == "unix" {
@@ -62,62 +112,259 @@ func load(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, stderr, "-size %s: want a positive byte count", *size)
 	case *conns < 1 || *depth < 1:
 		return usageError(fs, stderr, "-conns and -depth must be at least 1")
-	case *duration <= 0 || *timeout <= 0:
-		return usageError(fs, stderr, "-duration and -timeout must be positive")
+	case *duration <= 0 || *timeout <= 0 || *warmup < 0:
+		return usageError(fs, stderr, "-duration and -timeout must be positive, -warmup not negative")
+	case *rate < 0:
+		return usageError(fs, stderr, "-rate must not be negative")
 	}
-	if *app != "echo" {
-		return fail(stderr, "load", fmt.Errorf("unknown app %q (load drives: echo)", *app))
+	if *app != loadgen.Echo && *app != loadgen.HTTP {
+		return fail(stderr, "load", fmt.Errorf("unknown app %q (load drives: echo, http)", *app))
 	}
 
 	cfg := loadgen.Config{
-		Network: *network, Addr: *addr,
-		Conns: *conns, Size: sz, Depth: *depth,
-		Duration: *duration, Timeout: *timeout, Seed: *seed,
+		Network: *network, Addr: *addr, Workload: *app, Mode: *mode,
+		Conns: *conns, Size: sz, Depth: *depth, Rate: *rate,
+		Warmup: *warmup, Duration: *duration, Timeout: *timeout, Seed: *seed,
+		HTTPPath: *path,
 	}
-	if isTerminal(stdout) {
+	if *body != "" {
+		cfg.HTTPBody = []byte(*body)
+	}
+	if *spec != "net" {
+		t, err := transports.Open(*spec, transports.Config{})
+		if err != nil {
+			return fail(stderr, "load", err)
+		}
+		defer t.Close()
+		cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			return transports.DialNet(ctx, t, network, address)
+		}
+	}
+	var srv serverWindow
+	if *pid > 0 {
+		if _, err := procstat.Read(*pid); err != nil {
+			return fail(stderr, "load", fmt.Errorf("-pid %d: %w", *pid, err))
+		}
+		cfg.OnWindow = srv.sampler(*pid)
+	}
+	if isTerminal(stdout) && !*jsonOut {
 		var last loadgen.Progress
 		cfg.Progress = func(p loadgen.Progress) {
 			secs := (p.Elapsed - last.Elapsed).Seconds()
-			fmt.Fprintf(stdout, "%6.1fs %12.0f req/s %10.2f MB/s %6d errors\n", p.Elapsed.Seconds(),
-				float64(p.Requests-last.Requests)/secs, float64(p.Bytes-last.Bytes)/secs/1e6, p.Errors)
+			phase := "warm-up"
+			if p.Measuring {
+				phase = "measuring"
+			}
+			fmt.Fprintf(stdout, "%6.1fs %12.0f req/s %10.2f MB/s %6d errors  %s\n", p.Elapsed.Seconds(),
+				float64(p.Requests-last.Requests)/secs, float64(p.Bytes-last.Bytes)/secs/1e6, p.Errors, phase)
 			last = p
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	res, err := cfg.Run(ctx)
 	if err != nil {
 		return fail(stderr, "load", err)
 	}
-
-	fmt.Fprintf(stdout, "%s %s: %d conns, %d x %d bytes per write, %v\n", *network, *addr, *conns, *depth, sz, res.Elapsed.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "requests: %d (%.0f req/s)\n", res.Requests, res.RequestsPerSecond())
-	fmt.Fprintf(stdout, "throughput: %.2f MB/s\n", res.MBPerSecond())
-	fmt.Fprintf(stdout, "errors: %d\n", res.Errors)
-	for _, e := range res.FirstErrors {
-		fmt.Fprintf(stdout, "\t%v\n", e)
+	rep := newLoadReport(res, srv, *pid > 0)
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		rep.print(stdout, *spec)
 	}
-	fmt.Fprintln(stdout, benchLine(*app, res))
 	if res.Errors > 0 {
-		fmt.Fprintf(stderr, "merlin load: %d of %d connections failed; first: %v\n", res.Errors, *conns, res.FirstErrors[0])
+		fmt.Fprintf(stderr, "merlin load: %d of %d connections failed; first: %v\n", res.Errors, res.Config.Conns, res.FirstErrors[0])
 		return 1
 	}
-	if res.Requests == 0 {
+	if res.Requests == 0 && res.Config.Mode != loadgen.Idle {
 		fmt.Fprintf(stderr, "merlin load: no request completed\n")
 		return 1
 	}
 	return 0
 }
 
-// benchLine formats res as a Go benchmark result line: N is the number of
-// requests and ns/op the run's time per request over all connections.
-func benchLine(app string, res loadgen.Result) string {
-	c := res.Config
-	var nsPerOp float64
-	if res.Requests > 0 {
-		nsPerOp = float64(res.Elapsed.Nanoseconds()) / float64(res.Requests)
+// serverWindow samples a server process at the edges of the measured
+// window.
+type serverWindow struct {
+	before, after procstat.Sample
+	err           error
+}
+
+func (w *serverWindow) sampler(pid int) func(start bool) {
+	return func(start bool) {
+		s, err := procstat.Read(pid)
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		if start {
+			w.before = s
+		} else {
+			w.after = s
+		}
 	}
-	return fmt.Sprintf("BenchmarkLoad/app=%s/conns=%d/size=%d/depth=%d %d %.1f ns/op %.1f req/s %.2f MB/s %d errors",
-		app, c.Conns, c.Size, c.Depth, res.Requests, nsPerOp, res.RequestsPerSecond(), res.MBPerSecond(), res.Errors)
+}
+
+// clientBoundBelow is the server busy fraction under which a run is
+// labelled client-bound: the server's core had time to spare, so the
+// figure measures the client.
+const clientBoundBelow = 0.9
+
+// loadReport is what load prints, as text or JSON.
+type loadReport struct {
+	Name           string   `json:"name"` // the benchmark name
+	Network        string   `json:"network"`
+	Addr           string   `json:"addr"`
+	App            string   `json:"app"`
+	Mode           string   `json:"mode"`
+	Conns          int      `json:"conns"`
+	Size           int      `json:"size"`
+	Depth          int      `json:"depth"`
+	Rate           float64  `json:"rate,omitempty"`
+	Seconds        float64  `json:"seconds"`
+	Requests       uint64   `json:"requests"`
+	Bytes          uint64   `json:"bytes"`
+	Errors         uint64   `json:"errors"`
+	FirstErrors    []string `json:"first_errors,omitempty"`
+	ReqPerSec      float64  `json:"req_per_sec"`
+	MBPerSec       float64  `json:"mb_per_sec"`
+	OpenConns      int      `json:"open_conns"`
+	P50ns          int64    `json:"p50_ns,omitempty"`
+	P99ns          int64    `json:"p99_ns,omitempty"`
+	P999ns         int64    `json:"p999_ns,omitempty"`
+	MaxNs          int64    `json:"max_ns,omitempty"`
+	ClientUserNs   int64    `json:"client_user_ns"`
+	ClientSysNs    int64    `json:"client_sys_ns"`
+	ClientBusy     float64  `json:"client_busy"`
+	ServerUserNs   int64    `json:"server_user_ns,omitempty"`
+	ServerSysNs    int64    `json:"server_sys_ns,omitempty"`
+	ServerBusy     float64  `json:"server_busy,omitempty"`
+	ServerError    string   `json:"server_error,omitempty"`
+	ClientBound    bool     `json:"client_bound,omitempty"`
+	ServerObserved bool     `json:"server_observed"`
+}
+
+func newLoadReport(res loadgen.Result, srv serverWindow, observed bool) loadReport {
+	c := res.Config
+	r := loadReport{
+		Network: c.Network, Addr: c.Addr, App: c.Workload, Mode: c.Mode,
+		Conns: c.Conns, Size: c.Size, Depth: c.Depth, Rate: c.Rate,
+		Seconds: res.Elapsed.Seconds(), Requests: res.Requests, Bytes: res.Bytes, Errors: res.Errors,
+		ReqPerSec: res.RequestsPerSecond(), MBPerSec: res.MBPerSecond(), OpenConns: res.Open,
+		ClientUserNs: res.ClientUser.Nanoseconds(), ClientSysNs: res.ClientSys.Nanoseconds(), ClientBusy: res.ClientBusy(),
+		ServerObserved: observed,
+	}
+	if c.Workload == loadgen.HTTP {
+		r.Size = 0
+	}
+	for _, e := range res.FirstErrors {
+		r.FirstErrors = append(r.FirstErrors, e.Error())
+	}
+	if res.OpenLoop() && res.Latency.Count() > 0 {
+		r.P50ns = res.Latency.Quantile(0.5).Nanoseconds()
+		r.P99ns = res.Latency.Quantile(0.99).Nanoseconds()
+		r.P999ns = res.Latency.Quantile(0.999).Nanoseconds()
+		r.MaxNs = res.Latency.Max().Nanoseconds()
+	}
+	if observed {
+		if srv.err != nil {
+			r.ServerError = srv.err.Error()
+		} else {
+			d := srv.after.Sub(srv.before)
+			r.ServerUserNs, r.ServerSysNs = d.User.Nanoseconds(), d.Sys.Nanoseconds()
+			if res.Elapsed > 0 {
+				r.ServerBusy = float64(d.CPU()) / float64(res.Elapsed)
+			}
+			// An open-loop run leaves the server idle on purpose: its
+			// figures are per request at the offered rate.
+			r.ClientBound = !res.OpenLoop() && r.ServerBusy < clientBoundBelow
+		}
+	}
+	r.Name = r.benchName()
+	return r
+}
+
+// benchName is the Go benchmark name of the run.
+func (r loadReport) benchName() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "BenchmarkLoad/app=%s", r.App)
+	if r.Mode != loadgen.Closed {
+		fmt.Fprintf(&b, "/mode=%s", r.Mode)
+	}
+	fmt.Fprintf(&b, "/conns=%d", r.Conns)
+	if r.App == loadgen.Echo {
+		fmt.Fprintf(&b, "/size=%d", r.Size)
+	}
+	fmt.Fprintf(&b, "/depth=%d", r.Depth)
+	if r.Rate > 0 {
+		fmt.Fprintf(&b, "/rate=%.0f", r.Rate)
+	}
+	return b.String()
+}
+
+func (r loadReport) print(w io.Writer, spec string) {
+	what := fmt.Sprintf("%d conns, %d x %d bytes per write", r.Conns, r.Depth, r.Size)
+	if r.App == loadgen.HTTP {
+		what = fmt.Sprintf("%d conns, %d GETs per write", r.Conns, r.Depth)
+	}
+	if r.Mode != loadgen.Closed {
+		what += ", mode " + r.Mode
+	}
+	if r.Rate > 0 {
+		what += fmt.Sprintf(", open loop at %.0f req/s", r.Rate)
+	}
+	if spec != "net" {
+		what += ", client transport " + spec
+	}
+	fmt.Fprintf(w, "%s %s: %s, %v\n", r.Network, r.Addr, what, time.Duration(r.Seconds*1e9).Round(time.Millisecond))
+	fmt.Fprintf(w, "requests: %d (%.0f req/s)\n", r.Requests, r.ReqPerSec)
+	fmt.Fprintf(w, "throughput: %.2f MB/s\n", r.MBPerSec)
+	if r.Mode == loadgen.Idle {
+		fmt.Fprintf(w, "open connections at the end: %d\n", r.OpenConns)
+	}
+	if r.P50ns > 0 {
+		fmt.Fprintf(w, "latency (from scheduled send): p50 %v, p99 %v, p99.9 %v, max %v\n",
+			time.Duration(r.P50ns), time.Duration(r.P99ns), time.Duration(r.P999ns), time.Duration(r.MaxNs))
+	}
+	fmt.Fprintf(w, "client CPU: user %v, system %v (%.0f%% of a core)\n",
+		time.Duration(r.ClientUserNs).Round(time.Millisecond), time.Duration(r.ClientSysNs).Round(time.Millisecond), 100*r.ClientBusy)
+	if r.ServerObserved {
+		if r.ServerError != "" {
+			fmt.Fprintf(w, "server CPU: %s\n", r.ServerError)
+		} else {
+			label := ""
+			if r.ClientBound {
+				label = " (client-bound: the server had time to spare)"
+			}
+			fmt.Fprintf(w, "server CPU: user %v, system %v (%.0f%% of a core)%s\n",
+				time.Duration(r.ServerUserNs).Round(time.Millisecond), time.Duration(r.ServerSysNs).Round(time.Millisecond), 100*r.ServerBusy, label)
+		}
+	}
+	fmt.Fprintf(w, "errors: %d\n", r.Errors)
+	for _, e := range r.FirstErrors {
+		fmt.Fprintf(w, "\t%s\n", e)
+	}
+	fmt.Fprintln(w, r.benchLine())
+}
+
+// benchLine formats the run as a Go benchmark result line: N is the
+// number of requests and ns/op the window's time per request over all
+// connections.
+func (r loadReport) benchLine() string {
+	var nsPerOp float64
+	if r.Requests > 0 {
+		nsPerOp = r.Seconds * 1e9 / float64(r.Requests)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d %.1f ns/op %.1f req/s %.2f MB/s %d errors", r.Name, r.Requests, nsPerOp, r.ReqPerSec, r.MBPerSec, r.Errors)
+	if r.P50ns > 0 {
+		fmt.Fprintf(&b, " %d p50-ns %d p99-ns %d p99.9-ns", r.P50ns, r.P99ns, r.P999ns)
+	}
+	if r.Requests > 0 {
+		fmt.Fprintf(&b, " %.0f client-cpu-ns/req", float64(r.ClientUserNs+r.ClientSysNs)/float64(r.Requests))
+		if r.ServerObserved && r.ServerError == "" {
+			fmt.Fprintf(&b, " %.0f user-ns/req %.0f sys-ns/req", float64(r.ServerUserNs)/float64(r.Requests), float64(r.ServerSysNs)/float64(r.Requests))
+		}
+	}
+	return b.String()
 }

@@ -1,19 +1,26 @@
-// Command merlin runs merlin's workloads on any transport, and drives load
-// against them.
+// Command merlin runs merlin's workloads on any transport, drives load
+// against them, and compares transports and peers.
 //
 //	merlin serve -transport sockets -app echo -addr 127.0.0.1:7000
 //	merlin load -addr 127.0.0.1:7000 -conns 64 -size 64 -depth 1 -duration 10s
+//	merlin load -check 127.0.0.1:7000
+//	merlin bench -quick -peers gnet,netstd
 //	merlin transports
 //
 // serve listens with one application (a transports.Handler from apps/) on
 // the transport a spec names, prints "listening on ADDR (transport NAME)"
-// once, and shuts down gracefully on SIGINT or SIGTERM. load is a
-// closed-loop load generator (internal/loadgen) that checks every echoed
-// byte and prints its result in Go benchmark format too. transports lists
-// the registered transports, their keys, and whether this host runs them.
+// once, and shuts down gracefully on SIGINT or SIGTERM. load is the load
+// generator (internal/loadgen): closed or open loop, echo or HTTP, churn
+// or idle, checking every response and printing its result in Go benchmark
+// format too; with -check it grades an echo server. bench is the
+// throughput suite (internal/bench): a matrix of servers and workloads,
+// pinned, with CPU time, system calls and latency per request. transports
+// lists the registered transports, their keys, and whether this host runs
+// them.
 //
 // Exit status: 0 on success, 1 on an error (a bad spec, a failed listen, a
-// load run with errors), 2 on a usage error (unknown subcommand or flag).
+// load run with errors, a failed check or bench run), 2 on a usage error
+// (unknown subcommand or flag).
 // Logs go to stderr; results to stdout.
 package main
 
@@ -46,7 +53,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "serve an application on a transport until SIGINT or SIGTERM", serve},
-		{"load", "drive load against a server and check every echoed byte", load},
+		{"load", "drive load against a server and check every response; grade an echo server", load},
+		{"bench", "run the throughput suite: servers x workloads, pinned, with CPU, syscalls and latency", benchCmd},
 		{"transports", "list the transports, their keys, and whether this host runs them", listTransports},
 	}
 }

@@ -74,9 +74,10 @@ const (
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
 // Once a line is complete it closes line (the first line only).
 type syncBuffer struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	line chan struct{}
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	line    chan struct{}
+	changed chan struct{} // closed and replaced at each write; guarded by mu
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
@@ -87,7 +88,33 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	if !had && b.line != nil && bytes.IndexByte(b.buf.Bytes(), '\n') >= 0 {
 		close(b.line)
 	}
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	return len(p), nil
+}
+
+// waitFor waits until the buffer holds s, for at most timeout.
+func (b *syncBuffer) waitFor(s string, timeout time.Duration) bool {
+	deadline := time.After(timeout)
+	for {
+		b.mu.Lock()
+		if strings.Contains(b.buf.String(), s) {
+			b.mu.Unlock()
+			return true
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline:
+			return false
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {

@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
+	"os"
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,11 +33,26 @@ after -shutdown-timeout are aborted and it exits 1. A second signal during
 shutdown ends it at once. Errors (a bad spec, a failed listen) exit 1;
 usage errors exit 2. Logs go to stderr.
 
+SIGUSR1 prints the transport's counters now, as one line
+"stats accepted=N ... " to stdout (-stats prints the same line at exit):
+merlin bench reads them at the edges of its measured window.
+
+With -netconn the application runs behind the net.Conn adapter
+(transports.NetListener), one goroutine per connection doing blocking
+reads and writes, as code written for package net would: the other place
+application code can run (echo only).
+
+Profiling: -cpuprofile and -trace write a CPU profile and an execution
+trace of the whole run, completed at exit; -pprof serves net/http/pprof on
+its own listener (e.g. -pprof 127.0.0.1:6060, then go tool pprof
+http://127.0.0.1:6060/debug/pprof/profile?seconds=10).
+
 Examples:
 
 	merlin serve -transport sockets -addr 127.0.0.1:0
 	merlin serve -transport sockets:maxwritebuffer=256k -app echo
 	merlin serve -network unix -addr /tmp/merlin.sock
+	merlin serve -transport sockets -netconn -cpuprofile cpu.pprof
 `
 
 // serve is "merlin serve".
@@ -47,6 +65,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for connections to close before aborting them")
 	stats := fs.Bool("stats", false, "print the transport's counters to stdout at exit (one line of key=value)")
 	verbose := fs.Bool("v", false, "log at debug level")
+	netconn := fs.Bool("netconn", false, "run the application behind the net.Conn adapter, a goroutine per connection (echo only)")
+	var prof profiling
+	prof.flags(fs)
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return status
 	}
@@ -66,12 +87,25 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail(stderr, "serve", fmt.Errorf("unknown app %q (apps: %s)", *app, appNames()))
 	}
+	if *netconn && *app != "echo" {
+		return fail(stderr, "serve", fmt.Errorf("-netconn runs echo only, not %q", *app))
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	stopProf, err := prof.start(log)
+	if err != nil {
+		return fail(stderr, "serve", err)
+	}
+	defer func() {
+		if err := stopProf(); err != nil {
+			fmt.Fprintf(stderr, "merlin serve: %v\n", err)
+		}
+	}()
 
 	t, err := transports.Open(*spec, transports.Config{Logger: log})
 	if err != nil {
@@ -84,16 +118,57 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	ln, err := t.Listen(*network, *addr, h)
-	if err != nil {
-		return fail(stderr, "serve", err)
+	var (
+		lnAddr  net.Addr
+		stopNet func()
+	)
+	if *netconn {
+		nl, err := transports.NetListener(t, *network, *addr)
+		if err != nil {
+			return fail(stderr, "serve", err)
+		}
+		lnAddr = nl.Addr()
+		stopNet = serveNetConn(nl)
+	} else {
+		ln, err := t.Listen(*network, *addr, h)
+		if err != nil {
+			return fail(stderr, "serve", err)
+		}
+		lnAddr = ln.Addr()
 	}
-	fmt.Fprintf(stdout, "listening on %s (transport %s)\n", ln.Addr(), t.Name())
-	log.Info("serving", "app", *app, "network", *network, "addr", ln.Addr().String(), "transport", t.Name(), "spec", *spec)
+	// out serialises stdout between the stats lines and the rest.
+	var out sync.Mutex
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	var swg sync.WaitGroup
+	statsDone := make(chan struct{})
+	defer swg.Wait()
+	defer close(statsDone)
+	swg.Go(func() {
+		for {
+			select {
+			case <-usr1:
+				out.Lock()
+				fmt.Fprintln(stdout, statsLine(t.Stats()))
+				out.Unlock()
+			case <-statsDone:
+				return
+			}
+		}
+	})
+
+	out.Lock()
+	fmt.Fprintf(stdout, "listening on %s (transport %s)\n", lnAddr, t.Name())
+	out.Unlock()
+	log.Info("serving", "app", *app, "network", *network, "addr", lnAddr.String(), "transport", t.Name(), "spec", *spec, "netconn", *netconn)
 
 	<-ctx.Done()
 	stop() // a second signal now ends the process at once
 	log.Info("shutting down", "timeout", *timeout, "open", t.Stats().Open())
+	if stopNet != nil {
+		stopNet()
+	}
 
 	sctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -104,7 +179,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		log.Info("shut down")
 	}
 	if *stats {
+		out.Lock()
 		fmt.Fprintln(stdout, statsLine(t.Stats()))
+		out.Unlock()
 	}
 	return status
 }

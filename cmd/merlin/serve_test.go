@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,5 +223,51 @@ func TestServeUnix(t *testing.T) {
 	// The socket file is gone, so the same command can start again.
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket file after exit: %v, want it removed", err)
+	}
+}
+
+// -netconn serves echo behind the net.Conn adapter; SIGUSR1 prints the
+// counters while serving; -cpuprofile and -trace are complete at exit and
+// -pprof serves net/http/pprof on its own listener.
+func TestServeNetConnProfiling(t *testing.T) {
+	dir := t.TempDir()
+	cpu, trc := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "trace.out")
+	s := startServe(t, nil, "-transport", "sockets", "-addr", "127.0.0.1:0", "-netconn",
+		"-cpuprofile", cpu, "-trace", trc, "-pprof", "127.0.0.1:0")
+	echoOnce(t, s.network, s.addr, payload(300<<10))
+	r := echoClient(t, "abuse", "--addr", s.addr)
+	if r.status != 0 {
+		t.Fatalf("echoclient abuse on -netconn: exit status %d\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+
+	m := regexp.MustCompile(`msg=pprof addr=(\S+)`).FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("no pprof address logged:\n%s", s.stderr)
+	}
+	c := http.Client{Timeout: ioTimeout}
+	resp, err := c.Get("http://" + m[1] + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("pprof: status %d, body %.200q", resp.StatusCode, body)
+	}
+
+	s.cmd.Process.Signal(syscall.SIGUSR1)
+	if !s.stdout.waitFor("\nstats ", ioTimeout) {
+		t.Fatalf("no stats line within %v of SIGUSR1:\n%s", ioTimeout, s.stdout)
+	}
+	if st := statsOf(t, s.stdout.String()); st["accepted"] == 0 || st["bytes_in"] < 300<<10 {
+		t.Errorf("stats after an exchange of 300 KiB: %v", st)
+	}
+	if status := s.stop(t, syscall.SIGTERM); status != 0 {
+		t.Fatalf("exit status %d after SIGTERM\nstderr:\n%s", status, s.stderr)
+	}
+	for _, f := range []string{cpu, trc} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v, want a non-empty file", f, err)
+		}
 	}
 }

@@ -1,24 +1,29 @@
-// Package loadgen is merlin's first load generator, for the echo workload.
+// Package loadgen is merlin's load generator: the same code behind
+// `merlin load` and `merlin bench`.
 //
-// Each connection is one goroutine on Go's net package running a closed
-// loop: it writes Depth messages of Size bytes in one write, reads the
-// echoes back and compares every byte, then starts again, until Duration
-// ends. Every message is distinct (it carries its connection's index and a
-// sequence number, then a seeded pattern shifted by both), so a dropped,
-// repeated, reordered or cross-wired byte is caught and reported with its
-// offset. The server is never trusted: all I/O has a deadline.
+// It drives the echo workload (every message carries its connection's index
+// and a sequence number, then a seeded pattern shifted by both, so a
+// dropped, repeated, reordered or cross-wired byte is caught with its
+// offset) or plain HTTP/1.1 GETs with keep-alive (status, framing and body
+// checked), in one of four modes: closed loop (Conns connections, Depth
+// requests in flight each), open loop at a fixed offered Rate (wrk2's
+// method: latency is measured from the time a request was meant to be
+// sent, so a stalled server cannot hide its stall by slowing the client
+// down), churn (connect, one exchange, close) and idle (hold Conns
+// connections open). Latency goes into an HdrHistogram. The server is never
+// trusted: all I/O has a deadline.
+//
+// A run dials, warms up for Config.Warmup, then measures for
+// Config.Duration; only the measured window is counted in Result, and the
+// generator's own CPU time over that window is reported beside it.
 //
 //	res, err := loadgen.Config{Addr: "127.0.0.1:7000", Conns: 64, Duration: 5 * time.Second}.Run(ctx)
 package loadgen
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -34,59 +39,131 @@ const (
 	DefaultDuration  = 10 * time.Second
 	DefaultTimeout   = 10 * time.Second
 	DefaultMaxErrors = 5
+	DefaultHTTPPath  = "/plaintext"
+)
+
+// Workloads.
+const (
+	Echo = "echo" // echo: every byte comes back
+	HTTP = "http" // HTTP/1.1 GET with keep-alive
+)
+
+// Modes.
+const (
+	Closed = "closed" // Conns connections, Depth requests in flight each (the default)
+	Churn  = "churn"  // each of Conns workers: connect, one exchange, close, again
+	Idle   = "idle"   // Conns connections, one exchange each, then held open
 )
 
 // Config describes one run. The zero value of a field means its default.
 type Config struct {
 	Network string // "tcp" (default), "tcp4", "tcp6" or "unix"
 	Addr    string // the server's address; required
-	Conns   int    // concurrent connections; default 1
-	Size    int    // bytes per message; default 64
-	Depth   int    // messages per write (pipelining depth); default 1
-	// Duration is how long connections start new batches; batches in
-	// flight when it ends are finished and counted. Default 10 s.
+	// Workload is Echo (default) or HTTP.
+	Workload string
+	// Mode is Closed (default), Churn or Idle. A Rate makes a Closed run
+	// open-loop.
+	Mode  string
+	Conns int // connections (workers in Churn); default 1
+	Size  int // echo: bytes per message; default 64
+	// Depth is the number of requests written together: in a closed loop,
+	// the requests in flight per connection; open-loop, the requests sent
+	// at each scheduled time. Default 1.
+	Depth int
+	// Rate, if positive, runs open-loop: requests per second offered over
+	// all connections, each connection sending its share on a fixed
+	// schedule whatever the answers do. Latency is measured from each
+	// request's scheduled time.
+	Rate float64
+	// Warmup is how long the load runs before the measured window; not
+	// counted.
+	Warmup time.Duration
+	// Duration is the measured window; default 10 s. Requests in flight
+	// when it ends are finished and checked, not counted.
 	Duration time.Duration
-	// Timeout bounds each dial and each batch's write and read-back; a
-	// server slower than that is an error. Default 10 s.
+	// Timeout bounds each dial and each exchange; a server slower than
+	// that is an error. Default 10 s.
 	Timeout time.Duration
 	// Seed selects the payload pattern.
 	Seed uint64
 	// MaxErrors is how many error messages Result keeps (all are
 	// counted). Default 5.
 	MaxErrors int
+	// HTTPPath is the path requested (default /plaintext); HTTPHost the
+	// Host header (default the address). HTTPBody, if not nil, is the body
+	// every response must have.
+	HTTPPath, HTTPHost string
+	HTTPBody           []byte
+	// Dial makes the connections; nil means Go's net package. With
+	// transports.DialNet it puts the client on any transport.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Progress, if set, is called about once a second from a goroutine of
 	// Run with the totals so far.
 	Progress func(Progress)
+	// OnWindow, if set, is called when the measured window starts (start
+	// true; nothing is counted yet) and when it ends (start false; nothing
+	// more is counted), from Run's goroutine. A benchmark samples the
+	// server there.
+	OnWindow func(start bool)
 }
 
 // Progress is a snapshot of a run in progress.
 type Progress struct {
-	Elapsed  time.Duration
-	Requests uint64 // messages echoed and checked
-	Bytes    uint64 // payload bytes echoed and checked
-	Errors   uint64
+	Elapsed   time.Duration // since the load started (after dialing)
+	Measuring bool          // in the measured window (else warming up or draining)
+	Requests  uint64        // requests completed and checked, warm-up included
+	Bytes     uint64        // payload bytes checked, warm-up included
+	Errors    uint64
 }
 
-// Result is the outcome of a run.
+// Result is the outcome of a run: what was completed in the measured
+// window.
 type Result struct {
-	Config   Config        // the run's Config, defaults filled in
-	Elapsed  time.Duration // from the first dial until the last connection ended
-	Requests uint64        // messages echoed and checked (Depth per batch)
-	Bytes    uint64        // payload bytes echoed and checked, one direction
-	// Errors counts failed connections: a connection stops at its first
-	// error (a failed dial, write or read, or a mismatch), since its
-	// stream can no longer be trusted.
+	Config  Config        // the run's Config, defaults filled in
+	Elapsed time.Duration // the measured window
+	// Requests counts requests completed and checked in the window: echo
+	// messages, HTTP responses, or in Churn connections (each a connect,
+	// one exchange of Depth requests, and a close).
+	Requests uint64
+	// Bytes counts payload bytes checked in the window: echo, one
+	// direction; HTTP, whole responses.
+	Bytes uint64
+	// Errors counts failed connections, over the whole run: a connection
+	// stops at its first error (a failed dial, write or read, a mismatch, a
+	// bad response), since its stream can no longer be trusted.
 	Errors uint64
 	// FirstErrors holds the first Config.MaxErrors errors.
 	FirstErrors []error
+	// Open is the number of connections open when the window ended.
+	Open int
+	// Latency holds the latency of every request completed in the
+	// window: from its scheduled send time when open-loop, from its
+	// write otherwise (closed-loop latency suffers coordinated omission:
+	// report it with care).
+	Latency *Histogram
+	// ClientUser and ClientSys are this process's CPU time over the
+	// window.
+	ClientUser, ClientSys time.Duration
 }
 
-// RequestsPerSecond returns the rate of checked messages.
+// RequestsPerSecond returns the rate of checked requests.
 func (r Result) RequestsPerSecond() float64 { return perSecond(r.Requests, r.Elapsed) }
 
 // MBPerSecond returns the rate of checked payload, in 10⁶ bytes per second
 // as Go benchmarks count.
 func (r Result) MBPerSecond() float64 { return perSecond(r.Bytes, r.Elapsed) / 1e6 }
+
+// ClientBusy returns the generator's CPU time over the window divided by
+// the window: 1 is one core kept busy.
+func (r Result) ClientBusy() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ClientUser+r.ClientSys) / float64(r.Elapsed)
+}
+
+// OpenLoop reports whether the run was open-loop.
+func (r Result) OpenLoop() bool { return r.Config.Rate > 0 && r.Config.Mode == Closed }
 
 func perSecond(n uint64, d time.Duration) float64 {
 	if d <= 0 {
@@ -95,35 +172,16 @@ func perSecond(n uint64, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// MismatchError reports an echo that differs from what was sent.
-type MismatchError struct {
-	Conn   int    // connection index
-	Batch  uint64 // batch number on that connection, from 0
-	Offset int    // offset of the first differing byte in the batch
-	Want   byte
-	Got    byte
-	// GotConn and GotSeq decode the header of the message holding the
-	// difference as received (valid if HeaderOK), which names the
-	// connection and message the bytes came from when streams are mixed.
-	GotConn, GotSeq uint32
-	HeaderOK        bool
-	Size            int // message size, to place Offset in its message
-}
-
-func (e *MismatchError) Error() string {
-	msg, off := e.Offset/e.Size, e.Offset%e.Size
-	s := fmt.Sprintf("loadgen: conn %d batch %d: echo differs at byte %d (message %d, byte %d): want %#02x, got %#02x",
-		e.Conn, e.Batch, e.Offset, msg, off, e.Want, e.Got)
-	if e.HeaderOK {
-		s += fmt.Sprintf(" (received message header says conn %d seq %d)", e.GotConn, e.GotSeq)
-	}
-	return s
-}
-
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
 	if c.Network == "" {
 		c.Network = DefaultNetwork
+	}
+	if c.Workload == "" {
+		c.Workload = Echo
+	}
+	if c.Mode == "" {
+		c.Mode = Closed
 	}
 	if c.Conns == 0 {
 		c.Conns = DefaultConns
@@ -143,6 +201,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxErrors == 0 {
 		c.MaxErrors = DefaultMaxErrors
 	}
+	if c.HTTPPath == "" {
+		c.HTTPPath = DefaultHTTPPath
+	}
+	if c.HTTPHost == "" {
+		c.HTTPHost = c.Addr
+	}
 	return c
 }
 
@@ -150,72 +214,215 @@ func (c Config) validate() error {
 	switch {
 	case c.Addr == "":
 		return errors.New("loadgen: no address")
+	case c.Workload != Echo && c.Workload != HTTP:
+		return fmt.Errorf("loadgen: unknown workload %q (want %s or %s)", c.Workload, Echo, HTTP)
+	case c.Mode != Closed && c.Mode != Churn && c.Mode != Idle:
+		return fmt.Errorf("loadgen: unknown mode %q (want %s, %s or %s)", c.Mode, Closed, Churn, Idle)
 	case c.Conns < 0 || c.Size < 0 || c.Depth < 0:
 		return fmt.Errorf("loadgen: negative conns (%d), size (%d) or depth (%d)", c.Conns, c.Size, c.Depth)
 	case c.Depth > (1<<30)/c.Size:
 		return fmt.Errorf("loadgen: a batch of %d x %d bytes is over 1 GiB", c.Depth, c.Size)
-	case c.Duration < 0 || c.Timeout < 0:
-		return errors.New("loadgen: negative duration or timeout")
+	case c.Duration < 0 || c.Timeout < 0 || c.Warmup < 0:
+		return errors.New("loadgen: negative duration, warm-up or timeout")
+	case c.Rate < 0:
+		return errors.New("loadgen: negative rate")
+	case c.Rate > 0 && c.Mode != Closed:
+		return fmt.Errorf("loadgen: a rate applies to the closed mode (open loop), not to %s", c.Mode)
+	case c.Rate > 0 && c.Workload == Echo && c.Size*c.Depth > inlineWrite:
+		return fmt.Errorf("loadgen: open-loop batches are limited to %d bytes", inlineWrite)
 	}
 	return nil
 }
 
-// Run runs the load until Config.Duration has passed or ctx ends, and
-// returns what was checked. Its error is only for an invalid Config; I/O
-// errors and mismatches are in Result.
+// Run runs the load and returns what was checked. Its error is only for an
+// invalid Config; I/O errors and mismatches are in Result. Cancelling ctx
+// ends the run early (the window then ends at once) and interrupts
+// blocked I/O; that is not counted as an error.
 func (c Config) Run(ctx context.Context) (Result, error) {
 	c = c.withDefaults()
 	if err := c.validate(); err != nil {
 		return Result{}, err
 	}
-	r := &run{cfg: c, pattern: newPattern(c.Seed, c.Size)}
+	r := newRun(c)
+	if r.cfg.Dial == nil {
+		d := net.Dialer{Timeout: c.Timeout}
+		r.cfg.Dial = d.DialContext
+	}
 
-	// stop ends new batches; ctx (the caller's) also bounds dials and
-	// in-flight I/O, so cancelling it ends a run promptly.
-	stop, cancel := context.WithTimeout(ctx, c.Duration)
-	defer cancel()
-
-	start := time.Now()
 	var wg sync.WaitGroup
+	ready := make(chan struct{}, c.Conns)
 	for i := range c.Conns {
 		wg.Go(func() {
-			if err := r.conn(ctx, stop, i); err != nil {
+			var err error
+			switch {
+			case c.Mode == Churn:
+				ready <- struct{}{}
+				err = r.churn(ctx, i)
+			case c.Mode == Idle:
+				err = r.idle(ctx, i, ready)
+			case c.Rate > 0:
+				err = r.openLoop(ctx, i, ready)
+			default:
+				err = r.closedLoop(ctx, i, ready)
+			}
+			if err != nil {
 				r.fail(err)
 			}
 		})
 	}
-
+	// Every worker says it is ready (dialed, or failed) before the load
+	// starts, so that dialing is not measured.
+	for range c.Conns {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+		}
+	}
+	// Without a warm-up the window opens before the load starts, so that
+	// its first requests are counted.
+	var w window
+	if c.Warmup <= 0 {
+		w = r.openWindow()
+	}
+	r.startTime = time.Now() // the open loop's schedule starts here
+	close(r.start)
+	go func() {
+		wg.Wait()
+		close(r.workersDone)
+	}()
+	var pwg sync.WaitGroup
+	done := make(chan struct{})
 	if c.Progress != nil {
-		done := make(chan struct{})
-		var pwg sync.WaitGroup
-		pwg.Go(func() { r.report(start, done) })
-		defer pwg.Wait()
-		defer close(done)
+		pwg.Go(func() { r.report(done) })
 	}
-	wg.Wait()
+	if c.Warmup > 0 {
+		r.sleep(ctx, c.Warmup)
+		w = r.openWindow()
+	}
 
-	res := Result{
-		Config:   c,
-		Elapsed:  time.Since(start),
-		Requests: r.requests.Load(),
-		Bytes:    r.bytes.Load(),
-		Errors:   r.errors.Load(),
-	}
+	r.sleep(ctx, c.Duration)
+	res := r.closeWindow(w)
+	close(r.stop)
+	<-r.workersDone
+	close(done)
+	pwg.Wait()
+
+	res.Config = c
+	res.Errors = r.errors.Load()
 	r.mu.Lock()
 	res.FirstErrors = r.first
 	r.mu.Unlock()
+	res.Latency = r.hist.merge()
 	return res, nil
+}
+
+// window holds the counters at the start of the measured window.
+type window struct {
+	t0       time.Time
+	u0, s0   time.Duration
+	req0, b0 uint64
+}
+
+// openWindow starts the measured window.
+func (r *run) openWindow() window {
+	if r.cfg.OnWindow != nil {
+		r.cfg.OnWindow(true)
+	}
+	var w window
+	w.u0, w.s0 = cpuTime()
+	w.t0 = time.Now()
+	w.req0, w.b0 = r.requests.Load(), r.bytes.Load()
+	r.measuring.Store(true)
+	return w
+}
+
+// closeWindow ends the measured window and returns what it counted.
+func (r *run) closeWindow(w window) Result {
+	r.measuring.Store(false)
+	req1, b1 := r.requests.Load(), r.bytes.Load()
+	t1 := time.Now()
+	u1, s1 := cpuTime()
+	open := int(r.open.Load())
+	if r.cfg.OnWindow != nil {
+		r.cfg.OnWindow(false)
+	}
+	return Result{
+		Elapsed:    t1.Sub(w.t0),
+		Requests:   req1 - w.req0,
+		Bytes:      b1 - w.b0,
+		Open:       open,
+		ClientUser: u1 - w.u0,
+		ClientSys:  s1 - w.s0,
+	}
+}
+
+// sleep waits for d, or until ctx ends or every worker has stopped (all
+// failed).
+func (r *run) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-r.workersDone:
+	}
 }
 
 // run is the shared state of one Run.
 type run struct {
-	cfg     Config
-	pattern []byte // read-only; see fill
+	cfg   Config
+	proto protocol
+	start chan struct{} // closed when the load starts
+	stop  chan struct{} // closed when the window has ended
+	// workersDone is closed once every worker has returned.
+	workersDone chan struct{}
+
+	startTime time.Time // set before start is closed
 
 	requests, bytes, errors atomic.Uint64
+	open                    atomic.Int64
+	measuring               atomic.Bool
+	hist                    *shardedHist
 
 	mu    sync.Mutex
 	first []error // guarded by mu
+}
+
+func newRun(c Config) *run {
+	r := &run{
+		cfg:         c,
+		start:       make(chan struct{}),
+		stop:        make(chan struct{}),
+		workersDone: make(chan struct{}),
+		hist:        newShardedHist(min(c.Conns, 16)),
+	}
+	if c.Workload == HTTP {
+		r.proto = newHTTPProto(c)
+	} else {
+		r.proto = &echoProto{size: c.Size, pattern: newPattern(c.Seed, c.Size)}
+	}
+	return r
+}
+
+// done counts n requests of b bytes completed, and their latency.
+func (r *run) done(conn int, n int, b int, lat time.Duration) {
+	r.requests.Add(uint64(n))
+	r.bytes.Add(uint64(b))
+	if r.measuring.Load() {
+		r.hist.record(conn, lat, n)
+	}
+}
+
+// ended reports whether the window has ended (or the caller cancelled).
+func (r *run) ended(ctx context.Context) bool {
+	select {
+	case <-r.stop:
+		return true
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *run) fail(err error) {
@@ -228,7 +435,7 @@ func (r *run) fail(err error) {
 }
 
 // report calls Config.Progress once a second until done is closed.
-func (r *run) report(start time.Time, done <-chan struct{}) {
+func (r *run) report(done <-chan struct{}) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -237,125 +444,46 @@ func (r *run) report(start time.Time, done <-chan struct{}) {
 			return
 		case <-tick.C:
 			r.cfg.Progress(Progress{
-				Elapsed:  time.Since(start),
-				Requests: r.requests.Load(),
-				Bytes:    r.bytes.Load(),
-				Errors:   r.errors.Load(),
+				Elapsed:   time.Since(r.startTime),
+				Measuring: r.measuring.Load(),
+				Requests:  r.requests.Load(),
+				Bytes:     r.bytes.Load(),
+				Errors:    r.errors.Load(),
 			})
 		}
 	}
 }
 
-// inlineWrite is the largest batch written before reading back. A larger
-// one is written from a second goroutine while this one reads: the server
-// stops reading once its output backs up (Config.MaxWriteBuffer), so a
-// client that finishes a large write before reading could wait forever.
-// Below this size the socket buffers on both sides hold the whole batch.
-const inlineWrite = 64 << 10
-
-// conn runs connection i until stop ends, and returns its first error.
-func (r *run) conn(ctx, stop context.Context, i int) error {
-	cfg := r.cfg
-	d := net.Dialer{Timeout: cfg.Timeout}
-	c, err := d.DialContext(ctx, cfg.Network, cfg.Addr)
+// dial connects worker i, with a deadline-bounded context.
+func (r *run) dial(ctx context.Context, i int) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	c, err := r.cfg.Dial(dctx, r.cfg.Network, r.cfg.Addr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // the caller cancelled
-		}
-		return fmt.Errorf("loadgen: conn %d: %w", i, err)
+		return nil, fmt.Errorf("loadgen: conn %d: %w", i, err)
 	}
-	defer c.Close()
-	// Cancelling ctx interrupts blocked I/O at once.
-	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })()
-
-	n := cfg.Depth * cfg.Size
-	out, in := make([]byte, n), make([]byte, n)
-	for batch := uint64(0); stop.Err() == nil; batch++ {
-		seq := uint32(batch * uint64(cfg.Depth))
-		for m := range cfg.Depth {
-			r.fill(out[m*cfg.Size:(m+1)*cfg.Size], i, seq+uint32(m))
-		}
-		if err := c.SetDeadline(time.Now().Add(cfg.Timeout)); err != nil {
-			return fmt.Errorf("loadgen: conn %d: %w", i, err)
-		}
-		if err := exchange(c, out, in); err != nil {
-			if ctx.Err() != nil {
-				return nil // the caller cancelled: not the server's fault
-			}
-			return fmt.Errorf("loadgen: conn %d batch %d: %w", i, batch, err)
-		}
-		if !bytes.Equal(out, in) {
-			return r.mismatch(i, batch, out, in)
-		}
-		r.requests.Add(uint64(cfg.Depth))
-		r.bytes.Add(uint64(n))
-	}
-	return nil
+	r.open.Add(1)
+	return c, nil
 }
 
-// exchange writes out in one write and reads len(in) bytes back.
-func exchange(c net.Conn, out, in []byte) error {
-	if len(out) <= inlineWrite {
-		if _, err := c.Write(out); err != nil {
-			return err
-		}
-		_, err := io.ReadFull(c, in)
-		return err
-	}
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(out)
-		werr <- err
-	}()
-	_, rerr := io.ReadFull(c, in)
-	if rerr != nil {
-		c.SetDeadline(time.Now()) // unblock the writer
-	}
-	if err := <-werr; err != nil && rerr == nil {
-		return err
-	}
-	return rerr
+// hangUp closes c, which dial opened.
+func (r *run) hangUp(c net.Conn) {
+	c.Close()
+	r.open.Add(-1)
 }
 
-// mismatch describes the first difference between out and in.
-func (r *run) mismatch(i int, batch uint64, out, in []byte) error {
-	off := 0
-	for out[off] == in[off] {
-		off++
+// waitStart waits for the load to start; false if ctx ended first.
+func (r *run) waitStart(ctx context.Context) bool {
+	select {
+	case <-r.start:
+		return ctx.Err() == nil
+	case <-ctx.Done():
+		return false
 	}
-	e := &MismatchError{Conn: i, Batch: batch, Offset: off, Want: out[off], Got: in[off], Size: r.cfg.Size}
-	if r.cfg.Size >= headerLen {
-		m := in[off/r.cfg.Size*r.cfg.Size:]
-		e.GotConn, e.GotSeq, e.HeaderOK = binary.LittleEndian.Uint32(m), binary.LittleEndian.Uint32(m[4:]), true
-	}
-	return e
 }
 
-// The payload. Each message starts with an 8-byte header, the connection
-// index and the message's sequence number (little endian), truncated for
-// messages shorter than that; the rest is a window of a seeded random
-// pattern whose start depends on both, so messages differ in their bodies
-// as well.
-const (
-	headerLen = 8
-	patStride = 65521 // a prime: windows start at every offset below it
-)
-
-func newPattern(seed uint64, size int) []byte {
-	rng := rand.New(rand.NewPCG(seed, 0x6d65726c696e)) // "merlin"
-	p := make([]byte, patStride+size)
-	for i := range p {
-		p[i] = byte(rng.Uint32())
-	}
-	return p
-}
-
-// fill writes message seq of connection conn into m.
-func (r *run) fill(m []byte, conn int, seq uint32) {
-	var h [headerLen]byte
-	binary.LittleEndian.PutUint32(h[:], uint32(conn))
-	binary.LittleEndian.PutUint32(h[4:], seq)
-	n := copy(m, h[:])
-	start := (uint64(conn)*7919 + uint64(seq)*104729) % patStride
-	copy(m[n:], r.pattern[start:])
+// interruptOnCancel makes cancelling ctx interrupt c's blocked I/O; call
+// the result to stop.
+func interruptOnCancel(ctx context.Context, c net.Conn) func() bool {
+	return context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 }

@@ -1,8 +1,13 @@
 package loadgen
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+
 	"context"
 	"errors"
+	"github.com/google/go-cmp/cmp"
 	"io"
 	"net"
 	"strings"
@@ -242,5 +247,247 @@ func TestConfigInvalid(t *testing.T) {
 		if _, err := c.Run(context.Background()); err == nil {
 			t.Errorf("Run(%+v) = nil error, want one", c)
 		}
+	}
+}
+
+// An open-loop run measures latency from each request's scheduled time:
+// a server that stalls once for 300 ms, in a 1 s window at 1000 requests
+// a second, delays the 300 requests scheduled meanwhile by up to 300 ms,
+// so the 99th percentile shows the stall. (A closed-loop client would have
+// sent nothing during it, and recorded one slow request.)
+func TestOpenLoopSeesStall(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	s := startServer(t, func(_ *server, c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 4096)
+		total, stalled := 0, false
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			total += n
+			if !stalled && total >= 100*64 {
+				stalled = true
+				time.Sleep(stall) // the behaviour under test, not synchronisation
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	})
+	var windows []bool
+	res, err := Config{
+		Addr: s.addr(), Conns: 1, Size: 64, Rate: 1000, Duration: time.Second,
+		OnWindow: func(start bool) { windows = append(windows, start) },
+	}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 {
+		t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
+	}
+	if d := cmp.Diff([]bool{true, false}, windows); d != "" {
+		t.Errorf("OnWindow calls (-want +got):\n%s", d)
+	}
+	if !res.OpenLoop() {
+		t.Errorf("OpenLoop() = false for a run with a rate")
+	}
+	// About 1000 requests were scheduled in the window; allow for a slow
+	// machine, not for a client that stopped sending during the stall.
+	if res.Requests < 800 || res.Requests > 1100 {
+		t.Errorf("Requests = %d in a 1 s window at 1000/s, want about 1000", res.Requests)
+	}
+	if got := res.Latency.Count(); got != int64(res.Requests) {
+		t.Errorf("latency count %d, want one per request (%d)", got, res.Requests)
+	}
+	p50, p99, pmax := res.Latency.Quantile(0.5), res.Latency.Quantile(0.99), res.Latency.Max()
+	t.Logf("%d requests, p50 %v, p99 %v, max %v, client CPU %v+%v", res.Requests, p50, p99, pmax, res.ClientUser, res.ClientSys)
+	if p99 < 200*time.Millisecond || pmax < 250*time.Millisecond {
+		t.Errorf("p99 %v, max %v: want at least 200 ms and 250 ms after a 300 ms stall", p99, pmax)
+	}
+	if p50 > 100*time.Millisecond {
+		t.Errorf("p50 %v: want well under the stall", p50)
+	}
+}
+
+// The open loop checks every byte too.
+func TestOpenLoopDetectsCorruption(t *testing.T) {
+	s := startServer(t, func(_ *server, c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 1000)
+		for total := 0; ; {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if total <= 1000 && 1000 < total+n {
+				buf[1000-total] ^= 0x40
+			}
+			total += n
+			if _, err := c.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	})
+	res, err := Config{Addr: s.addr(), Conns: 1, Size: 100, Depth: 2, Rate: 2000, Duration: 5 * time.Second}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var me *MismatchError
+	if res.Errors != 1 || !errors.As(res.FirstErrors[0], &me) {
+		t.Fatalf("Errors = %d (%v), want 1 mismatch", res.Errors, res.FirstErrors)
+	}
+	// Byte 1000 is batch 5 (of 200 bytes), offset 0.
+	if me.Batch != 5 || me.Offset != 0 {
+		t.Errorf("%v: want batch 5 offset 0", me)
+	}
+}
+
+const helloBody = "Hello, World!"
+
+func helloServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/plaintext" || r.Method != http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, helloBody)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// The HTTP workload against net/http: closed loop with and without
+// pipelining, and open loop; every response is checked.
+func TestHTTP(t *testing.T) {
+	s := helloServer(t)
+	addr := strings.TrimPrefix(s.URL, "http://")
+	for _, tc := range []struct {
+		name         string
+		conns, depth int
+		rate         float64
+	}{
+		{name: "depth=1", conns: 4, depth: 1},
+		{name: "depth=16", conns: 2, depth: 16},
+		{name: "open-loop", conns: 2, depth: 1, rate: 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Config{
+				Addr: addr, Workload: HTTP, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
+				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond,
+			}.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 0 {
+				t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
+			}
+			if res.Requests == 0 || res.Bytes < res.Requests*uint64(len(helloBody)) {
+				t.Errorf("Requests = %d, Bytes = %d: want some, each with its body", res.Requests, res.Bytes)
+			}
+		})
+	}
+}
+
+// Wrong bodies, statuses and closing responses are errors.
+func TestHTTPBadResponses(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{name: "body", handler: func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "Goodbye") }, want: "body"},
+		{name: "status", handler: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no", http.StatusTeapot) }, want: "418"},
+		{name: "close", handler: func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, helloBody)
+		}, want: "Connection: close"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := httptest.NewServer(tc.handler)
+			t.Cleanup(s.Close)
+			res, err := Config{
+				Addr: strings.TrimPrefix(s.URL, "http://"), Workload: HTTP, HTTPBody: []byte(helloBody),
+				Duration: 5 * time.Second,
+			}.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 1 || !errors.Is(res.FirstErrors[0], ErrBadResponse) || !strings.Contains(res.FirstErrors[0].Error(), tc.want) {
+				t.Fatalf("Errors = %d (%v), want one ErrBadResponse mentioning %q", res.Errors, res.FirstErrors, tc.want)
+			}
+		})
+	}
+}
+
+// Churn connects, exchanges once and closes, again and again; idle holds
+// its connections open through the window.
+func TestChurnAndIdle(t *testing.T) {
+	s := startServer(t, echo)
+	res, err := Config{Addr: s.addr(), Mode: Churn, Conns: 2, Depth: 2, Duration: 300 * time.Millisecond}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Requests == 0 || res.Open > 2 {
+		t.Errorf("churn: Errors = %d (%v), Requests = %d, Open = %d; want 0, some, at most 2", res.Errors, res.FirstErrors, res.Requests, res.Open)
+	}
+	if res.Bytes != res.Requests*2*64 {
+		t.Errorf("churn: Bytes = %d, want 2 messages of 64 bytes per connection (%d)", res.Bytes, res.Requests*2*64)
+	}
+
+	var edges []int
+	res, err = Config{Addr: s.addr(), Mode: Idle, Conns: 20, Duration: 100 * time.Millisecond,
+		OnWindow: func(bool) { edges = append(edges, 0) },
+	}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Open != 20 || len(edges) != 2 {
+		t.Errorf("idle: Errors = %d (%v), Open = %d, %d window edges; want 0, 20, 2", res.Errors, res.FirstErrors, res.Open, len(edges))
+	}
+}
+
+// The generator's connections can come from any dialer (a transport,
+// through transports.DialNet).
+func TestDial(t *testing.T) {
+	s := startServer(t, echo)
+	var dials atomic.Int32
+	res, err := Config{
+		Addr: s.addr(), Conns: 3, Duration: 100 * time.Millisecond,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || dials.Load() != 3 {
+		t.Errorf("Errors = %d (%v), dials = %d; want 0, 3", res.Errors, res.FirstErrors, dials.Load())
+	}
+}
+
+// A correct echo server passes every check; nothing listening fails one
+// check that says so.
+func TestCheck(t *testing.T) {
+	s := startServer(t, echo)
+	for _, r := range Check(context.Background(), "tcp", s.addr(), 10*time.Second) {
+		if r.Err != nil || r.Skipped != "" {
+			t.Errorf("%s: %v %s", r.Name, r.Err, r.Skipped)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	rs := Check(context.Background(), "tcp", addr, 10*time.Second)
+	if len(rs) != 1 || rs[0].Name != "connect" || rs[0].Err == nil {
+		t.Errorf("nothing listening: %+v, want one failed connect", rs)
 	}
 }

@@ -1,0 +1,12 @@
+// Package peers holds other frameworks' servers, run beside merlin's by
+// `merlin bench -peers NAME,...` under the same load generator, pinned the
+// same way. It is its own module, so that merlin's module does not depend
+// on them.
+//
+// Each peer is a command (peers/NAME) with merlin serve's flags: -addr
+// (port 0 picks a free port), -network, -app echo, -cpuprofile; it prints
+// "listening on ADDR (peer NAME)" once it accepts, and exits 0 on SIGTERM
+// or SIGINT.
+//
+//	go build -o /tmp/peer-gnet ./gnet && /tmp/peer-gnet -addr 127.0.0.1:0
+package peers

@@ -1,0 +1,119 @@
+// Package peer is what the peer servers share: merlin serve's flags, the
+// listening line, profiling, and the signals that end them.
+package peer
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Flags are the flags every peer takes, as merlin serve names them.
+type Flags struct {
+	Network    string
+	Addr       string
+	App        string
+	CPUProfile string
+}
+
+// Parse defines the common flags on flag.CommandLine, lets extra define
+// the peer's own, and parses the command line. apps lists the
+// applications the peer serves (echo first, the default).
+func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
+	if len(apps) == 0 {
+		apps = []string{"echo"}
+	}
+	var f Flags
+	fs := flag.CommandLine
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe %s peer: an echo server with merlin serve's flags. It prints\n\"listening on ADDR (peer %s)\" once it accepts, and exits on SIGTERM or SIGINT.\n\nFlags:\n\n", os.Args[0], name, name)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.Network, "network", "tcp", "`network`: tcp, tcp4 or tcp6")
+	fs.StringVar(&f.Addr, "addr", "127.0.0.1:7000", "`address` to listen on; port 0 picks a free one")
+	fs.StringVar(&f.App, "app", "echo", "application: "+strings.Join(apps, ", "))
+	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	if extra != nil {
+		extra(fs)
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		Fatalf(2, "unexpected argument %q", flag.Arg(0))
+	}
+	if !slices.Contains(apps, f.App) {
+		Fatalf(1, "unknown app %q (apps: %s)", f.App, strings.Join(apps, ", "))
+	}
+	switch f.Network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		Fatalf(2, "unknown network %q (want tcp, tcp4 or tcp6)", f.Network)
+	}
+	return f
+}
+
+// Fatalf prints an error and exits with status.
+func Fatalf(status int, format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", os.Args[0], fmt.Sprintf(format, a...))
+	os.Exit(status)
+}
+
+// StartProfile starts the CPU profile the flags ask for; the returned
+// function completes it.
+func (f Flags) StartProfile() func() {
+	if f.CPUProfile == "" {
+		return func() {}
+	}
+	out, err := os.Create(f.CPUProfile)
+	if err != nil {
+		Fatalf(1, "-cpuprofile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		Fatalf(1, "-cpuprofile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}
+}
+
+// Listening prints the line merlin bench waits for.
+func Listening(addr net.Addr, name string) {
+	fmt.Printf("listening on %s (peer %s)\n", addr, name)
+}
+
+// Signals returns a context that ends on SIGTERM or SIGINT.
+func Signals() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
+
+// FreePort resolves addr for a framework that binds its own socket with
+// SO_REUSEPORT (which would silently share a port already in use by
+// another such server): it checks that the port is free by binding it
+// without SO_REUSEPORT, and picks a free one for port 0. There is a window
+// between the check and the framework's bind; on this loopback-only use,
+// a clash shows as a second server's "address already in use".
+func FreePort(network, addr string) (string, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return "", fmt.Errorf("address %s is not free: %w", addr, err)
+	}
+	defer ln.Close()
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return "", errors.New("not a TCP address")
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(a.Port)), nil
+}

@@ -24,9 +24,30 @@ import (
 // from another goroutine records its work under mu (output in fout,
 // commands in cmds) and wakes the loop, which applies it.
 type conn struct {
-	el      *evloop
-	tcp     TCP
-	h       transports.Handler
+	// The fields the hot path touches come first, to share as few cache
+	// lines as possible: after a system call, each line touched again may
+	// have to come back from farther away.
+
+	flags uint32        // owned by the loop
+	st    atomic.Uint32 // stWrShut, stClosing, stKilled: what Write and the closes answer
+	hold  atomic.Uint32 // 1 while commands that stop OnData wait for the loop
+	el    *evloop
+	out   []byte // written, not yet handed to the kernel; owned by the loop
+	// Output not yet taken by the kernel is obLoop (owned by the loop: its
+	// writes, and other goroutines' once taken) plus fob (other
+	// goroutines' writes still in fout). obPub is obLoop as last published
+	// for other goroutines: the loop publishes it when its output falls
+	// (after a write), so it is never above the truth for long, and may
+	// lag below it; in the common case, a flush that takes everything,
+	// the published 0 stays right and no atomic store is made.
+	obLoop int64
+	fob    atomic.Int64
+	obPub  atomic.Int64
+	kept   []byte // input offered and not consumed; owned by the loop
+	h      transports.Handler
+	reqBuf [2][]byte // the write requests' buffers as submitted, to recycle; owned by the loop
+	tcp    TCP
+
 	onEOF   transports.ReadEOFHandler // nil: close at the peer's FIN
 	onDrain transports.DrainHandler
 	onShut  transports.ShutdownHandler
@@ -35,11 +56,6 @@ type conn struct {
 	laddr   net.Addr
 	raddr   net.Addr
 
-	// Shared with other goroutines.
-	st       atomic.Uint32 // stWrShut, stClosing, stKilled: what Write and the closes answer
-	hold     atomic.Uint32 // 1 while commands that stop OnData wait for the loop
-	outbound atomic.Int64  // bytes written and not yet taken by the kernel
-
 	mu         sync.Mutex // guards the fields below
 	fout       []byte     // output written by other goroutines, not yet taken by the loop
 	cmds       uint32     // commands from other goroutines
@@ -47,17 +63,13 @@ type conn struct {
 	posted     bool       // queued on the loop's list
 
 	// Owned by the loop's goroutine.
-	flags  uint32
-	out    []byte       // written, not yet handed to a write request
-	spare  []byte       // an empty buffer for out
-	reqs   [2]WriteReq  // at most two writes in flight, gathered by one writev
-	iovs   [2][1][]byte // their buffers
-	reqBuf [2][]byte    // their buffers as submitted, to recycle
-	shut   ShutdownReq
-	timer  Timer // CloseTimeout, then CloseLinger
-	kept   []byte
-	err    error // OnClose's
-	ctx    any   // Context, owned by the callbacks
+	spare []byte       // an empty buffer for out
+	reqs  [2]WriteReq  // at most two writes in flight, gathered by one writev
+	iovs  [2][1][]byte // their buffers
+	shut  ShutdownReq
+	timer Timer // CloseTimeout, then CloseLinger
+	err   error // OnClose's
+	ctx   any   // Context, owned by the callbacks
 
 	// The callbacks given to the reactor, made once.
 	allocCb AllocFunc
@@ -211,7 +223,8 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.out = append(c.out, p...)
-	if c.outbound.Add(int64(len(p))) >= c.el.maxWrite && c.flags&cfBPPaused == 0 {
+	c.obLoop += int64(len(p))
+	if c.flags&cfBPPaused == 0 && c.obLoop+c.fob.Load() >= c.el.maxWrite {
 		c.limitReached()
 	}
 	c.markDirty()
@@ -230,7 +243,7 @@ func (c *conn) writeOther(p []byte) (int, error) {
 	}
 	c.fout = append(c.fout, p...)
 	cmds := uint32(cmdWrite)
-	if c.outbound.Add(int64(len(p))) >= c.el.maxWrite {
+	if c.fob.Add(int64(len(p)))+c.obPub.Load() >= c.el.maxWrite {
 		cmds |= cmdLimit
 	}
 	c.postLocked(cmds)
@@ -252,7 +265,21 @@ func (c *conn) postLocked(cmds uint32) {
 
 // OutboundBuffered returns the bytes written and not yet taken by the
 // kernel.
-func (c *conn) OutboundBuffered() int { return int(c.outbound.Load()) }
+func (c *conn) OutboundBuffered() int {
+	if c.onLoop() {
+		return int(c.obLoop + c.fob.Load())
+	}
+	return int(c.obPub.Load() + c.fob.Load())
+}
+
+// sent accounts for n bytes taken by the kernel, and publishes the output
+// left for other goroutines' OutboundBuffered.
+func (c *conn) sent(n int) {
+	c.obLoop -= int64(n)
+	if c.obPub.Load() != c.obLoop {
+		c.obPub.Store(c.obLoop)
+	}
+}
 
 // CloseWrite sends FIN once the output is flushed; reading goes on.
 func (c *conn) CloseWrite() error {
@@ -368,13 +395,15 @@ func (c *conn) applyCommands() {
 	c.posted = false
 	c.hold.Store(0)
 	wantPaused := c.wantPaused
-	if len(c.fout) > 0 {
+	if k := len(c.fout); k > 0 {
 		if len(c.out) == 0 {
 			c.out, c.fout = c.fout, c.out[:0]
 		} else {
 			c.out = append(c.out, c.fout...)
 			c.fout = c.fout[:0]
 		}
+		c.obLoop += int64(k)
+		c.fob.Add(-int64(k))
 	}
 	c.mu.Unlock()
 	if c.flags&cfFinishing != 0 || cmds == 0 {
@@ -387,7 +416,7 @@ func (c *conn) applyCommands() {
 	if cmds&cmdWrite != 0 {
 		c.markDirty()
 	}
-	if cmds&cmdLimit != 0 && c.flags&cfBPPaused == 0 {
+	if c.flags&cfBPPaused == 0 && (cmds&cmdLimit != 0 || c.obLoop+c.fob.Load() >= c.el.maxWrite) {
 		c.limitReached()
 		c.checkDrain() // the output may have fallen since
 	}
@@ -438,7 +467,7 @@ func (c *conn) limitReached() {
 // checkDrain resumes reading and calls OnDrain once output has fallen to
 // half of MaxWriteBuffer after reaching it.
 func (c *conn) checkDrain() {
-	if c.flags&cfBPPaused == 0 || c.outbound.Load() > c.el.halfWrite {
+	if c.flags&cfBPPaused == 0 || c.obLoop+c.fob.Load() > c.el.halfWrite {
 		return
 	}
 	c.flags &^= cfBPPaused
@@ -549,10 +578,10 @@ func (c *conn) deliver(in []byte, isKept bool) {
 	default:
 		c.keep(in[n:])
 	}
-	if len(c.kept) > c.el.t.cfg.MaxReadBuffer {
+	if len(c.kept) > c.el.maxRead {
 		n := len(c.kept)
 		c.releaseKept()
-		c.kill(transports.InputLimitError(n, c.el.t.cfg.MaxReadBuffer))
+		c.kill(transports.InputLimitError(n, c.el.maxRead))
 	}
 }
 
@@ -681,39 +710,38 @@ func (c *conn) onTimer(*Timer) {
 	c.kill(c.opError("close", fmt.Errorf("output not flushed within CloseTimeout %v: %w", cfg.CloseTimeout, os.ErrDeadlineExceeded)))
 }
 
-// flush writes the output gathered since the last flush: with one write
-// (TryWrite) when no request is in flight, which is the common case and
-// costs no callback; what the socket does not take then, or output that
-// comes while requests are in flight, goes to a write request (one of
-// two, so that the reactor can gather both into one writev). Once every
-// byte is handed over and a FIN is due, the shutdown queues behind them.
-func (c *conn) flush() {
-	c.flags &^= cfDirty
+// wrote takes the result of the write of c.out that the loop's flush
+// made (TryWrite, or a batch of them): the bytes sent leave the output.
+func (c *conn) wrote(n int, err error) {
 	if c.flags&cfFinishing != 0 {
 		return
 	}
-	if len(c.out) > 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil {
-		n, err := c.tcp.TryWrite(c.out)
-		if err != nil && err != syscall.EAGAIN {
-			c.kill(c.opError("write", err))
-			return
-		}
-		if n > 0 {
-			c.outbound.Add(-int64(n))
-			if n == len(c.out) {
-				if cap(c.out) <= maxSpare {
-					c.out = c.out[:0]
-				} else {
-					c.out = nil
-				}
-			} else {
-				c.out = c.out[n:]
-			}
-			c.checkDrain()
-			if c.flags&cfFinishing != 0 {
-				return
-			}
-		}
+	if err != nil && err != syscall.EAGAIN {
+		c.kill(c.opError("write", err))
+		return
+	}
+	if n == 0 {
+		return
+	}
+	c.sent(n)
+	switch {
+	case n < len(c.out):
+		c.out = c.out[n:]
+	case cap(c.out) <= maxSpare:
+		c.out = c.out[:0]
+	default:
+		c.out = nil
+	}
+	c.checkDrain()
+}
+
+// queueRest hands the output the flush's write did not take (or that came
+// while requests were in flight) to a write request (one of two, so that
+// the reactor can gather both into one writev), and once every byte is
+// handed over and a FIN is due, queues the shutdown behind them.
+func (c *conn) queueRest() {
+	if c.flags&cfFinishing != 0 {
+		return
 	}
 	if len(c.out) > 0 {
 		i := 0
@@ -740,6 +768,12 @@ func (c *conn) flush() {
 	}
 }
 
+// tryable reports whether c's output can go out with a plain write now:
+// it has some, and no write request is in flight ahead of it.
+func (c *conn) tryable() bool {
+	return c.flags&cfFinishing == 0 && len(c.out) > 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil
+}
+
 // foreignOutput reports whether other goroutines' output waits for the
 // loop, which must go out before the FIN.
 func (c *conn) foreignOutput() bool {
@@ -763,7 +797,7 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 		c.kill(c.opError("write", err))
 		return
 	}
-	c.outbound.Add(-int64(len(b)))
+	c.sent(len(b))
 	if cap(b) <= maxSpare {
 		if c.out == nil {
 			c.out = b[:0]

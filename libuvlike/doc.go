@@ -9,7 +9,8 @@
 //	uv_tcp_t       TCP           Bind, Listen, Accept (AcceptFD to hand a socket
 //	                             to another loop), Open, Connect, ReadStart with
 //	                             an AllocFunc and a ReadFunc, ReadStop, Write,
-//	                             Shutdown, Close, CloseReset (uv_tcp_close_reset)
+//	                             TryWrite (uv_try_write), Shutdown, Close,
+//	                             CloseReset (uv_tcp_close_reset)
 //	uv_write_t     WriteReq      completion callback WriteFunc
 //	uv_shutdown_t  ShutdownReq   completion callback ShutdownFunc
 //	uv_connect_t   ConnectReq    completion callback ConnectFunc
@@ -20,11 +21,14 @@
 //
 // An iteration runs due timers, pending request callbacks, idle and
 // prepare handles, the poll, then check handles and close callbacks, as
-// libuv's does. Where this reactor differs: writes are not tried inside
-// TCP.Write but gathered, and flushed once per iteration with one write or
-// writev per handle; a TCP handle also serves unix stream sockets (libuv's
-// uv_pipe_t); and a listener can pause accepting (PauseListen) to back off
-// from EMFILE.
+// libuv's does. Where this reactor differs: TCP.Write does not try the
+// socket at once but queues, and the loop flushes each handle's queue
+// once per iteration (after the prepare and again after the check
+// handles) with one write or writev; a TCP handle also serves unix stream
+// sockets (libuv's uv_pipe_t); and a listener can pause accepting
+// (PauseListen) to back off from EMFILE. Reads and writes are raw system
+// calls (no scheduler hand-off: the descriptors never block); only
+// epoll_pwait tells the scheduler it may block.
 //
 // The transport runs Config.Loops loops (spec key loops, default
 // GOMAXPROCS), each on a goroutine of its own (lockthread=true locks it to
@@ -35,10 +39,14 @@
 // Each loop has one read buffer (readbuf, default 64 KiB), lent to one
 // OnData at a time; the bytes an OnData leaves are copied to its
 // connection. Writes made on a loop append to the connection's output
-// with no lock; after the loop's callbacks, each connection written is
-// flushed with one system call, and EPOLLOUT is wanted only while output
-// is pending. Conn methods called from other goroutines queue their work
-// under the connection's mutex and wake the loop with its Async handle.
+// with no lock and no atomic operation; after the loop's callbacks (in a
+// check handle), each connection written is flushed with one TryWrite, and
+// only what the socket does not take becomes a write request, flushed
+// when EPOLLOUT comes (wanted only while output is pending; two requests
+// in flight go out in one writev). Conn methods called from other
+// goroutines queue their work under the connection's mutex and wake the
+// loop with its Async handle. Nothing on the path from a read to its
+// echo's write allocates.
 //
 // Off Linux the driver is registered, but Probe and New return an error
 // wrapping errors.ErrUnsupported.

@@ -490,3 +490,51 @@ func TestLoopCloseWithOpenHandles(t *testing.T) {
 		t.Errorf("Close = %v", err)
 	}
 }
+
+func TestTryWrite(t *testing.T) {
+	forModes(t, func(t *testing.T, l *Loop) {
+		a, b := pair(t, l)
+		if n, err := a.TryWrite([]byte("now")); n != 3 || err != nil {
+			t.Errorf("TryWrite on an empty socket = %d, %v; want 3, nil", n, err)
+		}
+		big := make([]byte, 16<<20)
+		for i := range big {
+			big[i] = byte(i * 13)
+		}
+		n, err := a.TryWrite(big)
+		if err != nil || n <= 0 || n >= len(big) {
+			t.Fatalf("TryWrite of 16 MiB = %d, %v; want a short write", n, err)
+		}
+		if m, err := a.TryWrite([]byte("x")); m != 0 || !errors.Is(err, syscall.EAGAIN) {
+			t.Errorf("TryWrite on a full socket = %d, %v; want 0, EAGAIN", m, err)
+		}
+		var w WriteReq
+		wrote := false
+		a.Write(&w, [][]byte{big[n:]}, func(_ *WriteReq, err error) {
+			if err != nil {
+				t.Errorf("write of the rest: %v", err)
+			}
+			wrote = true
+			a.Close(nil)
+		})
+		want := append([]byte("now"), big...)
+		var got []byte
+		rbuf := make([]byte, 256<<10)
+		b.ReadStart(func(*TCP, int) []byte { return rbuf }, func(h *TCP, data []byte, err error) {
+			if err == io.EOF {
+				h.Close(func(*TCP) { l.Stop() })
+				return
+			}
+			if err != nil {
+				t.Errorf("read: %v", err)
+				l.Stop()
+				return
+			}
+			got = append(got, data...)
+		})
+		run(t, l)
+		if !wrote || !bytes.Equal(got, want) {
+			t.Errorf("write completed %v; read %d bytes, equal to the %d written: %v", wrote, len(got), len(want), bytes.Equal(got, want))
+		}
+	})
+}

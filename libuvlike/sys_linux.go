@@ -8,36 +8,25 @@ import (
 )
 
 // The loop's calls that never block (the descriptors are non-blocking) go
-// through syscall.RawSyscall6: they return in microseconds, so telling the
+// through rawSyscall: they return in microseconds, so telling the
 // scheduler about them (entersyscall, exitsyscall) would cost more user
-// time than it could save, and calling it directly skips x/sys/unix's
-// trampolines. Each one is counted in Stats.Syscalls.
+// time than it could save. These wrappers are small enough to be inlined,
+// so that the kernel returns into the code that uses the result; their
+// callers count them in Stats.Syscalls.
 
-func (l *Loop) sysRead(fd int, b []byte) (int, syscall.Errno) {
-	l.Stats.Syscalls++
-	r, _, e := syscall.RawSyscall6(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
+func sysRead(fd int, b []byte) (int, syscall.Errno) {
+	r, e := rawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	return int(r), syscall.Errno(e) // n is meaningful only if errno is 0
 }
 
-func (l *Loop) sysWrite(fd int, b []byte) (int, syscall.Errno) {
-	l.Stats.Syscalls++
-	r, _, e := syscall.RawSyscall6(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
+func sysWrite(fd int, b []byte) (int, syscall.Errno) {
+	r, e := rawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	return int(r), syscall.Errno(e) // n is meaningful only if errno is 0
 }
 
-func (l *Loop) sysWritev(fd int, iov []unix.Iovec) (int, syscall.Errno) {
-	l.Stats.Syscalls++
-	r, _, e := syscall.RawSyscall6(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
+func sysWritev(fd int, iov []unix.Iovec) (int, syscall.Errno) {
+	r, e := rawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+	return int(r), syscall.Errno(e)
 }
 
 func (l *Loop) sysClose(fd int) error {

@@ -330,18 +330,29 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	if !el.post(d.start) {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: ra.addr, Err: net.ErrClosed}
 	}
+	// The loop answers exactly once, unless it stopped before it ran
+	// d.start: a teardown settles every dial it has begun before t.done
+	// closes, so after t.done an answer is there or never comes.
+	closed := func() dialResult {
+		select {
+		case r := <-d.done:
+			return r
+		default:
+			return dialResult{err: d.opError(net.ErrClosed)}
+		}
+	}
 	var r dialResult
 	select {
 	case r = <-d.done:
 	case <-t.done:
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: ra.addr, Err: net.ErrClosed}
+		r = closed()
 	case <-ctx.Done():
 		cerr := ctx.Err()
 		el.post(func() { d.cancel(cerr) })
 		select {
 		case r = <-d.done:
 		case <-t.done:
-			return nil, &net.OpError{Op: "dial", Net: network, Addr: ra.addr, Err: net.ErrClosed}
+			r = closed()
 		}
 	}
 	if r.err != nil {
@@ -443,17 +454,20 @@ type evloop struct {
 	buf   []byte // the read buffer, lent to one OnData at a time
 
 	// Owned by the loop's goroutine.
-	conns     map[*conn]struct{}
-	dials     map[*dialer]struct{}
-	handles   map[*lhandle]struct{}
-	dirty     []*conn // connections written in this iteration
-	deferred  []*conn // connections whose kept bytes are due (reading resumed)
-	keptFree  [][]byte
-	iter      uint32
-	st        loopCounters
-	stopping  bool
-	maxWrite  int64
-	halfWrite int64
+	conns      map[*conn]struct{}
+	dials      map[*dialer]struct{}
+	handles    map[*lhandle]struct{}
+	dirty      []*conn // connections written in this iteration
+	dirtySpare []*conn
+	batch      []BatchWrite
+	deferred   []*conn // connections whose kept bytes are due (reading resumed)
+	keptFree   [][]byte
+	iter       uint32
+	st         loopCounters
+	stopping   bool
+	maxWrite   int64
+	halfWrite  int64
+	maxRead    int
 
 	pub transports.Counters // published copy of the counters, for Stats
 
@@ -487,6 +501,7 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		handles:   map[*lhandle]struct{}{},
 		maxWrite:  int64(t.cfg.MaxWriteBuffer),
 		halfWrite: int64(t.cfg.MaxWriteBuffer / 2),
+		maxRead:   t.cfg.MaxReadBuffer,
 	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()
@@ -521,6 +536,9 @@ func (el *evloop) run(started chan<- struct{}) {
 	if first {
 		close(started)
 	}
+	el.mu.Lock()
+	el.closed = true // no more posts: nothing would run them
+	el.mu.Unlock()
 	if err := el.loop.Close(); err != nil {
 		el.t.cfg.Logger.Error("libuvlike: closing loop", "loop", el.idx, "err", err)
 	}
@@ -600,9 +618,10 @@ func (el *evloop) prepare(*Prepare) {
 // check runs after the I/O callbacks of an iteration.
 func (el *evloop) check(*Check) { el.work() }
 
-// work offers kept bytes where reading resumed, then queues the output of
-// every connection written since the last call: the loop flushes them
-// right after, one system call per connection.
+// work offers kept bytes where reading resumed, then flushes every
+// connection written since the last call: one TryWriteBatch writes each
+// one's output with one system call, and what the sockets did not take
+// goes to write requests.
 func (el *evloop) work() {
 	for i := 0; i < len(el.deferred); i++ {
 		c := el.deferred[i]
@@ -611,12 +630,31 @@ func (el *evloop) work() {
 		c.offerKept()
 	}
 	el.deferred = el.deferred[:0]
-	for i := 0; i < len(el.dirty); i++ {
-		c := el.dirty[i]
-		el.dirty[i] = nil
-		c.flush()
+	for len(el.dirty) > 0 {
+		// The callbacks below (OnDrain) may write: to the next round.
+		dirty := el.dirty
+		el.dirty = el.dirtySpare[:0]
+		batch := el.batch[:0]
+		for _, c := range dirty {
+			c.flags &^= cfDirty
+			if c.tryable() {
+				batch = append(batch, BatchWrite{H: &c.tcp, B: c.out})
+			}
+		}
+		el.loop.TryWriteBatch(batch)
+		j := 0
+		for i, c := range dirty {
+			dirty[i] = nil
+			if j < len(batch) && batch[j].H == &c.tcp {
+				c.wrote(batch[j].N, batch[j].Err)
+				batch[j] = BatchWrite{}
+				j++
+			}
+			c.queueRest()
+		}
+		el.batch = batch[:0]
+		el.dirtySpare = dirty[:0]
 	}
-	el.dirty = el.dirty[:0]
 }
 
 // publish copies the loop's counters where Stats reads them.
@@ -889,7 +927,7 @@ func (d *dialer) connected(_ *ConnectReq, err error) {
 		d.finish(dialResult{err: d.opError(err)})
 		return
 	}
-	if err := c.setup(d.ra.addr); err != nil {
+	if err := c.setup(nil); err != nil { // the peer's address from getpeername, as package net reports it
 		el.t.connClosed()
 		c.tcp.Close(nil)
 		d.finish(dialResult{err: d.opError(err)})
@@ -908,11 +946,9 @@ func (d *dialer) cancel(err error) {
 	}
 	delete(d.el.dials, d)
 	if d.c != nil {
-		d.c.tcp.Close(nil)
+		d.c.tcp.Close(nil) // the connect request completes with ErrCanceled, ignored
 	}
-	if errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		d.finish(dialResult{err: d.opError(err)})
-	}
+	d.finish(dialResult{err: d.opError(err)})
 }
 
 func (d *dialer) finish(r dialResult) {

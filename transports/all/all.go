@@ -7,4 +7,5 @@ package all
 import (
 	_ "github.com/merlin-net/merlin/libuvlike" // registers "libuvlike"
 	_ "github.com/merlin-net/merlin/sockets"   // registers "sockets"
+	_ "github.com/merlin-net/merlin/uring"     // registers "uring"
 )

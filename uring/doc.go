@@ -1,0 +1,19 @@
+// Package uring implements a transports.Transport on Linux io_uring.
+//
+// Each loop owns one ring and one goroutine locked to its thread, created
+// with SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them;
+// connections never move between loops. Received bytes land in a
+// kernel-provided buffer ring (multishot recv; consumed piece by piece on
+// Linux 6.12 and later, so small receives share a buffer) and are lent to
+// the Handler for one OnData call; what it keeps is copied out so the
+// buffer goes back to the ring at once, and no connection holds any. Output is copied into one buffer per connection and
+// sent with at most one send in flight, which gathers everything written
+// since the last one (SEND_ZC above a size threshold). Other goroutines
+// wake a loop through an eventfd read kept armed in its ring.
+//
+// Where the kernel lacks io_uring or a feature this package needs, Open
+// returns an error wrapping errors.ErrUnsupported that names the feature and
+// the Linux version that has it; elsewhere than Linux it always does.
+//
+//	t, err := transports.Open("uring:entries=4096,bufsize=16k", transports.Config{})
+package uring

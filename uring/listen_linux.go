@@ -1,0 +1,493 @@
+package uring
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/merlin-net/merlin/transports"
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+// listener is a Listener: one listening socket per loop (reuseport), one
+// shared by every loop (unix sockets), or one on the acceptor loop
+// (msgring).
+type listener struct {
+	t       *Transport
+	id      uint32
+	h       transports.Handler
+	network string
+	addr    net.Addr
+	local   net.Addr // the accepted conns' local address, if not a wildcard
+	path    string   // unix socket path to remove at Close
+	fds     []int
+
+	stopped atomic.Bool // Close has begun: accept errors are expected
+
+	mu      sync.Mutex
+	closed  bool
+	pending int           // acceptors not yet finished
+	done    chan struct{} // closed once every acceptor has finished and the fds are closed
+}
+
+// acceptor is a multishot accept on one loop.
+type acceptor struct {
+	ln      *listener
+	l       *loop
+	fd      int
+	slot    uint32
+	armed   bool
+	closing bool
+	backoff time.Duration
+	tm      *timer
+}
+
+func (ln *listener) Addr() net.Addr { return ln.addr }
+
+// Close stops accepting: the sockets stop listening at once (shutdown),
+// the multishot accepts are cancelled and the descriptors closed. It waits
+// for that unless called from a loop (a callback), where waiting would
+// wait for itself.
+func (ln *listener) Close() error {
+	ln.mu.Lock()
+	if ln.closed {
+		ln.mu.Unlock()
+		<-ln.done
+		return nil
+	}
+	ln.closed = true
+	ln.mu.Unlock()
+	ln.stopped.Store(true)
+	for _, fd := range ln.fds {
+		unix.Shutdown(fd, unix.SHUT_RDWR) // stop listening now: new connects are refused
+	}
+	if ln.path != "" {
+		unix.Unlink(ln.path)
+	}
+	ln.t.forgetListener(ln)
+	for _, l := range ln.t.loops {
+		l.postTask(func() {
+			for _, a := range l.acceptors {
+				if a != nil && a.ln == ln {
+					a.close()
+				}
+			}
+		})
+	}
+	if !ln.t.inCallback() {
+		<-ln.done
+	}
+	return nil
+}
+
+// acceptorDone counts one acceptor finished; the last closes the fds.
+func (ln *listener) acceptorDone() {
+	ln.mu.Lock()
+	ln.pending--
+	last := ln.pending == 0
+	ln.mu.Unlock()
+	if last {
+		for _, fd := range ln.fds {
+			unix.Close(fd)
+		}
+		close(ln.done)
+	}
+}
+
+// arm arms the multishot accept.
+func (a *acceptor) arm() {
+	s := a.l.sqe()
+	s.PrepareMultishotAccept(a.fd, 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	s.UserData = mkUD(opAccept, 0, a.slot)
+	a.armed = true
+}
+
+// close cancels the accept; the acceptor finishes at its last completion.
+func (a *acceptor) close() {
+	if a.closing {
+		return
+	}
+	a.closing = true
+	if a.armed {
+		a.l.cancel(mkUD(opAccept, 0, a.slot))
+		return
+	}
+	a.l.stopTimer(a.tm)
+	a.finish()
+}
+
+func (a *acceptor) finish() {
+	if a.l.msgsOut > 0 && a.ln.t.opt.accept == acceptMsgRing {
+		// Wait for the hand-offs in flight: their targets must see the
+		// descriptors before the loops may stop.
+		a.tm = &timer{idx: -1, f: a.finish}
+		a.l.setTimer(a.tm, time.Now().Add(time.Millisecond))
+		return
+	}
+	a.l.acceptors[a.slot] = nil
+	a.ln.acceptorDone()
+}
+
+// Back-off bounds after an accept error a retry cannot fix at once.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// onAccept handles a multishot accept completion: a new descriptor, or an
+// error, after which the accept is re-armed at once or after a back-off.
+func (a *acceptor) onAccept(res int32, flags uint32) {
+	l := a.l
+	more := flags&giouring.CQEFMore != 0
+	if !more {
+		a.armed = false
+	}
+	if !a.closing && a.ln.stopped.Load() {
+		// Close shut the socket down (the accept ends with EINVAL); its
+		// task reaches this loop next.
+		a.closing = true
+	}
+	st := l.stats
+	if res >= 0 {
+		a.backoff = 0
+		if a.closing {
+			unix.Close(int(res))
+		} else {
+			l.dispatchFD(int(res), a.ln)
+		}
+	} else if !a.closing {
+		errno := syscall.Errno(-res)
+		st.AcceptErrors.Add(1)
+		switch errno {
+		case syscall.ECONNABORTED, syscall.EPROTO, syscall.EINTR:
+			a.backoff = 0
+		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
+			a.backoff = min(max(2*a.backoff, minBackoff), maxBackoff)
+		default:
+			l.t.cfg.Logger.Error("uring: accept", "addr", a.ln.addr, "err", errno)
+			a.backoff = min(max(2*a.backoff, minBackoff), maxBackoff)
+		}
+	}
+	if more {
+		return
+	}
+	if a.closing {
+		a.finish()
+		return
+	}
+	if a.backoff > 0 && res < 0 {
+		if a.tm == nil {
+			a.tm = &timer{idx: -1, f: func() {
+				if !a.closing {
+					a.arm()
+				}
+			}}
+		}
+		l.setTimer(a.tm, time.Now().Add(a.backoff))
+		return
+	}
+	a.arm()
+}
+
+// dispatchFD serves an accepted descriptor: here, or (msgring) on the next
+// loop, handed over with MSG_RING.
+func (l *loop) dispatchFD(fd int, ln *listener) {
+	t := l.t
+	if t.opt.accept == acceptMsgRing && len(t.loops) > 1 {
+		target := t.loops[int(t.rr.Add(1))%len(t.loops)]
+		if target != l {
+			tfd := target.fdOut.Load()
+			if tfd >= 0 {
+				s := l.sqe()
+				s.PrepareMsgRing(int(tfd), uint32(fd), mkUD(opMsgFD, ln.id, 0), 0)
+				s.UserData = mkUD(opMsgSent, 0, uint32(fd))
+				l.msgsOut++
+				return
+			}
+		}
+	}
+	l.acceptFD(fd, ln)
+}
+
+// onHandedFD serves a descriptor another loop handed over.
+func (l *loop) onHandedFD(fd int, lnID uint32) {
+	if fd < 0 {
+		return
+	}
+	ln := l.t.listenerByID(lnID)
+	if ln == nil {
+		unix.Close(fd)
+		return
+	}
+	l.acceptFD(fd, ln)
+}
+
+// acceptFD makes a conn of an accepted descriptor and opens it.
+func (l *loop) acceptFD(fd int, ln *listener) {
+	c := newConn(l, fd, ln.network, ln.h)
+	c.laddr = ln.local
+	if c.laddr == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			c.laddr = sockaddrToAddr(ln.network, sa)
+		}
+		l.stats.Syscalls.Add(1)
+	}
+	if sa, err := unix.Getpeername(fd); err == nil {
+		c.raddr = sockaddrToAddr(ln.network, sa)
+	}
+	l.stats.Syscalls.Add(1)
+	if !l.t.connAdd() {
+		unix.Close(fd)
+		return
+	}
+	l.stats.Accepted.Add(1)
+	l.open(c, false)
+}
+
+// open registers c on the loop and runs OnOpen.
+func (l *loop) open(c *conn, added bool) {
+	if !added {
+		l.addConn(c)
+	}
+	if len(l.fixed) > 0 {
+		c.fixed = l.fixed[len(l.fixed)-1]
+		l.fixed = l.fixed[:len(l.fixed)-1]
+		c.fdBox = c.fd
+		s := l.sqe()
+		s.OpCode = giouring.OpFilesUpdate
+		s.Fd = -1
+		s.Addr = uint64(uintptr(unsafe.Pointer(&c.fdBox)))
+		s.Len = 1
+		s.Off = uint64(c.fixed)
+		s.UserData = mkUD(opFiles, 0, c.slot)
+		c.inflight++
+	}
+	c.mu.Lock()
+	c.inCallback = true
+	c.mu.Unlock()
+	if !c.tcp {
+		c.armRdhup()
+	}
+	c.callback("OnOpen", c.h.OnOpen)
+	c.opened = true
+	if c.dial != nil {
+		d := c.dial
+		c.dial = nil
+		d.done <- nil
+	}
+	l.markDirty(c)
+}
+
+// sockaddrToAddr converts a socket address to a net.Addr as package net
+// reports it.
+func sockaddrToAddr(network string, sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		a := &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return nil
+}
+
+// sockaddrOf converts a resolved address to a socket address and family.
+func sockaddrOf(network string, a net.Addr) (unix.Sockaddr, int, error) {
+	switch a := a.(type) {
+	case *net.UnixAddr:
+		return &unix.SockaddrUnix{Name: a.Name}, unix.AF_UNIX, nil
+	case *net.TCPAddr:
+		if ip4 := a.IP.To4(); ip4 != nil && network != "tcp6" {
+			sa := &unix.SockaddrInet4{Port: a.Port}
+			copy(sa.Addr[:], ip4)
+			return sa, unix.AF_INET, nil
+		}
+		if a.IP == nil && network == "tcp4" {
+			return &unix.SockaddrInet4{Port: a.Port}, unix.AF_INET, nil
+		}
+		sa := &unix.SockaddrInet6{Port: a.Port}
+		if a.IP != nil {
+			copy(sa.Addr[:], a.IP.To16())
+		}
+		if a.Zone != "" {
+			if ifi, err := net.InterfaceByName(a.Zone); err == nil {
+				sa.ZoneId = uint32(ifi.Index)
+			}
+		}
+		return sa, unix.AF_INET6, nil
+	}
+	return nil, 0, errors.New("uring: unsupported address type")
+}
+
+// resolve resolves address for network.
+func resolve(network, address string) (net.Addr, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return net.ResolveTCPAddr(network, address)
+	case "unix":
+		return net.ResolveUnixAddr(network, address)
+	}
+	return nil, net.UnknownNetworkError(network)
+}
+
+// socket makes a non-blocking plain TCP (never MPTCP) or unix stream
+// socket.
+func socket(family int) (int, error) {
+	proto := 0
+	if family != unix.AF_UNIX {
+		proto = unix.IPPROTO_TCP
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	return fd, nil
+}
+
+// listenSocket makes a listening socket bound to sa.
+func (t *Transport) listenSocket(network string, sa unix.Sockaddr, family int, reusePort bool) (int, error) {
+	fd, err := socket(family)
+	if err != nil {
+		return -1, err
+	}
+	fail := func(call string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, os.NewSyscallError(call, err)
+	}
+	if family != unix.AF_UNIX {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail("setsockopt", err)
+		}
+		if reusePort {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				return fail("setsockopt", err)
+			}
+		}
+		if family == unix.AF_INET6 {
+			v6only := 0
+			if network == "tcp6" {
+				v6only = 1
+			}
+			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
+		}
+		if t.cfg.NoDelay.Or(true) {
+			// Accepted sockets inherit TCP_NODELAY from the listener.
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+				return fail("setsockopt", err)
+			}
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.Listen(fd, listenBacklog()); err != nil {
+		return fail("listen", err)
+	}
+	return fd, nil
+}
+
+// listenBacklog is the kernel's limit (net.core.somaxconn), as Go uses.
+var listenBacklog = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	n := 0
+	if err == nil {
+		for _, ch := range b {
+			if ch < '0' || ch > '9' {
+				break
+			}
+			n = n*10 + int(ch-'0')
+		}
+	}
+	if n <= 0 {
+		n = unix.SOMAXCONN
+	}
+	return min(n, 65535)
+})
+
+// dialState is a Dial waiting for its connect.
+type dialState struct {
+	sa         []byte // the raw sockaddr CONNECT reads, off the stack until its completion
+	done       chan error
+	err        error
+	ctxErr     error // the context ended: the connect was cancelled
+	connecting bool  // the CONNECT is in the kernel
+}
+
+// fail reports a failed dial (the conn's socket is closed by now).
+func (d *dialState) fail(c *conn) {
+	c.l.t.connDone()
+	err := d.err
+	if err == nil {
+		err = net.ErrClosed
+	}
+	d.done <- err
+}
+
+// onConnect handles the connect's completion.
+func (c *conn) onConnect(res int32) {
+	d := c.dial
+	d.connecting = false
+	t := c.l.t
+	switch {
+	case res == -int32(syscall.ECANCELED) && d.ctxErr != nil:
+		d.err = c.opError("dial", d.ctxErr)
+	case res < 0:
+		d.err = c.opError("dial", os.NewSyscallError("connect", syscall.Errno(-res)))
+	case c.dying || t.isClosed():
+		d.err = c.opError("dial", net.ErrClosed)
+	}
+	if d.err != nil {
+		c.dying = true
+		c.maybeFinish()
+		return
+	}
+	if sa, err := unix.Getsockname(int(c.fd)); err == nil {
+		c.laddr = sockaddrToAddr(c.network, sa)
+	}
+	c.l.stats.Syscalls.Add(1)
+	c.l.stats.Dialed.Add(1)
+	c.l.open(c, true)
+}
+
+// rawSockaddr returns sa as the bytes connect(2) reads.
+func rawSockaddr(sa unix.Sockaddr) []byte {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		var r unix.RawSockaddrInet4
+		r.Family = unix.AF_INET
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		p[0], p[1] = byte(sa.Port>>8), byte(sa.Port)
+		r.Addr = sa.Addr
+		return append([]byte(nil), (*[unix.SizeofSockaddrInet4]byte)(unsafe.Pointer(&r))[:]...)
+	case *unix.SockaddrInet6:
+		var r unix.RawSockaddrInet6
+		r.Family = unix.AF_INET6
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		p[0], p[1] = byte(sa.Port>>8), byte(sa.Port)
+		r.Addr = sa.Addr
+		r.Scope_id = sa.ZoneId
+		return append([]byte(nil), (*[unix.SizeofSockaddrInet6]byte)(unsafe.Pointer(&r))[:]...)
+	case *unix.SockaddrUnix:
+		var r unix.RawSockaddrUnix
+		r.Family = unix.AF_UNIX
+		n := copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.Path[0])), len(r.Path)-1), sa.Name)
+		return append([]byte(nil), (*[unix.SizeofSockaddrUnix]byte)(unsafe.Pointer(&r))[:2+n+1]...)
+	}
+	return nil
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,615 @@
+package uring
+
+import (
+	"container/heap"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/merlin-net/merlin/transports"
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+// user_data layout. Every SQE's user_data, and so every CQE's, is
+//
+//	bits 63-56  op: what the request is (opRecv, opSend, ...)
+//	bits 55-32  aux: per-op detail (the sequence number of a SEND_ZC,
+//	            the listener of a descriptor handed over by MSG_RING)
+//	bits 31-0   index: the connection's slot in its loop's table, the
+//	            acceptor's slot, or a descriptor (opMsgSent)
+//
+// A connection's slot is reused only after every request that names it
+// has completed, so a CQE always finds the connection it belongs to.
+const (
+	opNone     = iota
+	opRecv     // multishot recv into the buffer ring; index: conn slot
+	opSend     // send or SEND_ZC of the conn's output; aux: ZC sequence
+	opShutdown // shutdown(SHUT_WR)
+	opClose    // close of the conn's descriptor
+	opCloseFix // close of the conn's fixed-file slot
+	opFiles    // FILES_UPDATE installing the conn's descriptor in the file table
+	opConnect  // connect of a dialed conn
+	opAccept   // multishot accept; index: acceptor slot
+	opWake     // eventfd read: another goroutine wants the loop
+	opMsgFD    // (target ring) a descriptor from the acceptor ring; aux: listener id, res: fd
+	opMsgSent  // (acceptor ring) the MSG_RING that sent descriptor index
+	opCancel   // ASYNC_CANCEL (CQE only on failure, which is ignored)
+	opRdhup    // unix sockets: POLL_ADD for the peer's shutdown
+)
+
+func mkUD(op uint8, aux uint32, index uint32) uint64 {
+	return uint64(op)<<56 | uint64(aux&0xffffff)<<32 | uint64(index)
+}
+
+func udOp(ud uint64) uint8     { return uint8(ud >> 56) }
+func udAux(ud uint64) uint32   { return uint32(ud>>32) & 0xffffff }
+func udIndex(ud uint64) uint32 { return uint32(ud) }
+
+// loopStats are a loop's counters: the common ones, and io_uring's own.
+type loopStats struct {
+	transports.Counters
+	sqes, cqes       atomic.Uint64
+	enobufs          atomic.Uint64
+	bufLow           atomic.Int64 // fewest free buffers seen
+	zcSends, zcCopy  atomic.Uint64
+	cancels          atomic.Uint64
+	sqFull, overflow atomic.Uint64
+	_                [64]byte
+}
+
+// loop is one ring and the goroutine, locked to its thread, that owns it
+// and every connection on it.
+type loop struct {
+	t     *Transport
+	id    int
+	ring  *ring
+	bufs  *bufRing
+	stats *loopStats
+	ls    localStats   // owned by the loop goroutine, flushed into stats
+	tid   atomic.Int64 // the loop thread's id, for inCallback
+	fdOut atomic.Int32 // the ring's descriptor, for MSG_RING senders
+
+	// Owned by the loop goroutine.
+	conns     []*conn
+	freeSlots []uint32
+	nconns    int         // slots in use
+	acceptors []*acceptor // by slot; nil when free
+	dirty     []*conn     // conns to step after the CQE batch
+	starved   []*conn     // conns whose recv ended with ENOBUFS
+	timers    timerHeap
+	fixed     []int32 // free fixed-file slots
+	wakeArmed bool
+	wakeStop  bool     // the eventfd read is being cancelled
+	efd       int      // guarded by mu after setup
+	efdBuf    *[8]byte // the eventfd read's target, off the stack
+	stopping  bool
+	msgsOut   int // MSG_RINGs sent and not completed
+	cqBuf     []cqe
+	zcSeq     uint32
+
+	// Shared with other goroutines, guarded by mu.
+	mu       sync.Mutex
+	posted   []*conn  // conns whose state other goroutines changed
+	tasks    []func() // work for the loop
+	sleeping bool     // the loop is (about to be) blocked in io_uring_enter
+	dead     bool     // the loop has stopped: posts are dropped
+	woken    bool     // an eventfd write is on its way
+	spare    []*conn
+	spareT   []func()
+}
+
+// start sets up the ring on a new goroutine locked to its thread, and
+// reports the setup's result on ready. The loop then runs until stopped.
+func (l *loop) start(wg *sync.WaitGroup, ready chan<- error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runtime.LockOSThread()
+		l.tid.Store(int64(unix.Gettid()))
+		if err := l.setup(); err != nil {
+			l.teardown()
+			l.tid.Store(0)
+			runtime.UnlockOSThread()
+			ready <- err
+			return
+		}
+		ready <- nil
+		l.run()
+		l.teardown()
+		l.tid.Store(0) // the thread goes back to the runtime, for any goroutine
+		runtime.UnlockOSThread()
+	}()
+}
+
+// setup makes the ring, the buffer ring, the file table and the eventfd.
+func (l *loop) setup() error {
+	o := &l.t.opt
+	flags := l.t.feat.setup
+	if o.sqpoll {
+		flags = (flags & setupSubmitAll) | giouring.SetupSQPoll | setupSingleIss
+	}
+	r, err := newRing(uint32(o.entries), flags, 50)
+	if err != nil {
+		return setupError(err)
+	}
+	r.rawWait = o.rawWait
+	l.ring = r
+	l.fdOut.Store(int32(r.fd))
+	if l.bufs, err = newBufRing(r.fd, 0, o.bufCount, o.bufSize); err != nil {
+		return err
+	}
+	l.stats.bufLow.Store(int64(o.bufCount))
+	if l.bufs.inc {
+		l.t.bufInc.Store(1)
+	}
+	if o.fixedFiles {
+		n := fixedTableSize()
+		reg := struct {
+			nr, flags uint32
+			resv2     uint64
+			data      uint64
+			tags      uint64
+		}{nr: uint32(n), flags: rsrcRegSparse}
+		if _, e := register(r.fd, registerFiles2, unsafe.Pointer(&reg), uint32(unsafe.Sizeof(reg))); e == 0 {
+			l.fixed = make([]int32, n)
+			for i := range l.fixed {
+				l.fixed[i] = int32(n - 1 - i)
+			}
+		}
+		// Without a table (no room under RLIMIT_NOFILE), sockets are
+		// used by descriptor, which is only slower.
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("uring: eventfd: %w", err)
+	}
+	l.efd = efd
+	l.efdBuf = new([8]byte)
+	l.cqBuf = make([]cqe, 256)
+	return nil
+}
+
+// fixedTableSize is the size of a ring's file table: the kernel refuses
+// more slots than RLIMIT_NOFILE allows.
+func fixedTableSize() int {
+	var rl unix.Rlimit
+	n := 1 << 16
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < uint64(n) {
+		n = int(rl.Cur)
+	}
+	return n
+}
+
+// teardown releases the ring and what hangs on it. Every request has
+// completed by now (run returns only then), so no memory the kernel may
+// still write is unmapped under it.
+func (l *loop) teardown() {
+	if l.ring != nil {
+		l.ring.close()
+		l.fdOut.Store(-1)
+	}
+	if l.bufs != nil {
+		l.bufs.close()
+	}
+	l.mu.Lock()
+	l.dead = true
+	if l.efd > 0 {
+		unix.Close(l.efd)
+		l.efd = 0
+	}
+	l.mu.Unlock()
+}
+
+// post asks the loop to look at c's state again. It wakes the loop if it
+// sleeps; a burst of posts costs one eventfd write.
+func (l *loop) post(c *conn) {
+	l.mu.Lock()
+	if !l.dead {
+		l.posted = append(l.posted, c)
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+}
+
+// postTask runs f on the loop (not at all if the loop has stopped).
+func (l *loop) postTask(f func()) {
+	l.mu.Lock()
+	if !l.dead {
+		l.tasks = append(l.tasks, f)
+		l.wakeLocked()
+	}
+	l.mu.Unlock()
+}
+
+// wakeLocked writes the eventfd if the loop sleeps and no write is on its
+// way. The write is made under mu, so that the eventfd cannot be closed
+// under it.
+func (l *loop) wakeLocked() {
+	if !l.sleeping || l.woken {
+		return
+	}
+	l.woken = true
+	one := [8]byte{1}
+	for {
+		if _, err := unix.Write(l.efd, one[:]); err != syscall.EINTR {
+			return
+		}
+	}
+}
+
+// run is the loop: run posted work, submit and wait, handle completions.
+func (l *loop) run() {
+	l.armWake()
+	for {
+		l.runPosted()
+		l.runTimers()
+		l.stepDirty()
+		l.rearmStarved()
+		if l.stopping && l.idle() {
+			l.ls.flush(l.stats)
+			if l.wakeArmed {
+				// The eventfd read targets Go memory: it must complete
+				// before the ring goes.
+				if !l.wakeStop {
+					l.wakeStop = true
+					l.cancel(mkUD(opWake, 0, 0))
+				}
+			} else {
+				l.finalDrain()
+				return
+			}
+		}
+		l.bufs.publish()
+		wait := l.prepareSleep()
+		var timeout int64
+		if wait {
+			if d, ok := l.timers.next(); ok {
+				timeout = max(int64(time.Until(d)), 1)
+			}
+		}
+		l.submit(wait, timeout)
+		if wait {
+			l.mu.Lock()
+			l.sleeping = false
+			l.mu.Unlock()
+			l.ls.wakeups++
+		}
+		l.reapAll()
+		l.ls.flush(l.stats)
+	}
+}
+
+// localStats are counters the loop adds to on its hot path without atomic
+// operations; flush publishes them once per iteration.
+type localStats struct {
+	reads, bytesIn, writes, bytesOut uint64
+	sqes, cqes, enters, wakeups      uint64
+}
+
+func (ls *localStats) flush(st *loopStats) {
+	if ls.reads != 0 {
+		st.Reads.Add(ls.reads)
+		st.BytesIn.Add(ls.bytesIn)
+	}
+	if ls.writes != 0 {
+		st.Writes.Add(ls.writes)
+		st.BytesOut.Add(ls.bytesOut)
+	}
+	st.sqes.Add(ls.sqes)
+	st.cqes.Add(ls.cqes)
+	st.Events.Add(ls.cqes)
+	st.Syscalls.Add(ls.enters)
+	st.Wakeups.Add(ls.wakeups)
+	*ls = localStats{}
+}
+
+// idle reports whether nothing of the loop remains in the kernel.
+func (l *loop) idle() bool {
+	if l.nconns > 0 || l.msgsOut > 0 {
+		return false
+	}
+	for _, a := range l.acceptors {
+		if a != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// finalDrain reaps what the kernel still queued for this ring (a
+// descriptor handed over by MSG_RING at the last moment is closed).
+func (l *loop) finalDrain() {
+	l.submit(false, 0)
+	l.reapAll()
+	l.ls.flush(l.stats)
+}
+
+// prepareSleep reports whether the loop may block: nothing is posted and
+// no completion waits. It then marks the loop sleeping, so that posters
+// wake it.
+func (l *loop) prepareSleep() bool {
+	if l.ring.cqReady() || len(l.dirty) > 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.posted) > 0 || len(l.tasks) > 0 {
+		return false
+	}
+	l.sleeping = true
+	return true
+}
+
+// submit publishes the prepared SQEs and enters the kernel once.
+func (l *loop) submit(wait bool, timeout int64) {
+	n := l.ring.publish()
+	l.ls.sqes += uint64(n)
+	for {
+		e := l.ring.enter(n, wait, timeout)
+		l.ls.enters++
+		switch e {
+		case 0, syscall.ETIME, syscall.EINTR:
+			return
+		case syscall.EBUSY, syscall.EAGAIN:
+			// The CQ overflowed and cannot be flushed until we reap.
+			l.stats.overflow.Add(1)
+			return
+		default:
+			l.t.cfg.Logger.Error("uring: io_uring_enter", "loop", l.id, "err", e)
+			time.Sleep(time.Millisecond) // do not spin on a broken ring
+			return
+		}
+	}
+}
+
+// sqe returns a zeroed SQE, submitting what is queued if the SQ is full.
+func (l *loop) sqe() *giouring.SubmissionQueueEntry {
+	for {
+		if s := l.ring.getSQE(); s != nil {
+			return s
+		}
+		l.stats.sqFull.Add(1)
+		if l.ring.flags&giouring.SetupSQPoll != 0 {
+			l.ring.publish()
+			l.ring.sqWait()
+			continue
+		}
+		l.submit(false, 0)
+	}
+}
+
+// reapAll handles every completion in the CQ, in batches.
+func (l *loop) reapAll() {
+	for {
+		n := l.ring.reap(l.cqBuf)
+		if n == 0 {
+			return
+		}
+		l.ls.cqes += uint64(n)
+		held := 0
+		for i := range n {
+			c := &l.cqBuf[i]
+			if c.flags&giouring.CQEFBuffer != 0 && c.flags&cqeBufMore == 0 {
+				held++
+			}
+			l.dispatch(c)
+		}
+		if free := int64(l.bufs.count - held); free < l.stats.bufLow.Load() {
+			l.stats.bufLow.Store(free)
+		}
+		l.bufs.publish()
+		l.stepDirty()
+		if n < len(l.cqBuf) {
+			return
+		}
+	}
+}
+
+// dispatch hands one completion to its owner.
+func (l *loop) dispatch(c *cqe) {
+	idx := udIndex(c.ud)
+	switch udOp(c.ud) {
+	case opWake:
+		l.wakeArmed = false
+		if c.res == -int32(syscall.ECANCELED) {
+			return
+		}
+		l.mu.Lock()
+		l.woken = false
+		l.mu.Unlock()
+		l.armWake()
+	case opAccept:
+		if int(idx) < len(l.acceptors) && l.acceptors[idx] != nil {
+			l.acceptors[idx].onAccept(c.res, c.flags)
+		}
+	case opMsgFD:
+		l.onHandedFD(int(c.res), udAux(c.ud))
+	case opMsgSent:
+		l.msgsOut--
+		if c.res < 0 {
+			unix.Close(int(idx)) // not delivered: still ours
+			l.t.cfg.Logger.Error("uring: MSG_RING hand-off failed", "err", syscall.Errno(-c.res))
+		}
+	case opCancel, opNone:
+	default:
+		if int(idx) >= len(l.conns) || l.conns[idx] == nil {
+			l.t.cfg.Logger.Error("uring: completion for no connection", "op", udOp(c.ud), "slot", idx)
+			return
+		}
+		l.conns[idx].onCQE(udOp(c.ud), udAux(c.ud), c.res, c.flags)
+	}
+}
+
+// armWake keeps a read of the eventfd in the ring.
+func (l *loop) armWake() {
+	if l.wakeArmed || l.wakeStop {
+		return
+	}
+	s := l.sqe()
+	s.PrepareRead(l.efd, uintptr(unsafe.Pointer(l.efdBuf)), 8, 0)
+	s.UserData = mkUD(opWake, 0, 0)
+	l.wakeArmed = true
+}
+
+// runPosted runs the tasks and steps the conns other goroutines posted.
+func (l *loop) runPosted() {
+	for {
+		l.mu.Lock()
+		posted, tasks := l.posted, l.tasks
+		l.posted, l.tasks = l.spare[:0], l.spareT[:0]
+		l.mu.Unlock()
+		if len(posted) == 0 && len(tasks) == 0 {
+			l.spare, l.spareT = posted, tasks
+			return
+		}
+		for _, f := range tasks {
+			f()
+		}
+		for _, c := range posted {
+			l.markDirty(c)
+		}
+		clear(posted)
+		clear(tasks)
+		l.spare, l.spareT = posted, tasks
+		l.stepDirty()
+	}
+}
+
+// markDirty queues c to be stepped after the current batch.
+func (l *loop) markDirty(c *conn) {
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// stepDirty steps every dirty conn; steps may dirty more.
+func (l *loop) stepDirty() {
+	for len(l.dirty) > 0 {
+		c := l.dirty[len(l.dirty)-1]
+		l.dirty[len(l.dirty)-1] = nil
+		l.dirty = l.dirty[:len(l.dirty)-1]
+		c.dirty = false
+		c.step()
+	}
+}
+
+// rearmStarved re-arms the receives that ended with ENOBUFS, as many as
+// there are free buffers, oldest first: re-arming all of them at once when
+// one buffer comes back would end most of them with ENOBUFS again.
+func (l *loop) rearmStarved() {
+	n := min(len(l.starved), l.bufs.free())
+	if n == 0 {
+		return
+	}
+	for _, c := range l.starved[:n] {
+		c.starved = false
+		l.markDirty(c)
+	}
+	rest := copy(l.starved, l.starved[n:])
+	clear(l.starved[rest:])
+	l.starved = l.starved[:rest]
+	l.stepDirty()
+}
+
+// addConn gives c a slot.
+func (l *loop) addConn(c *conn) {
+	var slot uint32
+	if n := len(l.freeSlots); n > 0 {
+		slot = l.freeSlots[n-1]
+		l.freeSlots = l.freeSlots[:n-1]
+		l.conns[slot] = c
+	} else {
+		slot = uint32(len(l.conns))
+		l.conns = append(l.conns, c)
+	}
+	c.slot = slot
+	l.nconns++
+}
+
+// removeConn frees c's slot (every request naming it has completed).
+func (l *loop) removeConn(c *conn) {
+	l.conns[c.slot] = nil
+	l.freeSlots = append(l.freeSlots, c.slot)
+	l.nconns--
+	if c.fixed >= 0 {
+		l.fixed = append(l.fixed, c.fixed)
+		c.fixed = -1
+	}
+}
+
+// cancel asks the kernel to cancel the request with user_data ud. Its own
+// completion is skipped on success; a failure (the request had completed
+// already) is ignored by dispatch.
+func (l *loop) cancel(ud uint64) {
+	s := l.sqe()
+	s.PrepareCancel64(ud, 0)
+	s.UserData = mkUD(opCancel, 0, 0)
+	if l.ring.features&featCQESkip != 0 {
+		s.Flags |= giouring.SqeCQESkipSuccess
+	}
+	l.stats.cancels.Add(1)
+}
+
+// timer is a deadline on a loop; f runs on the loop when it passes.
+type timer struct {
+	when time.Time
+	idx  int // in the heap; -1 when not queued
+	f    func()
+}
+
+type timerHeap []*timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *timerHeap) Push(x any)        { t := x.(*timer); t.idx = len(*h); *h = append(*h, t) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.idx = -1
+	return t
+}
+
+func (h timerHeap) next() (time.Time, bool) {
+	if len(h) == 0 {
+		return time.Time{}, false
+	}
+	return h[0].when, true
+}
+
+// setTimer (re)arms t to fire at when.
+func (l *loop) setTimer(t *timer, when time.Time) {
+	t.when = when
+	if t.idx >= 0 {
+		heap.Fix(&l.timers, t.idx)
+		return
+	}
+	heap.Push(&l.timers, t)
+}
+
+// stopTimer disarms t.
+func (l *loop) stopTimer(t *timer) {
+	if t != nil && t.idx >= 0 {
+		heap.Remove(&l.timers, t.idx)
+	}
+}
+
+// runTimers runs the timers that are due.
+func (l *loop) runTimers() {
+	if len(l.timers) == 0 {
+		return
+	}
+	now := time.Now()
+	for len(l.timers) > 0 && !l.timers[0].when.After(now) {
+		t := heap.Pop(&l.timers).(*timer)
+		t.f()
+	}
+}

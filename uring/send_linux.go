@@ -1,0 +1,130 @@
+package uring
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+
+	"github.com/pawelgaczynski/giouring"
+)
+
+// bigBuffer is the capacity above which an idle connection's output buffer
+// is dropped rather than kept for the next write.
+const bigBuffer = 64 << 10
+
+// recycleSbuf makes c.sbuf, fully sent, reusable (or drops it if large).
+// Called with c.mu held.
+func (c *conn) recycleSbuf() {
+	if cap(c.sbuf) > bigBuffer {
+		c.sbuf = nil
+	}
+	c.soff = 0
+}
+
+// sendSeq is the aux of c's current send (the SEND_ZC sequence, else 0).
+func (c *conn) sendSeq() uint32 { return c.zcSeqCur }
+
+// submitSend sends c.sbuf[c.soff:]: one request carrying all output
+// pending when it was submitted. MSG_WAITALL makes the kernel retry a
+// short send itself, so a completion normally covers it all; a short one
+// (an error after some bytes) is continued from where it stopped.
+func (c *conn) submitSend() {
+	b := c.sbuf[c.soff:]
+	s := c.l.sqe()
+	s.PrepareSend(int(c.fd), uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), syscall.MSG_WAITALL)
+	c.fileRef(s)
+	zc := c.l.t.opt.zcThreshold
+	c.zcSeqCur = 0
+	if zc > 0 && len(b) >= zc && c.tcp { // unix sockets have no zero-copy send
+		// giouring's PrepareSendZC passes the slice header's address;
+		// a plain send with the opcode changed is SEND_ZC.
+		s.OpCode = giouring.OpSendZC
+		if c.l.t.feat.atLeast(6, 2) {
+			s.IoPrio |= sendZCReportUsage
+		}
+		c.l.zcSeq = (c.l.zcSeq + 1) & 0xffffff
+		if c.l.zcSeq == 0 {
+			c.l.zcSeq = 1
+		}
+		c.zcSeqCur = c.l.zcSeq
+		c.l.stats.zcSends.Add(1)
+	}
+	s.UserData = mkUD(opSend, c.zcSeqCur, c.slot)
+	c.sending = true
+	c.sendStop = false
+	c.inflight++
+}
+
+// onSend handles a send completion: the result, and for SEND_ZC the
+// notification that the kernel no longer reads the buffer.
+func (c *conn) onSend(seq uint32, res int32, flags uint32, more bool) {
+	if flags&giouring.CQEFNotif != 0 {
+		c.zcNotified(seq, res)
+		return
+	}
+	c.sending = false
+	c.sendStop = false
+	if res < 0 {
+		if !c.dying {
+			c.kill(c.opError("write", os.NewSyscallError("write", syscall.Errno(-res))))
+		}
+		if seq != 0 && more {
+			c.holdZC(seq, 0)
+		}
+		return
+	}
+	n := int(res)
+	c.l.ls.writes++
+	c.l.ls.bytesOut += uint64(n)
+	c.soff += n
+	if seq != 0 && more {
+		// The kernel may read the buffer until the notification: hold
+		// it, and count its bytes in OutboundBuffered until then.
+		c.holdZC(seq, n)
+		n = 0
+	}
+	c.sent(n)
+}
+
+// holdZC moves the SEND_ZC buffer aside until its notification.
+func (c *conn) holdZC(seq uint32, n int) {
+	c.zcHeld = append(c.zcHeld, zcBuf{b: c.sbuf, n: n, seq: seq})
+	if c.soff >= len(c.sbuf) {
+		c.sbuf, c.soff = nil, 0
+	} else {
+		// A short SEND_ZC: the rest goes from a copy, since the held
+		// buffer must not change.
+		rest := append([]byte(nil), c.sbuf[c.soff:]...)
+		c.sbuf, c.soff = rest, 0
+	}
+}
+
+// zcNotified releases a SEND_ZC buffer.
+func (c *conn) zcNotified(seq uint32, res int32) {
+	if uint32(res)&notifUsageZCCopy != 0 {
+		c.l.stats.zcCopy.Add(1)
+	}
+	for i, z := range c.zcHeld {
+		if z.seq == seq {
+			c.zcHeld = append(c.zcHeld[:i], c.zcHeld[i+1:]...)
+			c.sent(z.n)
+			return
+		}
+	}
+}
+
+// sent accounts for n bytes the kernel has taken for good, and resumes
+// reading with OnDrain once output falls to half of MaxWriteBuffer.
+func (c *conn) sent(n int) {
+	c.mu.Lock()
+	c.queued -= n
+	if c.queued < 0 {
+		c.queued = 0 // after kill dropped the output
+	}
+	if c.bpPaused && c.queued <= c.l.t.cfg.MaxWriteBuffer/2 {
+		c.bpPaused = false
+		c.offerKept = true
+		c.drainPending = c.onDrain != nil
+	}
+	c.mu.Unlock()
+}

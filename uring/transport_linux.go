@@ -1,0 +1,488 @@
+package uring
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/merlin-net/merlin/transports"
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+// Transport is the io_uring transport. Make one with transports.Open("uring", cfg).
+type Transport struct {
+	cfg    transports.Config
+	opt    options
+	feat   *features
+	loops  []*loop
+	stats  []*loopStats
+	rr     atomic.Uint32 // round-robin for Dial and msgring hand-offs
+	bufInc atomic.Uint64 // 1 if the buffer rings are consumed incrementally (IOU_PBUF_RING_INC)
+
+	mu        sync.Mutex
+	cond      sync.Cond // signalled when nconns reaches 0
+	closed    bool
+	nconns    int // conns opened (or dialing) whose OnClose has not returned
+	listeners map[*listener]struct{}
+	byID      map[uint32]*listener // every listener, for descriptors handed over late
+	nextID    uint32
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+var _ transports.Transport = (*Transport)(nil)
+
+func newTransport(cfg transports.Config, o options) (transports.Transport, error) {
+	f := probed()
+	if err := f.check(o); err != nil {
+		return nil, err
+	}
+	if o.entries <= 0 || o.entries > 32768 {
+		return nil, errorf("uring: entries %d out of range (1 to 32768)", o.entries)
+	}
+	t := &Transport{
+		cfg:       cfg,
+		opt:       o,
+		feat:      f,
+		listeners: map[*listener]struct{}{},
+		byID:      map[uint32]*listener{},
+		done:      make(chan struct{}),
+	}
+	t.cond.L = &t.mu
+	n := max(cfg.Loops, 1)
+	ready := make(chan error, n)
+	for i := range n {
+		st := &loopStats{}
+		l := &loop{t: t, id: i, stats: st}
+		t.loops = append(t.loops, l)
+		t.stats = append(t.stats, st)
+	}
+	for _, l := range t.loops {
+		l.start(&t.wg, ready)
+	}
+	var first error
+	for range n {
+		if err := <-ready; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		t.closed = true
+		t.stopLoops()
+		return nil, first
+	}
+	return t, nil
+}
+
+// Name returns "uring".
+func (t *Transport) Name() string { return "uring" }
+
+// Config returns the transport's configuration, defaults filled in.
+func (t *Transport) Config() transports.Config { return t.cfg }
+
+// Stats sums the loops' counters. Syscalls counts io_uring_enter calls
+// and the few other system calls the loops make; Extra adds io_uring's own
+// counters.
+func (t *Transport) Stats() transports.Stats {
+	var s transports.Stats
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow uint64
+	low := int64(-1)
+	for _, st := range t.stats {
+		s = s.Add(st.Snapshot())
+		sqes += st.sqes.Load()
+		cqes += st.cqes.Load()
+		enobufs += st.enobufs.Load()
+		zc += st.zcSends.Load()
+		zcCopy += st.zcCopy.Load()
+		cancels += st.cancels.Load()
+		sqFull += st.sqFull.Load()
+		overflow += st.overflow.Load()
+		if b := st.bufLow.Load(); low < 0 || b < low {
+			low = b
+		}
+	}
+	perEnter := uint64(0)
+	if s.Syscalls > 0 {
+		perEnter = cqes * 1000 / s.Syscalls
+	}
+	flags := t.feat.setup | setupCQSize
+	if t.opt.sqpoll {
+		flags = (flags & (setupSubmitAll | setupCQSize)) | giouring.SetupSQPoll | setupSingleIss
+	}
+	s.Extra = map[string]uint64{
+		"submissions":          s.Syscalls,
+		"sqes":                 sqes,
+		"cqes":                 cqes,
+		"cqes_per_enter_x1000": perEnter,
+		"enobufs":              enobufs,
+		"buf_low_water":        uint64(max(low, 0)),
+		"zc_sends":             zc,
+		"zc_copied":            zcCopy,
+		"cancels":              cancels,
+		"sq_full":              sqFull,
+		"cq_overflow":          overflow,
+		"setup_flags":          uint64(flags),
+		"buf_incremental":      t.bufInc.Load(),
+	}
+	return s
+}
+
+// inCallback reports whether the caller runs on one of t's loops, where
+// every callback runs: each loop is locked to its thread, so the thread
+// says it.
+func (t *Transport) inCallback() bool {
+	tid := int64(unix.Gettid())
+	for _, l := range t.loops {
+		if l.tid.Load() == tid {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}
+
+// connAdd counts a new conn, unless t is closing.
+func (t *Transport) connAdd() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.nconns++
+	return true
+}
+
+// connDone counts a conn whose OnClose has returned (or a failed dial).
+func (t *Transport) connDone() {
+	t.mu.Lock()
+	t.nconns--
+	if t.nconns == 0 {
+		t.cond.Broadcast()
+	}
+	t.mu.Unlock()
+}
+
+func (t *Transport) listenerByID(id uint32) *listener {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byID[id]
+}
+
+func (t *Transport) forgetListener(ln *listener) {
+	t.mu.Lock()
+	delete(t.listeners, ln)
+	t.mu.Unlock()
+}
+
+// Listen listens on a tcp, tcp4, tcp6 or unix address.
+func (t *Transport) Listen(network, address string, h transports.Handler) (transports.Listener, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	if t.isClosed() {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: net.ErrClosed}
+	}
+	a, err := resolve(network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	opErr := func(err error) error { return &net.OpError{Op: "listen", Net: network, Addr: a, Err: err} }
+	sa, fam, err := sockaddrOf(network, a)
+	if err != nil {
+		return nil, opErr(err)
+	}
+	reuse := t.opt.accept == acceptReusePort && fam != unix.AF_UNIX && len(t.loops) > 1
+	fd, err := t.listenSocket(network, sa, fam, reuse)
+	if err != nil {
+		return nil, opErr(err)
+	}
+	ln := &listener{t: t, h: h, network: network, fds: []int{fd}, done: make(chan struct{})}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, opErr(err)
+	}
+	if fam == unix.AF_UNIX {
+		ln.path = a.(*net.UnixAddr).Name
+		ln.addr = &net.UnixAddr{Name: ln.path, Net: "unix"}
+		ln.local = ln.addr
+	} else {
+		ln.addr = sockaddrToAddr(network, bound)
+		if ta := ln.addr.(*net.TCPAddr); !ta.IP.IsUnspecified() {
+			ln.local = ln.addr
+		}
+	}
+	if reuse {
+		for range len(t.loops) - 1 {
+			fd, err := t.listenSocket(network, bound, fam, true)
+			if err != nil {
+				for _, fd := range ln.fds {
+					unix.Close(fd)
+				}
+				return nil, opErr(err)
+			}
+			ln.fds = append(ln.fds, fd)
+		}
+	}
+	type place struct {
+		l  *loop
+		fd int
+	}
+	var places []place
+	switch {
+	case t.opt.accept == acceptMsgRing:
+		places = []place{{t.loops[0], fd}}
+	case reuse:
+		for i, l := range t.loops {
+			places = append(places, place{l, ln.fds[i]})
+		}
+	default:
+		for _, l := range t.loops {
+			places = append(places, place{l, fd}) // exclusive wake-ups: one accept gets each connection
+		}
+	}
+	ln.pending = len(places)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		for _, fd := range ln.fds {
+			unix.Close(fd)
+		}
+		if ln.path != "" {
+			unix.Unlink(ln.path)
+		}
+		return nil, opErr(net.ErrClosed)
+	}
+	t.nextID++
+	ln.id = t.nextID
+	t.listeners[ln] = struct{}{}
+	t.byID[ln.id] = ln
+	t.mu.Unlock()
+	for _, p := range places {
+		a := &acceptor{ln: ln, l: p.l, fd: p.fd}
+		p.l.postTask(func() {
+			l := a.l
+			a.slot = uint32(len(l.acceptors))
+			for i, x := range l.acceptors {
+				if x == nil {
+					a.slot = uint32(i)
+					break
+				}
+			}
+			if int(a.slot) == len(l.acceptors) {
+				l.acceptors = append(l.acceptors, a)
+			} else {
+				l.acceptors[a.slot] = a
+			}
+			a.arm()
+		})
+	}
+	return ln, nil
+}
+
+// Dial connects to address and returns once h.OnOpen has returned.
+func (t *Transport) Dial(ctx context.Context, network, address string, h transports.Handler) (transports.Conn, error) {
+	opErr := func(addr net.Addr, err error) error {
+		return &net.OpError{Op: "dial", Net: network, Addr: addr, Err: err}
+	}
+	if t.inCallback() {
+		return nil, opErr(nil, transports.ErrInCallback)
+	}
+	switch network {
+	case "tcp", "tcp4", "tcp6", "unix":
+	default:
+		return nil, opErr(nil, net.UnknownNetworkError(network))
+	}
+	if t.isClosed() {
+		return nil, opErr(nil, net.ErrClosed)
+	}
+	ra, err := resolve(network, address)
+	if err != nil {
+		return nil, opErr(nil, err)
+	}
+	sa, fam, err := sockaddrOf(network, ra)
+	if err != nil {
+		return nil, opErr(ra, err)
+	}
+	fd, err := socket(fam)
+	if err != nil {
+		return nil, opErr(ra, err)
+	}
+	if fam != unix.AF_UNIX && t.cfg.NoDelay.Or(true) {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if !t.connAdd() {
+		unix.Close(fd)
+		return nil, opErr(ra, net.ErrClosed)
+	}
+	l := t.loops[int(t.rr.Add(1))%len(t.loops)]
+	c := newConn(l, fd, network, h)
+	c.raddr = ra
+	d := &dialState{sa: rawSockaddr(sa), done: make(chan error, 1)}
+	c.dial = d
+	l.postTask(func() {
+		if l.stopping {
+			unix.Close(fd)
+			d.err = opErr(ra, net.ErrClosed)
+			d.fail(c)
+			return
+		}
+		l.addConn(c)
+		s := l.sqe()
+		s.OpCode = giouring.OpConnect
+		s.Fd = int32(fd)
+		s.Addr = uint64(uintptr(unsafe.Pointer(&d.sa[0])))
+		s.Off = uint64(len(d.sa))
+		s.UserData = mkUD(opConnect, 0, c.slot)
+		c.inflight++
+		d.connecting = true
+	})
+	stop := context.AfterFunc(ctx, func() {
+		l.postTask(func() {
+			if c.dial != nil && d.connecting {
+				d.ctxErr = ctx.Err()
+				l.cancel(mkUD(opConnect, 0, c.slot))
+			}
+		})
+	})
+	err = <-d.done
+	stop()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// beginClose marks t closed; it reports whether this call was the first.
+func (t *Transport) beginClose() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.closed = true
+	return true
+}
+
+// closeListeners closes every listener and waits for them.
+func (t *Transport) closeListeners() {
+	t.mu.Lock()
+	var ls []*listener
+	for ln := range t.listeners {
+		ls = append(ls, ln)
+	}
+	t.mu.Unlock()
+	for _, ln := range ls {
+		ln.Close()
+	}
+}
+
+// eachConn runs f on every open conn, on its loop.
+func (t *Transport) eachConn(f func(c *conn)) {
+	for _, l := range t.loops {
+		l.postTask(func() {
+			for _, c := range l.conns {
+				if c != nil {
+					f(c)
+				}
+			}
+		})
+	}
+}
+
+// waitConns waits until no conn is left, or ctx ends (it reports whether
+// all are gone).
+func (t *Transport) waitConns(ctx context.Context) bool {
+	stop := context.AfterFunc(ctx, func() {
+		t.mu.Lock()
+		t.cond.Broadcast()
+		t.mu.Unlock()
+	})
+	defer stop()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.nconns > 0 && ctx.Err() == nil {
+		t.cond.Wait()
+	}
+	return t.nconns == 0
+}
+
+// killAll aborts every conn with net.ErrClosed.
+func (t *Transport) killAll() {
+	t.eachConn(func(c *conn) {
+		if c.kill(net.ErrClosed) {
+			c.l.markDirty(c)
+		}
+	})
+}
+
+// stopLoops stops the loops once they are idle and waits for them.
+func (t *Transport) stopLoops() {
+	for _, l := range t.loops {
+		l.postTask(func() { l.stopping = true })
+	}
+	t.wg.Wait()
+}
+
+// Shutdown closes the listeners, asks every conn to finish (OnShutdown,
+// or Close) and waits until all have closed or ctx ends; then it aborts
+// the rest and returns ctx.Err().
+func (t *Transport) Shutdown(ctx context.Context) error {
+	if t.inCallback() {
+		return transports.ErrInCallback
+	}
+	if !t.beginClose() {
+		<-t.done
+		return nil
+	}
+	t.closeListeners()
+	t.eachConn(func(c *conn) {
+		if c.opened {
+			c.requestShutdown()
+		}
+	})
+	var err error
+	if !t.waitConns(ctx) {
+		err = ctx.Err()
+		t.killAll()
+		t.waitConns(context.Background())
+	}
+	t.finishClose()
+	return err
+}
+
+// Close closes the listeners and aborts every conn; their OnClose err
+// matches net.ErrClosed.
+func (t *Transport) Close() error {
+	if t.inCallback() {
+		return transports.ErrInCallback
+	}
+	if !t.beginClose() {
+		t.killAll() // a Shutdown may be waiting: Close means now
+		<-t.done
+		return nil
+	}
+	t.closeListeners()
+	t.killAll()
+	t.waitConns(context.Background())
+	t.finishClose()
+	return nil
+}
+
+func (t *Transport) finishClose() {
+	t.stopLoops()
+	t.mu.Lock()
+	t.byID = map[uint32]*listener{}
+	t.mu.Unlock()
+	close(t.done)
+}

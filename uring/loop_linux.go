@@ -71,6 +71,7 @@ type loop struct {
 	bufs  *bufRing
 	stats *loopStats
 	ls    localStats   // owned by the loop goroutine, flushed into stats
+	iter  uint64       // loop iterations, owned by the loop goroutine
 	tid   atomic.Int64 // the loop thread's id, for inCallback
 	fdOut atomic.Int32 // the ring's descriptor, for MSG_RING senders
 
@@ -266,6 +267,9 @@ func (l *loop) run() {
 		}
 		l.bufs.publish()
 		wait := l.prepareSleep()
+		if l.iter++; wait || l.iter%64 == 0 {
+			l.ls.flush(l.stats) // before blocking, and now and then when busy
+		}
 		var timeout int64
 		if wait {
 			if d, ok := l.timers.next(); ok {
@@ -280,12 +284,12 @@ func (l *loop) run() {
 			l.ls.wakeups++
 		}
 		l.reapAll()
-		l.ls.flush(l.stats)
 	}
 }
 
 // localStats are counters the loop adds to on its hot path without atomic
-// operations; flush publishes them once per iteration.
+// operations; flush publishes them before the loop blocks and every 64
+// iterations.
 type localStats struct {
 	reads, bytesIn, writes, bytesOut uint64
 	sqes, cqes, enters, wakeups      uint64

@@ -15,15 +15,39 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/merlin-net/merlin/transports"
 )
 
+// availableTransports returns the registered transports this host runs.
+func availableTransports(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, d := range transports.Drivers() {
+		if _, err := d.Probe(); err == nil {
+			names = append(names, d.Name)
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no transport is available")
+	}
+	return names
+}
+
 // The external client's load over the matrix of connections, depths and
-// sizes: every byte must come back, on every connection.
+// sizes, on every transport: every byte must come back, on every
+// connection.
 func TestServeExternalLoad(t *testing.T) {
+	for _, tr := range availableTransports(t) {
+		t.Run("transport="+tr, func(t *testing.T) { externalLoad(t, tr) })
+	}
+}
+
+func externalLoad(t *testing.T, tr string) {
 	start := time.Now()
-	s := startServe(t, nil, "-transport", "sockets", "-addr", "127.0.0.1:0", "-stats")
-	if s.transport != "sockets" {
-		t.Errorf("listening line names transport %q, want sockets", s.transport)
+	s := startServe(t, nil, "-transport", tr, "-addr", "127.0.0.1:0", "-stats")
+	if s.transport != tr {
+		t.Errorf("listening line names transport %q, want %s", s.transport, tr)
 	}
 	summary := regexp.MustCompile(`requests=(\d+) `)
 	var accepted uint64
@@ -67,7 +91,13 @@ func TestServeExternalLoad(t *testing.T) {
 // the external client checks every echo and that the server still answers,
 // and so does a Go client afterwards.
 func TestServeExternalAbuse(t *testing.T) {
-	s := startServe(t, nil, "-transport", "sockets", "-addr", "127.0.0.1:0")
+	for _, tr := range availableTransports(t) {
+		t.Run("transport="+tr, func(t *testing.T) { externalAbuse(t, tr) })
+	}
+}
+
+func externalAbuse(t *testing.T, tr string) {
+	s := startServe(t, nil, "-transport", tr, "-addr", "127.0.0.1:0")
 	r := echoClient(t, "abuse", "--addr", s.addr)
 	if r.status != 0 {
 		t.Fatalf("echoclient abuse: exit status %d\nstdout:\n%s\nstderr:\n%s\nserver stderr:\n%s", r.status, r.stdout, r.stderr, s.stderr)

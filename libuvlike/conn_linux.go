@@ -547,17 +547,22 @@ func (c *conn) keep(data []byte) {
 	c.kept = append(c.kept, data...)
 }
 
-// releaseKept drops the kept bytes; a buffer of common size goes back to
-// the loop's free list, so an idle connection holds none.
+// releaseKept drops the kept bytes; the buffer, if not larger than the
+// loop's read buffer, goes back to the loop's free list (up to
+// maxKeptFree of them), so an idle connection holds none and a
+// connection that keeps bytes often does not allocate each time.
 func (c *conn) releaseKept() {
 	if c.kept == nil {
 		return
 	}
-	if cap(c.kept) <= 2*len(c.el.buf) && len(c.el.keptFree) < 64 {
+	if cap(c.kept) <= len(c.el.buf) && len(c.el.keptFree) < maxKeptFree {
 		c.el.keptFree = append(c.el.keptFree, c.kept[:0])
 	}
 	c.kept = nil
 }
+
+// maxKeptFree bounds a loop's free list of kept-input buffers.
+const maxKeptFree = 16
 
 // deliver runs OnData with in (the kept bytes if isKept, else the loop's
 // buffer), then keeps what it did not consume.

@@ -64,11 +64,11 @@ type LoopStats struct {
 // blocking if an idle handle is active or work is pending; else until the
 // next timer); dispatch I/O events; run check handles; run the close
 // callbacks of handles closed in this iteration. Unlike libuv, writes are
-// not tried inside TCP.Write: they are gathered and flushed once per
-// iteration, after the check handles, with one write or writev per
-// handle, so that the writes a check handle makes for many connections
-// cost one system call each. Their callbacks run right after, and the
-// check handles run again if those callbacks wrote more.
+// not tried inside TCP.Write: they are queued, and each handle's queue is
+// flushed with one write or writev after the prepare handles and again
+// after the check handles; the callbacks of the writes done run right
+// after, and the hooks run again if those callbacks wrote more. (TCP.TryWrite
+// and Loop.TryWriteBatch write at once, without a request.)
 type Loop struct {
 	epfd int
 	et   bool

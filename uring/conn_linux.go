@@ -19,68 +19,105 @@ import (
 // methods, which other goroutines call, under mu. The loop never holds mu
 // while it runs a callback.
 type conn struct {
-	l       *loop
-	h       transports.Handler
-	onEOF   transports.ReadEOFHandler // nil: close at the peer's FIN
-	onDrain transports.DrainHandler
-	onShut  transports.ShutdownHandler
-	duplex  bool // FullDuplexHandler: output at its limit does not stop reading
-	network string
-	tcp     bool
-	laddr   net.Addr
-	raddr   net.Addr
+	l *loop
+	h transports.Handler
+
+	laddr net.Addr
+	raddr net.Addr // nil for an IPv4 peer: see peer4
+
+	// Loop-owned.
+	kept   []byte // input offered and not consumed
+	sbuf   []byte // output in the kernel (sbuf[soff:] still to send)
+	soff   int
+	rare   *connRare // what few connections need: dialling, SEND_ZC
+	finErr error     // OnClose's error
+	tm     *timer    // CloseTimeout, then CloseLinger
+	ctx    any       // Context; the callbacks own it
+
+	mu sync.Mutex
+
+	// Guarded by mu.
+	wbuf    []byte // written, not yet in the kernel
+	queued  int    // OutboundBuffered
+	killErr error
+	closeAt int64 // CloseTimeout deadline of a Close with output pending (since epoch), or 0
+
+	// The small fields come last, so that they pack: an idle conn is
+	// 288 bytes, a size class of the allocator.
 
 	// Loop-owned.
 	fd         int32
 	fixed      int32 // slot in the ring's file table, or -1
-	fixedOK    bool  // the FILES_UPDATE installing it has completed
 	fdBox      int32 // FILES_UPDATE reads the descriptor here
 	slot       uint32
 	inflight   int32  // requests naming this conn not yet completed
-	kept       []byte // input offered and not consumed
+	zcSeqCur   uint32 // aux of the send in flight
+	fixedOK    bool   // the FILES_UPDATE installing it has completed
 	recvArmed  bool   // a multishot recv is in the kernel
 	recvStop   bool   // its cancel has been asked for
 	rdhupArmed bool   // unix sockets: a poll for the peer's shutdown is in the kernel
 	starved    bool   // the recv ended with ENOBUFS; re-armed when buffers are free
 	sending    bool   // a send is in the kernel
 	sendStop   bool
-	sbuf       []byte // output in the kernel (sbuf[soff:] still to send)
-	soff       int
-	zcHeld     []zcBuf // SEND_ZC buffers the kernel may still read
-	shutSent   bool    // shutdown(SHUT_WR) submitted
-	shutDone   bool    // ... and completed
-	eofSeen    bool    // the peer's FIN was read
-	eofDone    bool    // ... and its callbacks have run
-	eofOffered bool    // ... and the kept bytes were offered once more
-	opened     bool    // OnOpen has returned
-	dying      bool    // teardown has begun
-	finErr     error   // OnClose's error
+	shutSent   bool // shutdown(SHUT_WR) submitted
+	shutDone   bool // ... and completed
+	eofSeen    bool // the peer's FIN was read
+	eofDone    bool // ... and its callbacks have run
+	eofOffered bool // ... and the kept bytes were offered once more
+	opened     bool // OnOpen has returned
+	dying      bool // teardown has begun
 	closeSent  bool
 	finished   bool // OnClose has run (or a failed dial was reported): c is forgotten
 	dirty      bool
-	tm         *timer // CloseTimeout, then CloseLinger
-	tmKind     uint8  // what tm is armed for
-	dial       *dialState
-	zcSeqCur   uint32 // aux of the send in flight
-	ctx        any    // Context; the callbacks own it
-
-	mu sync.Mutex
+	tmKind     uint8 // what tm is armed for
 
 	// Guarded by mu.
-	wbuf         []byte // written, not yet in the kernel
-	queued       int    // OutboundBuffered
-	wrClosed     bool   // CloseWrite or Close: no more Write
-	wantShut     bool   // send FIN once output is flushed
-	closing      bool   // Close (or the default close at FIN) began
+	wrClosed     bool // CloseWrite or Close: no more Write
+	wantShut     bool // send FIN once output is flushed
+	closing      bool // Close (or the default close at FIN) began
 	appPaused    bool
 	bpPaused     bool
 	offerKept    bool // reading resumed: offer kept bytes at once
 	drainPending bool
 	shutdownReq  bool
-	killErr      error
 	closed       bool // OnClose has begun
 	inCallback   bool
-	closeAt      time.Time // CloseTimeout deadline of a Close with output pending
+
+	// Set before c is shared, not changed after. What h implements is
+	// found once; the interfaces are looked up when called, which is rare.
+	hasEOF   bool  // ReadEOFHandler; without it, close at the peer's FIN
+	hasDrain bool  // DrainHandler
+	hasShut  bool  // ShutdownHandler
+	duplex   bool  // FullDuplexHandler: output at its limit does not stop reading
+	netw     uint8 // index in networks
+	tcp      bool
+	// An IPv4 peer's address: RemoteAddr makes its net.Addr from these
+	// when raddr is nil, which keeps 80 bytes per connection off the heap.
+	peer4    [4]byte
+	peerPort uint16
+}
+
+// connRare holds a conn's state that few connections need; loop-owned.
+type connRare struct {
+	dial   *dialState
+	zcHeld []zcBuf // SEND_ZC buffers the kernel may still read
+}
+
+// more returns c's rare state, made on first use.
+func (c *conn) more() *connRare {
+	if c.rare == nil {
+		c.rare = new(connRare)
+	}
+	return c.rare
+}
+
+// dialing returns c's dial state: nil once the dial has been reported, and
+// for accepted conns.
+func (c *conn) dialing() *dialState {
+	if c.rare == nil {
+		return nil
+	}
+	return c.rare.dial
 }
 
 // What a conn's timer is for.
@@ -97,24 +134,44 @@ type zcBuf struct {
 	seq uint32
 }
 
+// networks are the networks a conn can be on, by conn.netw.
+var networks = [...]string{"tcp", "tcp4", "tcp6", "unix"}
+
+// epoch is the base of conn.closeAt: an offset from it keeps the
+// monotonic clock in 8 bytes.
+var epoch = time.Now()
+
 func newConn(l *loop, fd int, network string, h transports.Handler) *conn {
-	c := &conn{l: l, h: h, fd: int32(fd), fixed: -1, network: network, tcp: network != "unix"}
-	c.onEOF, _ = h.(transports.ReadEOFHandler)
-	c.onDrain, _ = h.(transports.DrainHandler)
-	c.onShut, _ = h.(transports.ShutdownHandler)
+	c := &conn{l: l, h: h, fd: int32(fd), fixed: -1, tcp: network != "unix"}
+	for i, n := range networks {
+		if n == network {
+			c.netw = uint8(i)
+		}
+	}
+	_, c.hasEOF = h.(transports.ReadEOFHandler)
+	_, c.hasDrain = h.(transports.DrainHandler)
+	_, c.hasShut = h.(transports.ShutdownHandler)
 	if d, ok := h.(transports.FullDuplexHandler); ok {
 		c.duplex = d.FullDuplex()
 	}
 	return c
 }
 
-func (c *conn) LocalAddr() net.Addr  { return c.laddr }
-func (c *conn) RemoteAddr() net.Addr { return c.raddr }
-func (c *conn) Context() any         { return c.ctx }
-func (c *conn) SetContext(v any)     { c.ctx = v }
+func (c *conn) LocalAddr() net.Addr { return c.laddr }
+func (c *conn) RemoteAddr() net.Addr {
+	if c.raddr == nil && c.peerPort != 0 {
+		return &net.TCPAddr{IP: net.IPv4(c.peer4[0], c.peer4[1], c.peer4[2], c.peer4[3]), Port: int(c.peerPort)}
+	}
+	return c.raddr
+}
+func (c *conn) Context() any     { return c.ctx }
+func (c *conn) SetContext(v any) { c.ctx = v }
+
+// network returns the network c is on.
+func (c *conn) network() string { return networks[c.netw] }
 
 func (c *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: c.raddr, Err: err}
+	return &net.OpError{Op: op, Net: c.network(), Source: c.laddr, Addr: c.RemoteAddr(), Err: err}
 }
 
 // post asks the loop to look at c again, unless c's callback is running
@@ -135,6 +192,9 @@ func (c *conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		c.mu.Unlock()
 		return 0, nil
+	}
+	if c.wbuf == nil && len(p) <= outChunk {
+		c.wbuf = outPool.Get().(*[outChunk]byte)[:0]
 	}
 	c.wbuf = append(c.wbuf, p...)
 	c.queued += len(p)
@@ -202,7 +262,7 @@ func (c *conn) closeLocked() {
 	c.wrClosed = true
 	c.wantShut = true
 	if c.queued > 0 {
-		c.closeAt = time.Now().Add(c.l.t.cfg.CloseTimeout)
+		c.closeAt = int64(time.Since(epoch) + c.l.t.cfg.CloseTimeout)
 	}
 }
 
@@ -304,21 +364,21 @@ func (c *conn) step() {
 			if !c.closing {
 				c.inCallback = true
 				c.mu.Unlock()
-				c.callback("OnDrain", c.onDrain.OnDrain)
+				c.callback("OnDrain", c.h.(transports.DrainHandler).OnDrain)
 				continue
 			}
 		}
 		if c.shutdownReq {
 			c.shutdownReq = false
 			if !c.closing {
-				if c.onShut == nil {
+				if !c.hasShut {
 					c.closeLocked()
 					c.mu.Unlock()
 					continue
 				}
 				c.inCallback = true
 				c.mu.Unlock()
-				c.callback("OnShutdown", c.onShut.OnShutdown)
+				c.callback("OnShutdown", c.h.(transports.ShutdownHandler).OnShutdown)
 				continue
 			}
 		}
@@ -345,18 +405,18 @@ func (c *conn) step() {
 			c.eofDone = true
 			c.kept = nil
 			if !c.closing {
-				if c.onEOF != nil {
+				if c.hasEOF {
 					c.inCallback = true
 					c.mu.Unlock()
-					c.callback("OnReadEOF", c.onEOF.OnReadEOF)
+					c.callback("OnReadEOF", c.h.(transports.ReadEOFHandler).OnReadEOF)
 					continue
 				}
 				c.closeLocked()
 			}
 		}
-		if c.closing && !c.closeAt.IsZero() && c.tmKind == tmNone {
+		if c.closing && c.closeAt != 0 && c.tmKind == tmNone {
 			c.tmKind = tmFlush
-			c.armTimer(c.closeAt, c.flushExpired)
+			c.armTimer(epoch.Add(time.Duration(c.closeAt)), c.flushExpired)
 		}
 		// Output: at most one send in flight, gathering all that is
 		// pending.
@@ -368,6 +428,9 @@ func (c *conn) step() {
 			send = c.sbuf
 		}
 		flushed := !c.sending && c.soff >= len(c.sbuf) && len(c.wbuf) == 0 && send == nil
+		if flushed && (c.sbuf != nil || c.wbuf != nil) {
+			c.releaseOut()
+		}
 		shut := c.wantShut && !c.shutSent && flushed
 		closing := c.closing
 		c.mu.Unlock()
@@ -626,7 +689,7 @@ func (c *conn) callback(name string, f func(transports.Conn)) {
 
 func (c *conn) panicked(name string, v any) {
 	c.l.t.cfg.Logger.Error("uring: callback panicked; aborting the connection",
-		"callback", name, "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
+		"callback", name, "panic", v, "remote", c.RemoteAddr(), "stack", string(debug.Stack()))
 	c.kill(transports.PanicError(name, v))
 }
 
@@ -672,7 +735,7 @@ func (c *conn) teardown(err error) {
 		c.sendStop = true
 		c.l.cancel(mkUD(opSend, c.sendSeq(), c.slot))
 	}
-	if c.dial != nil && c.dial.connecting {
+	if d := c.dialing(); d != nil && d.connecting {
 		c.l.cancel(mkUD(opConnect, 0, c.slot))
 	}
 	if c.rdhupArmed {
@@ -712,17 +775,20 @@ func (c *conn) finish() {
 	c.wbuf = nil
 	c.queued = 0
 	c.mu.Unlock()
-	c.kept, c.sbuf, c.zcHeld = nil, nil, nil
+	c.kept, c.sbuf = nil, nil
+	if c.rare != nil {
+		c.rare.zcHeld = nil
+	}
 	l := c.l
 	l.removeConn(c)
-	if c.dial != nil {
-		c.dial.fail(c)
+	if d := c.dialing(); d != nil {
+		d.fail(c)
 		return
 	}
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				l.t.cfg.Logger.Error("uring: OnClose panicked", "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
+				l.t.cfg.Logger.Error("uring: OnClose panicked", "panic", v, "remote", c.RemoteAddr(), "stack", string(debug.Stack()))
 			}
 		}()
 		c.h.OnClose(c, c.finErr)

@@ -240,7 +240,11 @@ func (l *loop) acceptFD(fd int, ln *listener) {
 		l.stats.Syscalls.Add(1)
 	}
 	if sa, err := unix.Getpeername(fd); err == nil {
-		c.raddr = sockaddrToAddr(ln.network, sa)
+		if sa4, ok := sa.(*unix.SockaddrInet4); ok && sa4.Port != 0 {
+			c.peer4, c.peerPort = sa4.Addr, uint16(sa4.Port)
+		} else {
+			c.raddr = sockaddrToAddr(ln.network, sa)
+		}
 	}
 	l.stats.Syscalls.Add(1)
 	if !l.t.connAdd() {
@@ -277,9 +281,8 @@ func (l *loop) open(c *conn, added bool) {
 	}
 	c.callback("OnOpen", c.h.OnOpen)
 	c.opened = true
-	if c.dial != nil {
-		d := c.dial
-		c.dial = nil
+	if d := c.dialing(); d != nil {
+		c.rare.dial = nil
 		d.done <- nil
 	}
 	l.markDirty(c)
@@ -439,7 +442,7 @@ func (d *dialState) fail(c *conn) {
 
 // onConnect handles the connect's completion.
 func (c *conn) onConnect(res int32) {
-	d := c.dial
+	d := c.dialing()
 	d.connecting = false
 	t := c.l.t
 	switch {
@@ -456,7 +459,7 @@ func (c *conn) onConnect(res int32) {
 		return
 	}
 	if sa, err := unix.Getsockname(int(c.fd)); err == nil {
-		c.laddr = sockaddrToAddr(c.network, sa)
+		c.laddr = sockaddrToAddr(c.network(), sa)
 	}
 	c.l.stats.Syscalls.Add(1)
 	c.l.stats.Dialed.Add(1)

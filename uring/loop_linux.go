@@ -70,10 +70,14 @@ type loop struct {
 	ring  *ring
 	bufs  *bufRing
 	stats *loopStats
-	ls    localStats   // owned by the loop goroutine, flushed into stats
-	iter  uint64       // loop iterations, owned by the loop goroutine
-	tid   atomic.Int64 // the loop thread's id, for inCallback
-	fdOut atomic.Int32 // the ring's descriptor, for MSG_RING senders
+	ls    localStats // owned by the loop goroutine, flushed into stats
+	iter  uint64     // loop iterations, owned by the loop goroutine
+	// sendsQueued counts the sends prepared since the last enter, and
+	// lastBatch the completions the last wait returned (waitCount).
+	sendsQueued uint32
+	lastBatch   int
+	tid         atomic.Int64 // the loop thread's id, for inCallback
+	fdOut       atomic.Int32 // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -139,6 +143,9 @@ func (l *loop) setup() error {
 		return setupError(err)
 	}
 	r.rawWait = o.rawWait
+	if o.minWait > 0 && l.t.feat.feat&featMinTimeout != 0 {
+		r.minWaitUs = uint32(max(o.minWait.Microseconds(), 1))
+	}
 	l.ring = r
 	l.fdOut.Store(int32(r.fd))
 	if l.bufs, err = newBufRing(r.fd, 0, o.bufCount, o.bufSize); err != nil {
@@ -276,15 +283,36 @@ func (l *loop) run() {
 				timeout = max(int64(time.Until(d)), 1)
 			}
 		}
-		l.submit(wait, timeout)
+		var waitNr uint32
+		if wait {
+			waitNr = l.waitCount()
+		}
+		l.submit(waitNr, timeout)
 		if wait {
 			l.mu.Lock()
 			l.sleeping = false
 			l.mu.Unlock()
 			l.ls.wakeups++
 		}
-		l.reapAll()
+		n := l.reapAll()
+		if wait {
+			l.lastBatch = n
+		}
 	}
+}
+
+// waitCount is how many completions a wait asks for. Without minwait, one.
+// With it (min_wait_usec, Linux 6.12), the loop asks for a batch: as many
+// as the last wait brought (at most 64), and at least one more than the
+// sends this enter submits, since those complete at once when the socket
+// has room and would otherwise end the wait before anything came in. The
+// kernel returns with fewer once minwait has passed, so a send that cannot
+// complete delays the loop by minwait at most.
+func (l *loop) waitCount() uint32 {
+	if l.ring.minWaitUs == 0 {
+		return 1
+	}
+	return max(1+l.sendsQueued, min(uint32(l.lastBatch), 64))
 }
 
 // localStats are counters the loop adds to on its hot path without atomic
@@ -328,7 +356,7 @@ func (l *loop) idle() bool {
 // finalDrain reaps what the kernel still queued for this ring (a
 // descriptor handed over by MSG_RING at the last moment is closed).
 func (l *loop) finalDrain() {
-	l.submit(false, 0)
+	l.submit(0, 0)
 	l.reapAll()
 	l.ls.flush(l.stats)
 }
@@ -349,12 +377,14 @@ func (l *loop) prepareSleep() bool {
 	return true
 }
 
-// submit publishes the prepared SQEs and enters the kernel once.
-func (l *loop) submit(wait bool, timeout int64) {
+// submit publishes the prepared SQEs and enters the kernel once, waiting
+// for waitNr completions if it is not 0.
+func (l *loop) submit(waitNr uint32, timeout int64) {
 	n := l.ring.publish()
 	l.ls.sqes += uint64(n)
+	l.sendsQueued = 0
 	for {
-		e := l.ring.enter(n, wait, timeout)
+		e := l.ring.enter(n, waitNr, timeout)
 		l.ls.enters++
 		switch e {
 		case 0, syscall.ETIME, syscall.EINTR:
@@ -383,17 +413,20 @@ func (l *loop) sqe() *giouring.SubmissionQueueEntry {
 			l.ring.sqWait()
 			continue
 		}
-		l.submit(false, 0)
+		l.submit(0, 0)
 	}
 }
 
-// reapAll handles every completion in the CQ, in batches.
-func (l *loop) reapAll() {
+// reapAll handles every completion in the CQ, in batches, and returns
+// how many there were.
+func (l *loop) reapAll() int {
+	total := 0
 	for {
 		n := l.ring.reap(l.cqBuf)
 		if n == 0 {
-			return
+			return total
 		}
+		total += n
 		l.ls.cqes += uint64(n)
 		held := 0
 		for i := range n {
@@ -409,7 +442,7 @@ func (l *loop) reapAll() {
 		l.bufs.publish()
 		l.stepDirty()
 		if n < len(l.cqBuf) {
-			return
+			return total
 		}
 	}
 }

@@ -28,9 +28,10 @@ const (
 	setupSingleIss   = giouring.SetupSingleIssuer
 	setupDeferTask   = giouring.SetupDeferTaskrun
 
-	featNoDrop  = giouring.FeatNoDrop
-	featExtArg  = giouring.FeatExtArg
-	featCQESkip = giouring.FeatCQESkip
+	featNoDrop     = giouring.FeatNoDrop
+	featExtArg     = giouring.FeatExtArg
+	featCQESkip    = giouring.FeatCQESkip
+	featMinTimeout = 1 << 15 // IORING_FEAT_MIN_TIMEOUT: 6.12
 
 	offSQRing = 0
 	offCQRing = 0x8000000
@@ -95,6 +96,10 @@ type ring struct {
 	flags    uint32 // setup flags in effect
 	features uint32
 	rawWait  bool
+	// minWaitUs, when not 0, lets a wait for more than one completion
+	// return with fewer after this many microseconds (min_wait_usec of
+	// IORING_ENTER_EXT_ARG, IORING_FEAT_MIN_TIMEOUT: Linux 6.12).
+	minWaitUs uint32
 
 	sqMem, cqMem, sqeMem []byte // the mappings
 
@@ -217,12 +222,15 @@ func (r *ring) publish() uint32 {
 	return n
 }
 
-// enter submits what is prepared and, with wait, blocks until a
-// completion (or the timeout, if timeout > 0 nanoseconds). It returns the
-// errno of io_uring_enter: EINTR and ETIME are normal.
-func (r *ring) enter(submit uint32, wait bool, timeout int64) syscall.Errno {
+// enter submits what is prepared and, with waitNr > 0, blocks until
+// waitNr completions are in the CQ, or, with minWaitUs, until at least one
+// is and minWaitUs has passed; or until the timeout, if timeout > 0
+// nanoseconds. It returns the errno of io_uring_enter: EINTR and ETIME are
+// normal.
+func (r *ring) enter(submit uint32, waitNr uint32, timeout int64) syscall.Errno {
 	flags := uint32(0)
 	minComplete := uintptr(0)
+	wait := waitNr > 0
 	sqpoll := r.flags&giouring.SetupSQPoll != 0
 	if sqpoll {
 		if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
@@ -232,7 +240,7 @@ func (r *ring) enter(submit uint32, wait bool, timeout int64) syscall.Errno {
 	}
 	if wait {
 		flags |= enterGetEvents
-		minComplete = 1
+		minComplete = uintptr(waitNr)
 	} else if r.flags&setupDeferTask != 0 || atomic.LoadUint32(r.sqFlags)&(sqCQOverflow|sqTaskrun) != 0 {
 		flags |= enterGetEvents // run deferred task work, flush an overflow
 	}
@@ -240,9 +248,15 @@ func (r *ring) enter(submit uint32, wait bool, timeout int64) syscall.Errno {
 		return 0 // nothing the kernel thread does not do by itself
 	}
 	var arg, argSz uintptr
-	if wait && timeout > 0 {
-		r.ts = unix.NsecToTimespec(timeout)
-		r.arg = getEventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.ts)))}
+	if wait && (timeout > 0 || waitNr > 1 && r.minWaitUs > 0) {
+		r.arg = getEventsArg{}
+		if timeout > 0 {
+			r.ts = unix.NsecToTimespec(timeout)
+			r.arg.ts = uint64(uintptr(unsafe.Pointer(&r.ts)))
+		}
+		if waitNr > 1 {
+			r.arg.minWaitUsec = r.minWaitUs
+		}
 		arg, argSz = uintptr(unsafe.Pointer(&r.arg)), unsafe.Sizeof(r.arg)
 		flags |= enterExtArg
 	}

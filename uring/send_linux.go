@@ -2,6 +2,7 @@ package uring
 
 import (
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -11,6 +12,26 @@ import (
 // bigBuffer is the capacity above which an idle connection's output buffer
 // is dropped rather than kept for the next write.
 const bigBuffer = 64 << 10
+
+// outChunk is the size of the pooled output buffers: an idle connection
+// holds none, and a busy one takes one from outPool at its first Write.
+const outChunk = 2048
+
+// outPool holds output buffers of outChunk bytes, shared by every loop (a
+// sync.Pool: per-P, and emptied by the GC when memory is not reused).
+var outPool = sync.Pool{New: func() any { return new([outChunk]byte) }}
+
+// releaseOut gives c's output buffers back to outPool once everything is
+// sent, so that an idle connection holds no output memory. Called with
+// c.mu held, by the loop.
+func (c *conn) releaseOut() {
+	for _, b := range [2][]byte{c.sbuf, c.wbuf} {
+		if cap(b) == outChunk {
+			outPool.Put((*[outChunk]byte)(b[:outChunk]))
+		}
+	}
+	c.sbuf, c.wbuf, c.soff = nil, nil, 0
+}
 
 // recycleSbuf makes c.sbuf, fully sent, reusable (or drops it if large).
 // Called with c.mu held.
@@ -53,6 +74,7 @@ func (c *conn) submitSend() {
 	c.sending = true
 	c.sendStop = false
 	c.inflight++
+	c.l.sendsQueued++
 }
 
 // onSend handles a send completion: the result, and for SEND_ZC the
@@ -88,7 +110,8 @@ func (c *conn) onSend(seq uint32, res int32, flags uint32, more bool) {
 
 // holdZC moves the SEND_ZC buffer aside until its notification.
 func (c *conn) holdZC(seq uint32, n int) {
-	c.zcHeld = append(c.zcHeld, zcBuf{b: c.sbuf, n: n, seq: seq})
+	r := c.more()
+	r.zcHeld = append(r.zcHeld, zcBuf{b: c.sbuf, n: n, seq: seq})
 	if c.soff >= len(c.sbuf) {
 		c.sbuf, c.soff = nil, 0
 	} else {
@@ -104,9 +127,12 @@ func (c *conn) zcNotified(seq uint32, res int32) {
 	if uint32(res)&notifUsageZCCopy != 0 {
 		c.l.stats.zcCopy.Add(1)
 	}
-	for i, z := range c.zcHeld {
+	if c.rare == nil {
+		return
+	}
+	for i, z := range c.rare.zcHeld {
 		if z.seq == seq {
-			c.zcHeld = append(c.zcHeld[:i], c.zcHeld[i+1:]...)
+			c.rare.zcHeld = append(c.rare.zcHeld[:i], c.rare.zcHeld[i+1:]...)
 			c.sent(z.n)
 			return
 		}
@@ -124,7 +150,7 @@ func (c *conn) sent(n int) {
 	if c.bpPaused && c.queued <= c.l.t.cfg.MaxWriteBuffer/2 {
 		c.bpPaused = false
 		c.offerKept = true
-		c.drainPending = c.onDrain != nil
+		c.drainPending = c.hasDrain
 	}
 	c.mu.Unlock()
 }

@@ -1,6 +1,8 @@
 package uring
 
 import (
+	"time"
+
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -17,14 +19,15 @@ const (
 
 // options are the values of the transport's own keys.
 type options struct {
-	entries     int    // SQ entries per ring
-	bufSize     int    // bytes per provided buffer
-	bufCount    int    // provided buffers per ring
-	sqpoll      bool   // IORING_SETUP_SQPOLL
-	zcThreshold int    // sends of this many bytes or more use SEND_ZC; 0: never
-	accept      string // acceptReusePort or acceptMsgRing
-	fixedFiles  bool   // register sockets in the ring's file table
-	rawWait     bool   // block in io_uring_enter without telling the scheduler
+	entries     int           // SQ entries per ring
+	bufSize     int           // bytes per provided buffer
+	bufCount    int           // provided buffers per ring
+	sqpoll      bool          // IORING_SETUP_SQPOLL
+	zcThreshold int           // sends of this many bytes or more use SEND_ZC; 0: never
+	accept      string        // acceptReusePort or acceptMsgRing
+	fixedFiles  bool          // register sockets in the ring's file table
+	rawWait     bool          // block in io_uring_enter without telling the scheduler
+	minWait     time.Duration // how long a wait for a batch of completions may hold back fewer
 }
 
 var driverOptions = []transports.Option{
@@ -36,6 +39,7 @@ var driverOptions = []transports.Option{
 	{Key: "accept", Kind: transports.Enum, Default: acceptReusePort, Values: []string{acceptReusePort, acceptMsgRing},
 		Help: "reuseport: a listening socket and multishot accept per ring; msgring: one acceptor ring hands descriptors to the others with MSG_RING"},
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
+	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first"},
 	{Key: "rawwait", Kind: transports.Bool, Default: "false", Help: "wait in io_uring_enter with a raw system call that keeps the Go scheduler's P (for one loop on GOMAXPROCS=1; other goroutines wait up to 10 ms)"},
 }
 
@@ -56,6 +60,7 @@ func init() {
 				accept:      s.String("accept"),
 				fixedFiles:  s.Bool("fixedfiles"),
 				rawWait:     s.Bool("rawwait"),
+				minWait:     s.Duration("minwait"),
 			}
 			return newTransport(cfg, o)
 		},

@@ -329,7 +329,7 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	c := newConn(l, fd, network, h)
 	c.raddr = ra
 	d := &dialState{sa: rawSockaddr(sa), done: make(chan error, 1)}
-	c.dial = d
+	c.more().dial = d
 	l.postTask(func() {
 		if l.stopping {
 			unix.Close(fd)
@@ -349,7 +349,7 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	})
 	stop := context.AfterFunc(ctx, func() {
 		l.postTask(func() {
-			if c.dial != nil && d.connecting {
+			if c.dialing() != nil && d.connecting {
 				d.ctxErr = ctx.Err()
 				l.cancel(mkUD(opConnect, 0, c.slot))
 			}

@@ -208,7 +208,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		srvs = append(srvs, ps...)
 	}
 	if *servers != "" {
-		srvs, err = pickServers(srvs, splitList(*servers))
+		srvs, err = pickServers(srvs, splitServers(*servers))
 		if err != nil {
 			return fail(stderr, "bench", err)
 		}
@@ -314,11 +314,22 @@ func benchServers(self, selected string, netconn, quickNetconn bool) ([]bench.Se
 	return out, nil
 }
 
-// pickServers keeps the servers named, in the order named.
+// pickServers keeps the servers named, in the order named. A name with
+// options, "uring:minwait=50us", is that server with the options added to
+// its transport spec, so that settings can be compared in one run.
 func pickServers(all []bench.Server, names []string) ([]bench.Server, error) {
 	var out []bench.Server
 	for _, n := range names {
-		i := slices.IndexFunc(all, func(s bench.Server) bool { return s.Name == n })
+		base, opts, _ := strings.Cut(n, ":")
+		i := slices.IndexFunc(all, func(s bench.Server) bool { return s.Name == base })
+		if i >= 0 && opts != "" {
+			srv, err := withOptions(all[i], n, opts)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, srv)
+			continue
+		}
 		if i < 0 {
 			var have []string
 			for _, s := range all {
@@ -329,6 +340,38 @@ func pickServers(all []bench.Server, names []string) ([]bench.Server, error) {
 		out = append(out, all[i])
 	}
 	return out, nil
+}
+
+// splitServers splits the -servers list; a key=value item after a server
+// with options belongs to it: "uring:a=1,b=2,gnet" is uring:a=1,b=2 and
+// gnet.
+func splitServers(s string) []string {
+	var out []string
+	for _, item := range splitList(s) {
+		if n := len(out); n > 0 && strings.Contains(out[n-1], ":") && strings.Contains(item, "=") && !strings.Contains(item, ":") {
+			out[n-1] += "," + item
+			continue
+		}
+		out = append(out, item)
+	}
+	return out
+}
+
+// withOptions returns srv, named name, with opts appended to the spec
+// after its -transport flag.
+func withOptions(srv bench.Server, name, opts string) (bench.Server, error) {
+	j := slices.Index(srv.Argv, "-transport")
+	if srv.Kind == bench.KindPeer || j < 0 || j+1 >= len(srv.Argv) {
+		return bench.Server{}, fmt.Errorf("server %q: options are for merlin's transports, not %s", name, srv.Name)
+	}
+	spec := srv.Argv[j+1] + "," + opts
+	if _, err := transports.ParseSpec(spec); err != nil {
+		return bench.Server{}, fmt.Errorf("server %q: %w", name, err)
+	}
+	srv.Name = name
+	srv.Argv = slices.Clone(srv.Argv)
+	srv.Argv[j+1] = spec
+	return srv, nil
 }
 
 // buildMatrix expands the list flags into workloads.

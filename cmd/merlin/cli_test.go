@@ -75,15 +75,6 @@ func TestErrors(t *testing.T) {
 }
 
 // Subcommands planned but not written are not advertised.
-func TestUsageListsOnlyWrittenCommands(t *testing.T) {
-	r := merlin(t, "-h")
-	for _, planned := range []string{"paper"} {
-		if strings.Contains(r.stdout, planned) {
-			t.Errorf("usage mentions %q, which does not exist yet:\n%s", planned, r.stdout)
-		}
-	}
-}
-
 func TestTransports(t *testing.T) {
 	r := merlin(t, "transports")
 	if r.status != 0 {

@@ -36,6 +36,7 @@ import (
 	"strings"
 
 	"github.com/merlin-net/merlin/apps/echo"
+	"github.com/merlin-net/merlin/apps/http1"
 	"github.com/merlin-net/merlin/transports"
 	_ "github.com/merlin-net/merlin/transports/all" // registers every transport
 )
@@ -55,13 +56,16 @@ func commands() []command {
 		{"serve", "serve an application on a transport until SIGINT or SIGTERM", serve},
 		{"load", "drive load against a server and check every response; grade an echo server", load},
 		{"bench", "run the throughput suite: servers x workloads, pinned, with CPU, syscalls and latency", benchCmd},
+		{"paper", "run a paper (papers/NNNN-slug): its benchmarks, figures, tables and README", paperCmd},
 		{"transports", "list the transports, their keys, and whether this host runs them", listTransports},
 	}
 }
 
-// apps are the workloads serve can run, by -app name.
+// apps are the workloads serve can run, by -app name. One Handler serves
+// every connection of a listener.
 var apps = map[string]transports.Handler{
 	"echo": echo.Handler{},
+	"http": http1.New(http1.Config{}),
 }
 
 // appNames lists the apps for messages.

@@ -252,6 +252,59 @@ type plannedRun struct {
 	round int
 }
 
+// planRuns orders the runs of o. Phase 1: closed loops (including those
+// relative rates need), phase 2: open loops, phase 3: churn and idle.
+// Within a phase, rounds; within a round, workloads; within a workload,
+// every server, the order rotated each round.
+func planRuns(o Options) []plannedRun {
+	count := max(o.Count, 1)
+	var closed, open, other []Workload
+	for _, w := range o.Workloads {
+		switch {
+		case w.Kind == Churn || w.Kind == Idle:
+			other = append(other, w)
+		case w.openLoop():
+			open = append(open, w)
+			if strings.HasSuffix(w.Rate, "%") && !slices.Contains(closed, w.closed()) && !slices.Contains(o.Workloads, w.closed()) {
+				closed = append(closed, w.closed())
+			}
+		default:
+			closed = append(closed, w)
+		}
+	}
+	var plan []plannedRun
+	for _, phase := range [][]Workload{closed, open, other} {
+		for round := range count {
+			for _, w := range phase {
+				for i := range o.Servers {
+					srv := o.Servers[(i+round)%len(o.Servers)]
+					plan = append(plan, plannedRun{srv: srv, w: w, round: round})
+				}
+			}
+		}
+	}
+	return plan
+}
+
+// Estimate returns the runs Run would make with o, and the time they
+// take if each costs its warm-up and window (or, for idle, IdleHold) plus
+// overhead: starting and stopping the server, attaching perf, dialing.
+// Closed-loop runs that relative rates need are counted.
+func Estimate(o Options, overhead time.Duration) (runs int, total time.Duration) {
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.IdleHold <= 0 {
+		o.IdleHold = time.Second
+	}
+	b := &bencher{o: o}
+	plan := planRuns(o)
+	for _, pr := range plan {
+		total += b.window(pr.w) + overhead
+	}
+	return len(plan), total
+}
+
 // Run runs the matrix and returns every run's record. Its error is for
 // options it cannot run with; a failed run is a Record with Err set.
 // Cancelling ctx stops after the run in progress (which is cut short).
@@ -283,7 +336,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Settings.Servers = append(rep.Settings.Servers, s.Name)
 	}
 	b := &bencher{o: o, rep: rep}
-	if err := b.setup(); err != nil {
+	err := b.setup()
+	if b.unpin != nil {
+		// A caller may run again (merlin paper runs one bench per part).
+		defer b.unpin()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if f := strings.Fields(rep.Host.LoadAvg); len(f) > 0 {
@@ -292,35 +350,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 
-	// Phase 1: closed loops (including those relative rates need), phase
-	// 2: open loops, phase 3: churn and idle. Within a phase, rounds;
-	// within a round, workloads; within a workload, every server, the
-	// order rotated each round.
-	var closed, open, other []Workload
-	for _, w := range o.Workloads {
-		switch {
-		case w.Kind == Churn || w.Kind == Idle:
-			other = append(other, w)
-		case w.openLoop():
-			open = append(open, w)
-			if strings.HasSuffix(w.Rate, "%") && !slices.Contains(closed, w.closed()) && !slices.Contains(o.Workloads, w.closed()) {
-				closed = append(closed, w.closed())
-			}
-		default:
-			closed = append(closed, w)
-		}
-	}
-	var plan []plannedRun
-	for _, phase := range [][]Workload{closed, open, other} {
-		for round := range o.Count {
-			for _, w := range phase {
-				for i := range o.Servers {
-					srv := o.Servers[(i+round)%len(o.Servers)]
-					plan = append(plan, plannedRun{srv: srv, w: w, round: round})
-				}
-			}
-		}
-	}
+	plan := planRuns(o)
 
 	if o.OnStart != nil {
 		o.OnStart(rep)
@@ -359,6 +389,9 @@ type bencher struct {
 	o   Options
 	rep *Report
 	pin []string // the command prefix that pins a server
+	// unpin, if set, gives this process back the CPUs and GOMAXPROCS it
+	// had before setup pinned it.
+	unpin func()
 }
 
 // setup pins this process and checks the tools.
@@ -388,7 +421,11 @@ func (b *bencher) setup() error {
 			}
 			// One CPU, one P: a second would only time-slice with the
 			// first.
-			runtime.GOMAXPROCS(1)
+			procs := runtime.GOMAXPROCS(1)
+			b.unpin = func() {
+				setAffinity(cpus)
+				runtime.GOMAXPROCS(procs)
+			}
 		}
 		s.Pinning = fmt.Sprintf("server=%s,client=%s", cpuName(o.ServerCPU), cpuName(o.ClientCPU))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -144,5 +145,83 @@ func TestOutput(t *testing.T) {
 	}
 	if n := strings.Count(b.String(), "\n"); n != 4 {
 		t.Errorf("CSV has %d lines, want a header and 3 rows:\n%s", n, b.String())
+	}
+}
+
+// Summaries: every metric over the rounds that succeeded, as median,
+// minimum, maximum and the values; failed rounds are counted apart.
+func TestBenchSummaries(t *testing.T) {
+	rec := func(round int, rps float64, user int64) Record {
+		return Record{Name: "BenchmarkEcho/server=a/conns=1/size=64/depth=1", Round: round, Server: "a", Workload: Echo, Conns: 1, Size: 64, Depth: 1,
+			Seconds: 1, Requests: 1000, ReqPerSec: rps, ServerUserNs: user, Syscalls: -1}
+	}
+	bad := rec(3, 1, 1)
+	bad.Err = "boom"
+	rep := &Report{Records: []Record{rec(0, 300, 3000), rec(1, 100, 1000), rec(2, 200, 2000), bad}}
+	sums := rep.Summaries()
+	if len(sums) != 1 {
+		t.Fatalf("%d summaries, want 1", len(sums))
+	}
+	s := sums[0]
+	if s.Runs != 4 || s.Failed != 1 || s.Cell() != "echo/conns=1/size=64/depth=1" {
+		t.Errorf("runs %d, failed %d, cell %q", s.Runs, s.Failed, s.Cell())
+	}
+	if d := cmp.Diff(Stat{Median: 200, Min: 100, Max: 300, Values: []float64{300, 100, 200}}, s.Stats["req/s"]); d != "" {
+		t.Errorf("req/s (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(Stat{Median: 2, Min: 1, Max: 3, Values: []float64{3, 1, 2}}, s.Stats["user-ns/req"]); d != "" {
+		t.Errorf("user-ns/req (-want +got):\n%s", d)
+	}
+	if _, ok := s.Stats["p99-ns"]; ok {
+		t.Error("a closed loop has latency percentiles")
+	}
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"summary": [`) || !strings.Contains(b.String(), `"records": [`) {
+		t.Errorf("JSON lacks the summary or the records:\n%s", b.String())
+	}
+}
+
+// Estimate plans what Run runs: closed loops a relative rate needs are
+// added, every run costs its windows plus the overhead.
+func TestBenchEstimate(t *testing.T) {
+	o := Options{
+		Servers: []Server{{Name: "a"}, {Name: "b"}, {Name: "c"}},
+		Workloads: []Workload{
+			{Kind: Echo, Conns: 64, Size: 64, Depth: 1, Rate: "50%"},
+			{Kind: Echo, Conns: 64, Size: 64, Depth: 1, Rate: "90%"},
+			{Kind: Idle, Conns: 100, Size: 64, Depth: 1},
+		},
+		Count: 2, Warmup: time.Second, Duration: 3 * time.Second, IdleHold: 500 * time.Millisecond,
+	}
+	runs, total := Estimate(o, 250*time.Millisecond)
+	// (1 closed + 2 open) x 3 servers x 2 rounds at 4.25 s, and 3 x 2 idle
+	// runs at 0.75 s.
+	if runs != 24 || total != 18*4250*time.Millisecond+6*750*time.Millisecond {
+		t.Errorf("Estimate = %d runs, %v", runs, total)
+	}
+}
+
+// setAffinity gives back the CPUs pinSelf took away (Run does, when it
+// returns).
+func TestBenchAffinityRestored(t *testing.T) {
+	cpus, err := allowedCPUs()
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := pinSelf(cpus[len(cpus)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := setAffinity(cpus); err != nil {
+		t.Fatal(err)
+	}
+	got, err := allowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(cpus, got); d != "" {
+		t.Errorf("CPUs after restoring (-want +got):\n%s", d)
 	}
 }

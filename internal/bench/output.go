@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -162,45 +161,15 @@ type row struct {
 	notes                  []string
 }
 
-// rows groups the records by benchmark name, in first-seen order, with
-// medians of every metric over the rounds that succeeded.
+// rows returns the medians of every benchmark over its rounds (see
+// Summaries).
 func (rep *Report) rows() []*row {
-	var order []string
-	byName := map[string]*row{}
-	vals := map[string]map[string][]float64{}
-	for _, r := range rep.Records {
-		rw, ok := byName[r.Name]
-		if !ok {
-			rw = &row{name: r.Name, server: r.Server, workload: r.Workload, conns: r.Conns, size: r.Size, depth: r.Depth, rate: r.Rate, m: map[string]float64{}}
-			byName[r.Name] = rw
-			vals[r.Name] = map[string][]float64{}
-			order = append(order, r.Name)
-		}
-		rw.runs++
-		if r.RateRPS > 0 {
-			rw.rateRPS = r.RateRPS
-		}
-		if r.Failed() {
-			rw.failed++
-			continue
-		}
-		if r.ClientBound {
-			rw.clientBound++
-		}
-		for _, n := range r.Notes {
-			if !slices.Contains(rw.notes, n) {
-				rw.notes = append(rw.notes, n)
-			}
-		}
-		for _, m := range r.metrics() {
-			vals[r.Name][m.unit] = append(vals[r.Name][m.unit], m.v)
-		}
-	}
 	var out []*row
-	for _, n := range order {
-		rw := byName[n]
-		for u, v := range vals[n] {
-			rw.m[u] = median(v)
+	for _, s := range rep.Summaries() {
+		rw := &row{name: s.Name, server: s.Server, workload: s.Workload, conns: s.Conns, size: s.Size, depth: s.Depth,
+			rate: s.Rate, rateRPS: s.RateRPS, runs: s.Runs, failed: s.Failed, clientBound: s.ClientBound, notes: s.Notes, m: map[string]float64{}}
+		for u, st := range s.Stats {
+			rw.m[u] = st.Median
 		}
 		out = append(out, rw)
 	}
@@ -352,11 +321,17 @@ func label(r *row) string {
 	return strings.Join(l, "; ")
 }
 
-// WriteJSON writes the whole report as indented JSON.
+// WriteJSON writes the whole report as indented JSON: the host, the
+// settings, every run's record, and (key "summary") every benchmark's
+// metrics over its rounds (Summaries), so that a reader needs no
+// arithmetic of its own for medians and spreads.
 func (rep *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(struct {
+		*Report
+		Summary []Summary `json:"summary"`
+	}{rep, rep.Summaries()})
 }
 
 // WriteCSV writes one row per run.

@@ -25,9 +25,14 @@ func allowedCPUs() ([]int, error) {
 
 // pinSelf binds every thread of this process to cpu. Threads the runtime
 // starts later inherit the binding from the thread that creates them.
-func pinSelf(cpu int) error {
+func pinSelf(cpu int) error { return setAffinity([]int{cpu}) }
+
+// setAffinity binds every thread of this process to cpus.
+func setAffinity(cpus []int) error {
 	var set unix.CPUSet
-	set.Set(cpu)
+	for _, c := range cpus {
+		set.Set(c)
+	}
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return err
@@ -38,7 +43,7 @@ func pinSelf(cpu int) error {
 			continue
 		}
 		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return fmt.Errorf("pinning thread %d to CPU %d: %w", tid, cpu, err)
+			return fmt.Errorf("pinning thread %d to CPUs %v: %w", tid, cpus, err)
 		}
 	}
 	return nil

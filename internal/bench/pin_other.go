@@ -14,3 +14,7 @@ func allowedCPUs() ([]int, error) {
 func pinSelf(int) error {
 	return fmt.Errorf("bench: CPU affinity: %w", errors.ErrUnsupported)
 }
+
+func setAffinity([]int) error {
+	return fmt.Errorf("bench: CPU affinity: %w", errors.ErrUnsupported)
+}

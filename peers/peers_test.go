@@ -14,9 +14,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
-var peerNames = []string{"netstd", "gnet", "nbio"}
+// peerNames are the peers built; echoPeers serve -app echo, httpPeers
+// -app http.
+var (
+	peerNames = []string{"netstd", "gnet", "nbio", "fasthttp"}
+	echoPeers = []string{"netstd", "gnet", "nbio"}
+	httpPeers = []string{"netstd", "fasthttp"}
+)
 
 // build builds the peers into a temporary directory.
 func build(t *testing.T) string {
@@ -77,11 +85,11 @@ func start(t *testing.T, bin string, args ...string) (*exec.Cmd, string, *bytes.
 	return nil, "", nil
 }
 
-// Every peer prints the listening line with a real port, echoes every
+// Every echo peer prints the listening line with a real port, echoes every
 // byte, and exits 0 on SIGTERM.
 func TestPeers(t *testing.T) {
 	dir := build(t)
-	for _, n := range peerNames {
+	for _, n := range echoPeers {
 		t.Run(n, func(t *testing.T) {
 			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
 			if strings.HasSuffix(addr, ":0") {
@@ -145,22 +153,83 @@ func TestPortInUse(t *testing.T) {
 	}
 }
 
-// netstd -app http is net/http answering TechEmpower's plaintext test.
-func TestNetstdHTTP(t *testing.T) {
+// Every http peer serves the routes of merlin serve -app http: GET
+// /plaintext and /json (TechEmpower), POST /echo (Content-Length and
+// chunked, and 413 past 1 MiB), 404 elsewhere, on keep-alive connections;
+// and exits 0 on SIGTERM.
+func TestPeersHTTP(t *testing.T) {
 	dir := build(t)
-	cmd, addr, stderr := start(t, filepath.Join(dir, "netstd"), "-addr", "127.0.0.1:0", "-app", "http")
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + addr + "/plaintext")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || string(body) != "Hello, World!" {
-		t.Errorf("GET /plaintext: %d %q %v", resp.StatusCode, body, err)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("exit after SIGTERM: %v\nstderr:\n%s", err, stderr)
+	for _, n := range httpPeers {
+		t.Run(n, func(t *testing.T) {
+			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0", "-app", "http")
+			// ExpectContinueTimeout: a request with Expect: 100-continue
+			// sends its body only after the server's 100.
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, ExpectContinueTimeout: 10 * time.Second}
+			defer tr.CloseIdleConnections()
+			c := http.Client{Timeout: 10 * time.Second, Transport: tr}
+			base := "http://" + addr
+			type reply struct {
+				Status      int
+				ContentType string
+				Body        string
+			}
+			do := func(method, path string, body io.Reader, chunked bool, header ...string) reply {
+				t.Helper()
+				req, err := http.NewRequest(method, base+path, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i+1 < len(header); i += 2 {
+					req.Header.Set(header[i], header[i+1])
+				}
+				if chunked {
+					req.ContentLength = -1
+					req.TransferEncoding = []string{"chunked"}
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatalf("%s %s: %v", method, path, err)
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatalf("%s %s: reading the body: %v", method, path, err)
+				}
+				return reply{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+			}
+			check := func(name string, want, got reply) {
+				t.Helper()
+				if want.Status != 200 {
+					got.Body, got.ContentType = "", "" // error pages are the server's own
+				}
+				if len(want.Body) > 100 && got.Body == want.Body {
+					got.Body, want.Body = "(same)", "(same)"
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s (-want +got):\n%s", name, diff)
+				}
+			}
+			for range 3 { // on one keep-alive connection
+				check("GET /plaintext", reply{200, "text/plain", "Hello, World!"}, do("GET", "/plaintext", nil, false))
+				check("GET /json", reply{200, "application/json", `{"message":"Hello, World!"}`}, do("GET", "/json", nil, false))
+			}
+			big := strings.Repeat("0123456789abcdef", 64<<10/16)
+			check("POST /echo", reply{200, "application/octet-stream", big}, do("POST", "/echo", strings.NewReader(big), false))
+			check("POST /echo chunked", reply{200, "application/octet-stream", big}, do("POST", "/echo", strings.NewReader(big), true))
+			check("POST /echo empty", reply{200, "application/octet-stream", ""}, do("POST", "/echo", http.NoBody, false))
+			check("PUT /echo", reply{200, "application/octet-stream", "put"}, do("PUT", "/echo", strings.NewReader("put"), false))
+			check("GET /nope", reply{Status: 404}, do("GET", "/nope", nil, false))
+			// With Expect: 100-continue, a server that refuses the body at
+			// once (fasthttp, from Content-Length) does not race the
+			// client's write of it.
+			got := do("POST", "/echo", bytes.NewReader(make([]byte, 1<<20+1)), false, "Expect", "100-continue")
+			check("POST /echo of 1 MiB + 1", reply{Status: 413}, reply{Status: got.Status})
+
+			tr.CloseIdleConnections()
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("exit after SIGTERM: %v\nstderr:\n%s", err, stderr)
+			}
+		})
 	}
 }

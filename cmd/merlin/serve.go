@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,10 +38,26 @@ SIGUSR1 prints the transport's counters now, as one line
 "stats accepted=N ... " to stdout (-stats prints the same line at exit):
 merlin bench reads them at the edges of its measured window.
 
+Apps: echo writes back every byte; http is HTTP/1.1 (apps/http1): GET
+/plaintext and GET /json (TechEmpower's tests), POST or PUT /echo (the request
+body back), 404 elsewhere, with keep-alive and pipelining.
+
 With -netconn the application runs behind the net.Conn adapter
 (transports.NetListener), one goroutine per connection doing blocking
 reads and writes, as code written for package net would: the other place
-application code can run (echo only).
+application code can run. echo is then a read/write loop; http is Go's
+net/http serving the same routes (http1.NetHTTP).
+
+With -tls the application runs behind the net.Conn adapter under
+crypto/tls (TLS 1.2 or later; ALPN offers http/1.1 and http/1.0 only):
+http is HTTPS through net/http, echo writes back the decrypted bytes.
+The certificate and key come from -tls-cert and -tls-key (PEM), or,
+without them, a self-signed ECDSA certificate for 127.0.0.1, ::1 and
+localhost is generated at start and written as PEM to a temporary file,
+removed at exit. A second stdout line after the listening one names the
+file and the certificate's SHA-256 fingerprint:
+"tls certificate PATH sha256 AB:CD:..."; a client trusts it with
+curl --cacert PATH.
 
 Profiling: -cpuprofile and -trace write a CPU profile and an execution
 trace of the whole run, completed at exit; -pprof serves net/http/pprof on
@@ -53,6 +70,8 @@ Examples:
 	merlin serve -transport sockets:maxwritebuffer=256k -app echo
 	merlin serve -network unix -addr /tmp/merlin.sock
 	merlin serve -transport sockets -netconn -cpuprofile cpu.pprof
+	merlin serve -transport uring -app http -addr 127.0.0.1:8080
+	merlin serve -app http -tls -addr 127.0.0.1:8443
 `
 
 // serve is "merlin serve".
@@ -65,7 +84,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for connections to close before aborting them")
 	stats := fs.Bool("stats", false, "print the transport's counters to stdout at exit (one line of key=value)")
 	verbose := fs.Bool("v", false, "log at debug level")
-	netconn := fs.Bool("netconn", false, "run the application behind the net.Conn adapter, a goroutine per connection (echo only)")
+	netconn := fs.Bool("netconn", false, "run the application behind the net.Conn adapter, a goroutine per connection (http: net/http)")
+	useTLS := fs.Bool("tls", false, "serve over TLS (crypto/tls behind the net.Conn adapter; implies -netconn)")
+	certFile := fs.String("tls-cert", "", "with -tls: the certificate chain `file` (PEM); default: a generated self-signed certificate")
+	keyFile := fs.String("tls-key", "", "with -tls: the private key `file` (PEM) of -tls-cert")
 	var prof profiling
 	prof.flags(fs)
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -83,12 +105,18 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if *timeout <= 0 {
 		return usageError(fs, stderr, "-shutdown-timeout must be positive")
 	}
+	if !*useTLS && (*certFile != "" || *keyFile != "") {
+		return usageError(fs, stderr, "-tls-cert and -tls-key need -tls")
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usageError(fs, stderr, "-tls-cert and -tls-key go together")
+	}
 	h, ok := apps[*app]
 	if !ok {
 		return fail(stderr, "serve", fmt.Errorf("unknown app %q (apps: %s)", *app, appNames()))
 	}
-	if *netconn && *app != "echo" {
-		return fail(stderr, "serve", fmt.Errorf("-netconn runs echo only, not %q", *app))
+	if *useTLS {
+		*netconn = true
 	}
 
 	level := slog.LevelInfo
@@ -107,6 +135,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 
+	var cert *serverCert
+	if *useTLS {
+		if cert, err = loadServerCert(*certFile, *keyFile, os.TempDir()); err != nil {
+			return fail(stderr, "serve", err)
+		}
+		defer cert.cleanup()
+	}
+
 	t, err := transports.Open(*spec, transports.Config{Logger: log})
 	if err != nil {
 		return fail(stderr, "serve", err)
@@ -120,7 +156,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	var (
 		lnAddr  net.Addr
-		stopNet func()
+		stopNet func(context.Context) error
 	)
 	if *netconn {
 		nl, err := transports.NetListener(t, *network, *addr)
@@ -128,7 +164,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, "serve", err)
 		}
 		lnAddr = nl.Addr()
-		stopNet = serveNetConn(nl)
+		if cert != nil {
+			nl = tls.NewListener(nl, cert.tlsConfig())
+		}
+		switch *app {
+		case "http":
+			stopNet = serveHTTP(nl, netHTTPServer(log))
+		default:
+			stopNet = serveNetConn(nl)
+		}
 	} else {
 		ln, err := t.Listen(*network, *addr, h)
 		if err != nil {
@@ -159,21 +203,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	})
 
 	out.Lock()
-	fmt.Fprintf(stdout, "listening on %s (transport %s)\n", lnAddr, t.Name())
+	line := fmt.Sprintf("listening on %s (transport %s)\n", lnAddr, t.Name())
+	if cert != nil {
+		line += fmt.Sprintf("tls certificate %s sha256 %s\n", cert.path, cert.fingerprint())
+	}
+	io.WriteString(stdout, line) // one write: a reader of the first line may read both
 	out.Unlock()
-	log.Info("serving", "app", *app, "network", *network, "addr", lnAddr.String(), "transport", t.Name(), "spec", *spec, "netconn", *netconn)
+	log.Info("serving", "app", *app, "network", *network, "addr", lnAddr.String(), "transport", t.Name(), "spec", *spec, "netconn", *netconn, "tls", *useTLS)
 
 	<-ctx.Done()
 	stop() // a second signal now ends the process at once
 	log.Info("shutting down", "timeout", *timeout, "open", t.Stats().Open())
-	if stopNet != nil {
-		stopNet()
-	}
-
 	sctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	err = nil
+	if stopNet != nil {
+		err = stopNet(sctx)
+	}
+	if terr := t.Shutdown(sctx); err == nil {
+		err = terr
+	}
 	status := 0
-	if err := t.Shutdown(sctx); err != nil {
+	if err != nil {
 		status = fail(stderr, "serve", fmt.Errorf("shutdown: connections still open after %v were aborted: %w", *timeout, err))
 	} else {
 		log.Info("shut down")

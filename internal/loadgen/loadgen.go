@@ -65,7 +65,7 @@ type Config struct {
 	// open-loop.
 	Mode  string
 	Conns int // connections (workers in Churn); default 1
-	Size  int // echo: bytes per message; default 64
+	Size  int // echo: bytes per message (http: per POST body of EchoPath); default 64
 	// Depth is the number of requests written together: in a closed loop,
 	// the requests in flight per connection; open-loop, the requests sent
 	// at each scheduled time. Default 1.
@@ -91,7 +91,12 @@ type Config struct {
 	MaxErrors int
 	// HTTPPath is the path requested (default /plaintext); HTTPHost the
 	// Host header (default the address). HTTPBody, if not nil, is the body
-	// every response must have.
+	// every response must have; if nil, TechEmpower's paths have theirs
+	// checked (/plaintext: PlaintextBody; /json: JSONBody, or any JSON
+	// encoding of the same object) and other paths may have any body.
+	// HTTPPath EchoPath (without HTTPBody) makes each request a POST of
+	// Size bytes, the echo workload's message, which must come back as
+	// the response's body.
 	HTTPPath, HTTPHost string
 	HTTPBody           []byte
 	// Dial makes the connections; nil means Go's net package. With
@@ -228,7 +233,7 @@ func (c Config) validate() error {
 		return errors.New("loadgen: negative rate")
 	case c.Rate > 0 && c.Mode != Closed:
 		return fmt.Errorf("loadgen: a rate applies to the closed mode (open loop), not to %s", c.Mode)
-	case c.Rate > 0 && c.Workload == Echo && c.Size*c.Depth > inlineWrite:
+	case c.Rate > 0 && (c.Workload == Echo || c.HTTPPath == EchoPath) && c.Size*c.Depth > inlineWrite:
 		return fmt.Errorf("loadgen: open-loop batches are limited to %d bytes", inlineWrite)
 	}
 	return nil

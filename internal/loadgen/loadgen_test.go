@@ -491,3 +491,86 @@ func TestCheck(t *testing.T) {
 		t.Errorf("nothing listening: %+v, want one failed connect", rs)
 	}
 }
+
+// Without HTTPBody, TechEmpower's paths are checked: /plaintext's body
+// exactly, /json's as JSON (another encoding of the same object passes, a
+// different object fails); other paths take any body.
+func TestHTTPTechEmpowerBodies(t *testing.T) {
+	server := func(plaintext, json string) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/plaintext":
+				io.WriteString(w, plaintext)
+			case "/json":
+				io.WriteString(w, json)
+			default:
+				io.WriteString(w, "anything")
+			}
+		}))
+		t.Cleanup(s.Close)
+		return strings.TrimPrefix(s.URL, "http://")
+	}
+	good := server(PlaintextBody, "{ \"message\" : \"Hello, World!\" }\n")
+	bad := server("Hello, World?", `{"message":"Hello, World?"}`)
+	for _, tc := range []struct {
+		addr, path string
+		ok         bool
+	}{
+		{good, "/plaintext", true}, {good, "/json", true}, {good, "/other", true},
+		{bad, "/plaintext", false}, {bad, "/json", false}, {bad, "/other", true},
+	} {
+		res, err := Config{Addr: tc.addr, Workload: HTTP, HTTPPath: tc.path, Depth: 4, Duration: 100 * time.Millisecond}.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case tc.ok && (res.Errors != 0 || res.Requests == 0):
+			t.Errorf("%s: %d requests, %d errors %v; want some and none", tc.path, res.Requests, res.Errors, res.FirstErrors)
+		case !tc.ok && (res.Errors == 0 || !errors.Is(res.FirstErrors[0], ErrBadResponse)):
+			t.Errorf("%s with a wrong body: %d errors %v; want a bad response", tc.path, res.Errors, res.FirstErrors)
+		}
+	}
+}
+
+// HTTPPath /echo posts Size bytes per request, pipelined, and checks that
+// each comes back; batches past inlineWrite are written while read; a
+// server that changes one byte fails the run at that byte.
+func TestHTTPEcho(t *testing.T) {
+	server := func(corrupt int) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || r.URL.Path != EchoPath {
+				http.NotFound(w, r)
+				return
+			}
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			if corrupt < len(b) {
+				b[corrupt] ^= 1
+			}
+			w.Write(b)
+		}))
+		t.Cleanup(s.Close)
+		return strings.TrimPrefix(s.URL, "http://")
+	}
+	good := server(1 << 30)
+	for _, tc := range []struct{ size, depth int }{{1, 16}, {100, 16}, {100 << 10, 4}} {
+		res, err := Config{Addr: good, Workload: HTTP, HTTPPath: EchoPath, Conns: 2, Size: tc.size, Depth: tc.depth, Duration: 200 * time.Millisecond}.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors != 0 || res.Requests == 0 || res.Bytes < res.Requests*uint64(tc.size) {
+			t.Errorf("size %d depth %d: %d requests, %d bytes, %d errors %v; want some, each with its body, and no error",
+				tc.size, tc.depth, res.Requests, res.Bytes, res.Errors, res.FirstErrors)
+		}
+	}
+	res, err := Config{Addr: server(5000), Workload: HTTP, HTTPPath: EchoPath, Size: 8000, Depth: 2, Duration: 100 * time.Millisecond}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors == 0 || !errors.Is(res.FirstErrors[0], ErrBadResponse) || !strings.Contains(res.FirstErrors[0].Error(), "differs at byte 5000") {
+		t.Errorf("a server that flips byte 5000: %d errors %v; want the bad byte reported", res.Errors, res.FirstErrors)
+	}
+}

@@ -95,16 +95,37 @@ func (x *exchanger) exchange(batch uint64, done func(conn, n, b int, lat time.Du
 		done(x.i, cfg.Depth, len(x.in), time.Since(sent))
 		return nil
 	}
-	if _, err := x.c.Write(x.out); err != nil {
-		return fmt.Errorf("loadgen: conn %d batch %d: %w", x.i, batch, err)
+	// A batch larger than inlineWrite (POST bodies) is written while the
+	// responses are read: a server that stops reading until its answers
+	// are read must not deadlock the exchange.
+	var werr chan error
+	if len(x.out) <= inlineWrite {
+		if _, err := x.c.Write(x.out); err != nil {
+			return fmt.Errorf("loadgen: conn %d batch %d: %w", x.i, batch, err)
+		}
+	} else {
+		werr = make(chan error, 1)
+		go func() {
+			_, err := x.c.Write(x.out)
+			werr <- err
+		}()
 	}
 	total := 0
 	for m := range cfg.Depth {
 		n, err := x.r.proto.response(x.br, x.i, seq+uint32(m), batch, m, &x.scratch)
 		if err != nil {
+			if werr != nil {
+				x.c.SetDeadline(time.Now()) // unblock the writer
+				<-werr
+			}
 			return fmt.Errorf("loadgen: conn %d batch %d: %w", x.i, batch, err)
 		}
 		total += n
+	}
+	if werr != nil {
+		if err := <-werr; err != nil {
+			return fmt.Errorf("loadgen: conn %d batch %d: %w", x.i, batch, err)
+		}
 	}
 	done(x.i, cfg.Depth, total, time.Since(sent))
 	return nil

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 )
 
@@ -144,16 +146,77 @@ var ErrBadResponse = errors.New("loadgen: bad HTTP response")
 type httpProto struct {
 	req  []byte
 	body []byte // nil: any
+	// echo, if set, makes each request a POST of a body of echo.size
+	// bytes, the echo workload's message for its connection and
+	// sequence number, which the response must have (HTTPPath EchoPath).
+	echo *echoProto
+	// json: body is a JSON document, and a response body that differs
+	// from it byte for byte must still decode to the same value.
+	json bool
 }
+
+// TechEmpower's responses: the body of its plaintext test, and the JSON
+// test's object (any encoding of it is valid).
+const (
+	PlaintextBody = "Hello, World!"
+	JSONBody      = `{"message":"Hello, World!"}`
+)
+
+// EchoPath is the path of the http app's echo route: a POST whose body
+// comes back.
+const EchoPath = "/echo"
 
 func newHTTPProto(c Config) *httpProto {
+	if c.HTTPPath == EchoPath && c.HTTPBody == nil {
+		req := "POST " + EchoPath + " HTTP/1.1\r\nHost: " + c.HTTPHost + "\r\nUser-Agent: merlin-load\r\nAccept: */*\r\n" +
+			"Content-Type: application/octet-stream\r\nContent-Length: " + strconv.Itoa(c.Size) + "\r\n\r\n"
+		return &httpProto{req: []byte(req), echo: &echoProto{size: c.Size, pattern: newPattern(c.Seed, c.Size)}}
+	}
 	req := "GET " + c.HTTPPath + " HTTP/1.1\r\nHost: " + c.HTTPHost + "\r\nUser-Agent: merlin-load\r\nAccept: */*\r\n\r\n"
-	return &httpProto{req: []byte(req), body: c.HTTPBody}
+	p := &httpProto{req: []byte(req), body: c.HTTPBody}
+	if p.body == nil {
+		switch c.HTTPPath {
+		case "/plaintext":
+			p.body = []byte(PlaintextBody)
+		case "/json":
+			p.body, p.json = []byte(JSONBody), true
+		}
+	}
+	return p
 }
 
-func (p *httpProto) request(dst []byte, _ int, _ uint32) []byte { return append(dst, p.req...) }
+// sameJSON reports whether a and b are JSON documents of the same value.
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}
 
-func (p *httpProto) response(br *bufio.Reader, conn int, _ uint32, batch uint64, idx int, scratch *[]byte) (int, error) {
+func (p *httpProto) request(dst []byte, conn int, seq uint32) []byte {
+	dst = append(dst, p.req...)
+	if p.echo != nil {
+		dst = p.echo.request(dst, conn, seq)
+	}
+	return dst
+}
+
+// matches reports whether b is message seq of connection conn, without
+// building it.
+func (p *echoProto) matches(b []byte, conn int, seq uint32) bool {
+	if len(b) != p.size {
+		return false
+	}
+	var h [headerLen]byte
+	binary.LittleEndian.PutUint32(h[:], uint32(conn))
+	binary.LittleEndian.PutUint32(h[4:], seq)
+	n := min(headerLen, p.size)
+	start := (uint64(conn)*7919 + uint64(seq)*104729) % patStride
+	return bytes.Equal(b[:n], h[:n]) && bytes.Equal(b[n:], p.pattern[start:start+uint64(p.size-n)])
+}
+
+func (p *httpProto) response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, scratch *[]byte) (int, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: conn %d batch %d response %d: %s", ErrBadResponse, conn, batch, idx, fmt.Sprintf(format, a...))
 	}
@@ -244,8 +307,19 @@ func (p *httpProto) response(br *bufio.Reader, conn int, _ uint32, batch uint64,
 		return 0, bad("no Content-Length and not chunked")
 	}
 	*scratch = body[:0]
-	if p.body != nil && !bytes.Equal(body, p.body) {
+	if p.body != nil && !bytes.Equal(body, p.body) && !(p.json && sameJSON(body, p.body)) {
 		return 0, bad("body %q, want %q", truncate(body), truncate(p.body))
+	}
+	if p.echo != nil && !p.echo.matches(body, conn, seq) {
+		want := p.echo.request(nil, conn, seq)
+		if len(body) != len(want) {
+			return 0, bad("echoed body of %d bytes, want %d", len(body), len(want))
+		}
+		i := 0
+		for body[i] == want[i] {
+			i++
+		}
+		return 0, bad("echoed body differs at byte %d: want %#02x, got %#02x", i, want[i], body[i])
 	}
 	return n, nil
 }

@@ -27,7 +27,7 @@ type Flags struct {
 
 // Parse defines the common flags on flag.CommandLine, lets extra define
 // the peer's own, and parses the command line. apps lists the
-// applications the peer serves (echo first, the default).
+// applications the peer serves (the first is the default; none: echo).
 func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
 	if len(apps) == 0 {
 		apps = []string{"echo"}
@@ -35,12 +35,12 @@ func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
 	var f Flags
 	fs := flag.CommandLine
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe %s peer: an echo server with merlin serve's flags. It prints\n\"listening on ADDR (peer %s)\" once it accepts, and exits on SIGTERM or SIGINT.\n\nFlags:\n\n", os.Args[0], name, name)
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nThe %s peer: a server with merlin serve's flags (apps: %s). It prints\n\"listening on ADDR (peer %s)\" once it accepts, and exits on SIGTERM or SIGINT.\n\nFlags:\n\n", os.Args[0], name, strings.Join(apps, ", "), name)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.Network, "network", "tcp", "`network`: tcp, tcp4 or tcp6")
 	fs.StringVar(&f.Addr, "addr", "127.0.0.1:7000", "`address` to listen on; port 0 picks a free one")
-	fs.StringVar(&f.App, "app", "echo", "application: "+strings.Join(apps, ", "))
+	fs.StringVar(&f.App, "app", apps[0], "application: "+strings.Join(apps, ", "))
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	if extra != nil {
 		extra(fs)
@@ -59,6 +59,10 @@ func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
 	}
 	return f
 }
+
+// HelloWorld is the body of TechEmpower's plaintext test and the message
+// of its JSON test.
+const HelloWorld = "Hello, World!"
 
 // Fatalf prints an error and exits with status.
 func Fatalf(status int, format string, a ...any) {

@@ -73,9 +73,11 @@ type loop struct {
 	ls    localStats // owned by the loop goroutine, flushed into stats
 	iter  uint64     // loop iterations, owned by the loop goroutine
 	// sendsQueued counts the sends prepared since the last enter, and
-	// lastBatch the completions the last wait returned (waitCount).
+	// lastBatch the completions the last wait returned, and lastIdle
+	// whether it blocked for longer than minwait (waitCount).
 	sendsQueued uint32
 	lastBatch   int
+	lastIdle    bool
 	tid         atomic.Int64 // the loop thread's id, for inCallback
 	fdOut       atomic.Int32 // the ring's descriptor, for MSG_RING senders
 
@@ -142,7 +144,6 @@ func (l *loop) setup() error {
 	if err != nil {
 		return setupError(err)
 	}
-	r.rawWait = o.rawWait
 	if o.minWait > 0 && l.t.feat.feat&featMinTimeout != 0 {
 		r.minWaitUs = uint32(max(o.minWait.Microseconds(), 1))
 	}
@@ -284,10 +285,17 @@ func (l *loop) run() {
 			}
 		}
 		var waitNr uint32
+		var t0 time.Time
 		if wait {
 			waitNr = l.waitCount()
+			if l.ring.minWaitUs != 0 {
+				t0 = time.Now()
+			}
 		}
 		l.submit(waitNr, timeout)
+		if wait && l.ring.minWaitUs != 0 {
+			l.lastIdle = time.Since(t0) > time.Duration(l.ring.minWaitUs)*time.Microsecond
+		}
 		if wait {
 			l.mu.Lock()
 			l.sleeping = false
@@ -302,14 +310,17 @@ func (l *loop) run() {
 }
 
 // waitCount is how many completions a wait asks for. Without minwait, one.
-// With it (min_wait_usec, Linux 6.12), the loop asks for a batch: as many
-// as the last wait brought (at most 64), and at least one more than the
-// sends this enter submits, since those complete at once when the socket
-// has room and would otherwise end the wait before anything came in. The
-// kernel returns with fewer once minwait has passed, so a send that cannot
-// complete delays the loop by minwait at most.
+// With it (min_wait_usec, Linux 6.12), a loop that is busy (its last wait
+// was shorter than minwait) asks for a batch: as many as the last wait
+// brought (at most 64), and at least one more than the sends this enter
+// submits, since those complete at once when the socket has room and would
+// otherwise end the wait before anything came in. The kernel returns with
+// fewer once minwait has passed, so a send that cannot complete delays the
+// loop by minwait at most. A loop that waited longer than that is not
+// saturated: batching would only add the timer's cost and latency, so it
+// asks for one.
 func (l *loop) waitCount() uint32 {
-	if l.ring.minWaitUs == 0 {
+	if l.ring.minWaitUs == 0 || l.lastIdle {
 		return 1
 	}
 	return max(1+l.sendsQueued, min(uint32(l.lastBatch), 64))
@@ -377,27 +388,48 @@ func (l *loop) prepareSleep() bool {
 	return true
 }
 
-// submit publishes the prepared SQEs and enters the kernel once, waiting
-// for waitNr completions if it is not 0.
+// rawHold bounds a raw wait (the rawwait key): after it, the loop waits
+// again telling the scheduler, so that an idle loop gives its P back.
+const rawHold = time.Millisecond
+
+// submit publishes the prepared SQEs and enters the kernel, waiting for
+// waitNr completions if it is not 0.
 func (l *loop) submit(waitNr uint32, timeout int64) {
 	n := l.ring.publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
-	for {
-		e := l.ring.enter(n, waitNr, timeout)
-		l.ls.enters++
-		switch e {
-		case 0, syscall.ETIME, syscall.EINTR:
-			return
-		case syscall.EBUSY, syscall.EAGAIN:
-			// The CQ overflowed and cannot be flushed until we reap.
-			l.stats.overflow.Add(1)
-			return
-		default:
-			l.t.cfg.Logger.Error("uring: io_uring_enter", "loop", l.id, "err", e)
-			time.Sleep(time.Millisecond) // do not spin on a broken ring
+	if waitNr > 0 && l.t.opt.rawWait {
+		// Hold the P for up to rawHold: a busy loop's waits end sooner.
+		hold := int64(rawHold)
+		if timeout > 0 && timeout <= hold {
+			l.ls.enters++
+			l.checkEnter(l.ring.enter(n, waitNr, timeout, true))
 			return
 		}
+		l.ls.enters++
+		if e := l.ring.enter(n, waitNr, hold, true); e != syscall.ETIME {
+			l.checkEnter(e)
+			return
+		}
+		n = 0
+		if timeout > 0 {
+			timeout -= hold
+		}
+	}
+	l.ls.enters++
+	l.checkEnter(l.ring.enter(n, waitNr, timeout, false))
+}
+
+// checkEnter handles io_uring_enter's errno: EINTR and ETIME are normal.
+func (l *loop) checkEnter(e syscall.Errno) {
+	switch e {
+	case 0, syscall.ETIME, syscall.EINTR:
+	case syscall.EBUSY, syscall.EAGAIN:
+		// The CQ overflowed and cannot be flushed until we reap.
+		l.stats.overflow.Add(1)
+	default:
+		l.t.cfg.Logger.Error("uring: io_uring_enter", "loop", l.id, "err", e)
+		time.Sleep(time.Millisecond) // do not spin on a broken ring
 	}
 }
 

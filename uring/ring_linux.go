@@ -95,7 +95,6 @@ type ring struct {
 	fd       int
 	flags    uint32 // setup flags in effect
 	features uint32
-	rawWait  bool
 	// minWaitUs, when not 0, lets a wait for more than one completion
 	// return with fewer after this many microseconds (min_wait_usec of
 	// IORING_ENTER_EXT_ARG, IORING_FEAT_MIN_TIMEOUT: Linux 6.12).
@@ -227,7 +226,12 @@ func (r *ring) publish() uint32 {
 // is and minWaitUs has passed; or until the timeout, if timeout > 0
 // nanoseconds. It returns the errno of io_uring_enter: EINTR and ETIME are
 // normal.
-func (r *ring) enter(submit uint32, waitNr uint32, timeout int64) syscall.Errno {
+//
+// A wait tells the scheduler it may block (entersyscall), so that the P
+// runs other goroutines meanwhile, unless raw: a raw wait keeps the P,
+// which saves the scheduler's hand-off and sysmon's wake-ups when the
+// wait is short (the loop's caller bounds it).
+func (r *ring) enter(submit uint32, waitNr uint32, timeout int64, raw bool) syscall.Errno {
 	flags := uint32(0)
 	minComplete := uintptr(0)
 	wait := waitNr > 0
@@ -261,9 +265,7 @@ func (r *ring) enter(submit uint32, waitNr uint32, timeout int64) syscall.Errno 
 		flags |= enterExtArg
 	}
 	var e syscall.Errno
-	if wait && !r.rawWait {
-		// A wait may block: tell the scheduler, so that the P runs other
-		// goroutines and a stop-the-world does not wait for us.
+	if wait && !raw {
 		_, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(submit), minComplete, uintptr(flags), arg, argSz)
 	} else {
 		// Submitting and reaping without waiting does not block: a raw

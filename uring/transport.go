@@ -40,7 +40,7 @@ var driverOptions = []transports.Option{
 		Help: "reuseport: a listening socket and multishot accept per ring; msgring: one acceptor ring hands descriptors to the others with MSG_RING"},
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
 	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first"},
-	{Key: "rawwait", Kind: transports.Bool, Default: "false", Help: "wait in io_uring_enter with a raw system call that keeps the Go scheduler's P (for one loop on GOMAXPROCS=1; other goroutines wait up to 10 ms)"},
+	{Key: "rawwait", Kind: transports.Bool, Default: "false", Help: "wait up to 1 ms in io_uring_enter with a raw system call that keeps the Go scheduler's P, then as usual: saves the scheduler's work on a busy loop, delays other goroutines on its P by up to 1 ms (for handlers inline on the loop, not the net.Conn adapter)"},
 }
 
 func init() {

@@ -30,14 +30,15 @@ import (
 func TestConformance(t *testing.T) { conformance.Run(t, "uring") }
 
 // TestSmoke runs the smoke subset with the other option sets: SQPOLL,
-// fixed files off, the MSG_RING accept mode, and zero-copy sends for
-// everything of 1 KiB and more.
+// fixed files off, the MSG_RING accept mode, zero-copy sends for
+// everything of 1 KiB and more, and batched raw waits (minwait, rawwait).
 func TestSmoke(t *testing.T) {
 	for _, spec := range []string{
 		"uring:sqpoll=true",
 		"uring:fixedfiles=false",
 		"uring:accept=msgring",
 		"uring:zerocopy=1k,bufsize=16k,bufcount=64",
+		"uring:minwait=50us,rawwait=true",
 	} {
 		t.Run(spec, func(t *testing.T) { conformance.Smoke(t, spec) })
 	}

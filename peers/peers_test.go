@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,6 +133,30 @@ func TestPeers(t *testing.T) {
 				t.Fatalf("no exit within 30 s of SIGTERM")
 			}
 		})
+	}
+}
+
+// Every peer lists the apps it serves with -apps, as merlin bench asks:
+// exactly those the tests above run it with.
+func TestPeersListApps(t *testing.T) {
+	dir := build(t)
+	for _, n := range peerNames {
+		out, err := exec.Command(filepath.Join(dir, n), "-apps").Output()
+		if err != nil {
+			t.Fatalf("%s -apps: %v", n, err)
+		}
+		var want []string
+		if slices.Contains(echoPeers, n) {
+			want = append(want, "echo")
+		}
+		if slices.Contains(httpPeers, n) {
+			want = append(want, "http")
+		}
+		got := strings.Split(strings.TrimSpace(string(out)), ",")
+		slices.Sort(got)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s -apps (-want +got):\n%s", n, diff)
+		}
 	}
 }
 

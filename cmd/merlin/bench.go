@@ -74,7 +74,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "a one-minute smoke run (sets the matrix and windows unless given)")
 	servers := fs.String("servers", "", "comma list of `servers` to run (default: every available transport and its -netconn mode, and the -peers)")
 	netconn := fs.Bool("netconn", true, "add each transport behind the net.Conn adapter (NAME-netconn)")
-	peers := fs.String("peers", "", "comma list of `peers` to build and run (peers/: gnet, netstd, nbio)")
+	peers := fs.String("peers", "", "comma list of `peers` to build and run (peers/: gnet, nbio: echo only; fasthttp: http only; netstd: both)")
 	peersDir := fs.String("peers-dir", "", "the peers/ `directory` (default: found from the working directory up)")
 	workloads := fs.String("workloads", "echo", "comma list of `workloads`: echo, churn, idle, http (http needs servers with an http app: -app http)")
 	conns := fs.String("conns", "64", "comma list of connection counts (echo, churn, http)")
@@ -96,7 +96,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "`directory` for results.txt, .json, .csv (default: a new directory under the system's temporary one)")
 	clientSpec := fs.String("client-transport", "net", "the load generator's transport `spec`: net (Go's net package) or a transport")
 	httpPath := fs.String("http-path", "/plaintext", "http: the path requested")
-	httpBody := fs.String("http-body", "", "http: the body every response must have (default: any)")
+	httpBody := fs.String("http-body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return status
 	}

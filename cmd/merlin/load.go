@@ -83,7 +83,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on each dial and each exchange")
 	seed := fs.Uint64("seed", 1, "seed of the payload pattern")
 	path := fs.String("path", loadgen.DefaultHTTPPath, "http: the path requested")
-	body := fs.String("body", "", "http: the body every response must have (default: any)")
+	body := fs.String("body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
 	spec := fs.String("transport", "net", "the client's transport `spec`: net (Go's net package) or a transport (see \"merlin transports\")")
 	pid := fs.Int("pid", 0, "the server's process `id`: report its CPU time over the window, and whether the run was client-bound")
 	check := fs.String("check", "", "grade the echo server at `address` (see above) instead of loading it")
@@ -216,6 +216,7 @@ type loadReport struct {
 	Network        string   `json:"network"`
 	Addr           string   `json:"addr"`
 	App            string   `json:"app"`
+	Path           string   `json:"path,omitempty"` // http: the path requested
 	Mode           string   `json:"mode"`
 	Conns          int      `json:"conns"`
 	Size           int      `json:"size"`
@@ -255,6 +256,12 @@ func newLoadReport(res loadgen.Result, srv serverWindow, observed bool) loadRepo
 		ServerObserved: observed,
 	}
 	if c.Workload == loadgen.HTTP {
+		r.Path = c.HTTPPath
+		if r.Path == "" {
+			r.Path = loadgen.DefaultHTTPPath
+		}
+	}
+	if c.Workload == loadgen.HTTP {
 		r.Size = 0
 	}
 	for _, e := range res.FirstErrors {
@@ -291,8 +298,12 @@ func (r loadReport) benchName() string {
 	if r.Mode != loadgen.Closed {
 		fmt.Fprintf(&b, "/mode=%s", r.Mode)
 	}
+	if r.App == loadgen.HTTP && r.Path != "" && r.Path != loadgen.DefaultHTTPPath {
+		// benchfmt splits names at '/': /json is path=json.
+		fmt.Fprintf(&b, "/path=%s", strings.ReplaceAll(strings.TrimPrefix(r.Path, "/"), "/", "_"))
+	}
 	fmt.Fprintf(&b, "/conns=%d", r.Conns)
-	if r.App == loadgen.Echo {
+	if r.App == loadgen.Echo || r.Path == loadgen.EchoPath {
 		fmt.Fprintf(&b, "/size=%d", r.Size)
 	}
 	fmt.Fprintf(&b, "/depth=%d", r.Depth)
@@ -305,7 +316,10 @@ func (r loadReport) benchName() string {
 func (r loadReport) print(w io.Writer, spec string) {
 	what := fmt.Sprintf("%d conns, %d x %d bytes per write", r.Conns, r.Depth, r.Size)
 	if r.App == loadgen.HTTP {
-		what = fmt.Sprintf("%d conns, %d GETs per write", r.Conns, r.Depth)
+		what = fmt.Sprintf("%d conns, %d GETs of %s per write", r.Conns, r.Depth, r.Path)
+		if r.Path == loadgen.EchoPath {
+			what = fmt.Sprintf("%d conns, %d POSTs of %d bytes to %s per write", r.Conns, r.Depth, r.Size, r.Path)
+		}
 	}
 	if r.Mode != loadgen.Closed {
 		what += ", mode " + r.Mode

@@ -59,6 +59,14 @@ type Workload struct {
 	Rate string
 }
 
+// app is the application a server runs for w: http, or echo.
+func (w Workload) app() string {
+	if w.Kind == HTTP {
+		return "http"
+	}
+	return "echo"
+}
+
 // openLoop reports whether w is an open-loop run.
 func (w Workload) openLoop() bool { return w.Rate != "" }
 
@@ -278,7 +286,9 @@ func planRuns(o Options) []plannedRun {
 			for _, w := range phase {
 				for i := range o.Servers {
 					srv := o.Servers[(i+round)%len(o.Servers)]
-					plan = append(plan, plannedRun{srv: srv, w: w, round: round})
+					if srv.serves(w) {
+						plan = append(plan, plannedRun{srv: srv, w: w, round: round})
+					}
 				}
 			}
 		}
@@ -561,11 +571,7 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 	}
 	rec.RateRPS = rate
 
-	app := "echo"
-	if w.Kind == HTTP {
-		app = "http"
-	}
-	extra := []string{"-app", app}
+	extra := []string{"-app", w.app()}
 	if o.ProfileDir != "" {
 		rec.Profile = filepath.Join(o.ProfileDir, fmt.Sprintf("%s-r%d.pprof", strings.ReplaceAll(strings.TrimPrefix(rec.Name, "Benchmark"), "/", "_"), pr.round))
 		extra = append(extra, "-cpuprofile", rec.Profile)

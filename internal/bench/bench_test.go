@@ -204,6 +204,28 @@ func TestBenchEstimate(t *testing.T) {
 	}
 }
 
+// A server that lists its apps runs only their workloads: gnet serves
+// echo, fasthttp http; merlin's servers (no list) serve both.
+func TestPlanSkipsAppsAServerLacks(t *testing.T) {
+	o := Options{
+		Servers: []Server{{Name: "uring"}, {Name: "gnet", Apps: []string{"echo"}}, {Name: "fasthttp", Apps: []string{"http"}}},
+		Workloads: []Workload{
+			{Kind: Echo, Conns: 64, Size: 64, Depth: 1},
+			{Kind: HTTP, Conns: 64, Depth: 16},
+			{Kind: Idle, Conns: 100, Size: 64, Depth: 1},
+		},
+		Count: 1,
+	}
+	var got []string
+	for _, pr := range planRuns(o) {
+		got = append(got, pr.w.Kind+" "+pr.srv.Name)
+	}
+	want := []string{"echo uring", "echo gnet", "http uring", "http fasthttp", "idle uring", "idle gnet"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("planRuns (-want +got):\n%s", diff)
+	}
+}
+
 // setAffinity gives back the CPUs pinSelf took away (Run does, when it
 // returns).
 func TestBenchAffinityRestored(t *testing.T) {

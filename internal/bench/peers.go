@@ -47,7 +47,11 @@ func BuildPeers(goCmd, peersDir, cacheDir string, names []string) ([]Server, err
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building peer %s (go build in %s): %v\n%s", n, peersDir, err, b)
 		}
-		out = append(out, Server{Name: n, Kind: KindPeer, Argv: []string{bin}})
+		apps, err := exec.Command(bin, "-apps").Output()
+		if err != nil {
+			return nil, fmt.Errorf("peer %s: %s -apps: %v", n, bin, err)
+		}
+		out = append(out, Server{Name: n, Kind: KindPeer, Argv: []string{bin}, Apps: strings.Split(strings.TrimSpace(string(apps)), ",")})
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,14 @@ type Server struct {
 	// Stats is set when the server prints its transport's counters on
 	// SIGUSR1 ("stats k=v ..."), as merlin serve does.
 	Stats bool
+	// Apps lists the apps the server serves ("echo", "http"); nil means
+	// every app. Run skips the workloads of other apps.
+	Apps []string
+}
+
+// serves reports whether srv can run workload w.
+func (srv Server) serves(w Workload) bool {
+	return srv.Apps == nil || slices.Contains(srv.Apps, w.app())
 }
 
 // Server kinds.

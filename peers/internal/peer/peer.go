@@ -42,10 +42,15 @@ func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
 	fs.StringVar(&f.Addr, "addr", "127.0.0.1:7000", "`address` to listen on; port 0 picks a free one")
 	fs.StringVar(&f.App, "app", apps[0], "application: "+strings.Join(apps, ", "))
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	listApps := fs.Bool("apps", false, "print the apps this peer serves, comma-separated, and exit (merlin bench asks)")
 	if extra != nil {
 		extra(fs)
 	}
 	flag.Parse()
+	if *listApps {
+		fmt.Println(strings.Join(apps, ","))
+		os.Exit(0)
+	}
 	if flag.NArg() > 0 {
 		Fatalf(2, "unexpected argument %q", flag.Arg(0))
 	}

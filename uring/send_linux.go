@@ -21,16 +21,20 @@ const outChunk = 2048
 // sync.Pool: per-P, and emptied by the GC when memory is not reused).
 var outPool = sync.Pool{New: func() any { return new([outChunk]byte) }}
 
-// releaseOut gives c's output buffers back to outPool once everything is
-// sent, so that an idle connection holds no output memory. Called with
-// c.mu held, by the loop.
+// releaseOut gives c's pooled output buffers back to outPool once
+// everything is sent, so that an idle connection that wrote little holds
+// no output memory. Larger buffers stay, as recycleSbuf keeps them: one
+// that grew for 64 KiB bursts is reused by the next burst instead of
+// growing again. Called with c.mu held, by the loop.
 func (c *conn) releaseOut() {
-	for _, b := range [2][]byte{c.sbuf, c.wbuf} {
-		if cap(b) == outChunk {
-			outPool.Put((*[outChunk]byte)(b[:outChunk]))
-		}
+	if cap(c.sbuf) == outChunk {
+		outPool.Put((*[outChunk]byte)(c.sbuf[:outChunk]))
+		c.sbuf, c.soff = nil, 0
 	}
-	c.sbuf, c.wbuf, c.soff = nil, nil, 0
+	if cap(c.wbuf) == outChunk {
+		outPool.Put((*[outChunk]byte)(c.wbuf[:outChunk]))
+		c.wbuf = nil
+	}
 }
 
 // recycleSbuf makes c.sbuf, fully sent, reusable (or drops it if large).

@@ -428,7 +428,7 @@ func (c *conn) step() {
 			send = c.sbuf
 		}
 		flushed := !c.sending && c.soff >= len(c.sbuf) && len(c.wbuf) == 0 && send == nil
-		if flushed && (cap(c.sbuf) == outChunk || cap(c.wbuf) == outChunk) {
+		if flushed {
 			c.releaseOut()
 		}
 		shut := c.wantShut && !c.shutSent && flushed

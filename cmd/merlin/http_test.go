@@ -445,33 +445,6 @@ func loadHTTP(t *testing.T, addr string) {
 	}
 }
 
-// waitForAny waits until b holds one of strs and returns its index; -1 if
-// done closes first or timeout passes.
-func waitForAny(b *syncBuffer, strs []string, done <-chan struct{}, timeout time.Duration) int {
-	deadline := time.After(timeout)
-	for {
-		b.mu.Lock()
-		for i, s := range strs {
-			if strings.Contains(b.buf.String(), s) {
-				b.mu.Unlock()
-				return i
-			}
-		}
-		if b.changed == nil {
-			b.changed = make(chan struct{})
-		}
-		changed := b.changed
-		b.mu.Unlock()
-		select {
-		case <-changed:
-		case <-done:
-			return -1
-		case <-deadline:
-			return -1
-		}
-	}
-}
-
 // nginx is a running nginx.
 type nginx struct {
 	cmd    *exec.Cmd

@@ -97,12 +97,20 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 
 // waitFor waits until the buffer holds s, for at most timeout.
 func (b *syncBuffer) waitFor(s string, timeout time.Duration) bool {
+	return waitForAny(b, []string{s}, nil, timeout) == 0
+}
+
+// waitForAny waits until b holds one of strs and returns its index; -1 if
+// done is closed or timeout passes first. A nil done never ends the wait.
+func waitForAny(b *syncBuffer, strs []string, done <-chan struct{}, timeout time.Duration) int {
 	deadline := time.After(timeout)
 	for {
 		b.mu.Lock()
-		if strings.Contains(b.buf.String(), s) {
-			b.mu.Unlock()
-			return true
+		for i, s := range strs {
+			if strings.Contains(b.buf.String(), s) {
+				b.mu.Unlock()
+				return i
+			}
 		}
 		if b.changed == nil {
 			b.changed = make(chan struct{})
@@ -111,8 +119,10 @@ func (b *syncBuffer) waitFor(s string, timeout time.Duration) bool {
 		b.mu.Unlock()
 		select {
 		case <-changed:
+		case <-done:
+			return -1
 		case <-deadline:
-			return false
+			return -1
 		}
 	}
 }

@@ -59,6 +59,7 @@ type loopStats struct {
 	zcSends, zcCopy  atomic.Uint64
 	cancels          atomic.Uint64
 	sqFull, overflow atomic.Uint64
+	rawExpired       atomic.Uint64 // raw waits that ended at rawwait and waited again
 	_                [64]byte
 }
 
@@ -78,8 +79,12 @@ type loop struct {
 	sendsQueued uint32
 	lastBatch   int
 	lastIdle    bool
-	tid         atomic.Int64 // the loop thread's id, for inCallback
-	fdOut       atomic.Int32 // the ring's descriptor, for MSG_RING senders
+	// waits counts the loop's waits, and postWait is its value when other
+	// goroutines last posted work: raw waits (the rawwait key) hold the P
+	// only while nobody has for rawQuiet waits.
+	waits, postWait uint32
+	tid             atomic.Int64 // the loop thread's id, for inCallback
+	fdOut           atomic.Int32 // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -287,6 +292,7 @@ func (l *loop) run() {
 		var waitNr uint32
 		var t0 time.Time
 		if wait {
+			l.waits++
 			waitNr = l.waitCount()
 			if l.ring.minWaitUs != 0 {
 				t0 = time.Now()
@@ -388,9 +394,12 @@ func (l *loop) prepareSleep() bool {
 	return true
 }
 
-// rawHold bounds a raw wait (the rawwait key): after it, the loop waits
-// again telling the scheduler, so that an idle loop gives its P back.
-const rawHold = time.Millisecond
+// rawQuiet is how many waits a loop must make without work posted by
+// other goroutines before it waits raw. Goroutines that post to the loop
+// (the net.Conn adapter's handlers, writers from elsewhere) may need its P
+// to run at all when GOMAXPROCS is 1: a raw wait would keep them off it
+// until it ends.
+const rawQuiet = 16
 
 // submit publishes the prepared SQEs and enters the kernel, waiting for
 // waitNr completions if it is not 0.
@@ -398,9 +407,10 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 	n := l.ring.publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
-	if waitNr > 0 && l.t.opt.rawWait {
-		// Hold the P for up to rawHold: a busy loop's waits end sooner.
-		hold := int64(rawHold)
+	if hold := int64(l.t.opt.rawWait); waitNr > 0 && hold > 0 && l.waits-l.postWait > rawQuiet {
+		// Hold the P for up to hold (the rawwait key): a busy loop's
+		// waits end sooner. After it, the loop waits again telling the
+		// scheduler, so that an idle loop gives its P back.
 		if timeout > 0 && timeout <= hold {
 			l.ls.enters++
 			l.checkEnter(l.ring.enter(n, waitNr, timeout, true))
@@ -411,6 +421,7 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 			l.checkEnter(e)
 			return
 		}
+		l.stats.rawExpired.Add(1)
 		n = 0
 		if timeout > 0 {
 			timeout -= hold
@@ -536,6 +547,7 @@ func (l *loop) runPosted() {
 			l.spare, l.spareT = posted, tasks
 			return
 		}
+		l.postWait = l.waits
 		for _, f := range tasks {
 			f()
 		}

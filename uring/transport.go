@@ -26,7 +26,7 @@ type options struct {
 	zcThreshold int           // sends of this many bytes or more use SEND_ZC; 0: never
 	accept      string        // acceptReusePort or acceptMsgRing
 	fixedFiles  bool          // register sockets in the ring's file table
-	rawWait     bool          // block in io_uring_enter without telling the scheduler
+	rawWait     time.Duration // how long a wait may block in io_uring_enter without telling the scheduler
 	minWait     time.Duration // how long a wait for a batch of completions may hold back fewer
 }
 
@@ -40,7 +40,7 @@ var driverOptions = []transports.Option{
 		Help: "reuseport: a listening socket and multishot accept per ring; msgring: one acceptor ring hands descriptors to the others with MSG_RING"},
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
 	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first"},
-	{Key: "rawwait", Kind: transports.Bool, Default: "false", Help: "wait up to 1 ms in io_uring_enter with a raw system call that keeps the Go scheduler's P, then as usual: saves the scheduler's work on a busy loop, delays other goroutines on its P by up to 1 ms (for handlers inline on the loop, not the net.Conn adapter)"},
+	{Key: "rawwait", Kind: transports.Duration, Default: "0", Help: "a wait first blocks up to this long in a raw io_uring_enter that keeps the Go scheduler's P, then waits as usual: a busy loop skips the scheduler's hand-off and wake-up; other goroutines on its P wait up to this long, so a loop that other goroutines post work to (the net.Conn adapter) waits as usual; at most 5ms; 0: off"},
 }
 
 func init() {
@@ -59,7 +59,7 @@ func init() {
 				zcThreshold: s.Int("zerocopy"),
 				accept:      s.String("accept"),
 				fixedFiles:  s.Bool("fixedfiles"),
-				rawWait:     s.Bool("rawwait"),
+				rawWait:     s.Duration("rawwait"),
 				minWait:     s.Duration("minwait"),
 			}
 			return newTransport(cfg, o)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/merlin-net/merlin/transports"
@@ -35,6 +36,11 @@ type Transport struct {
 
 var _ transports.Transport = (*Transport)(nil)
 
+// maxRawWait bounds the rawwait key: a loop blocked in a raw wait holds
+// its P, and the scheduler would preempt it at 10 ms anyway (by a signal
+// that ends the wait with EINTR).
+const maxRawWait = 5 * time.Millisecond
+
 func newTransport(cfg transports.Config, o options) (transports.Transport, error) {
 	f := probed()
 	if err := f.check(o); err != nil {
@@ -42,6 +48,9 @@ func newTransport(cfg transports.Config, o options) (transports.Transport, error
 	}
 	if o.entries <= 0 || o.entries > 32768 {
 		return nil, errorf("uring: entries %d out of range (1 to 32768)", o.entries)
+	}
+	if o.rawWait > maxRawWait {
+		return nil, errorf("uring: rawwait %v is longer than %v: the Go scheduler preempts a goroutine that holds its P for 10 ms", o.rawWait, maxRawWait)
 	}
 	t := &Transport{
 		cfg:       cfg,
@@ -88,7 +97,7 @@ func (t *Transport) Config() transports.Config { return t.cfg }
 // counters.
 func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
-	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow uint64
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired uint64
 	low := int64(-1)
 	for _, st := range t.stats {
 		s = s.Add(st.Snapshot())
@@ -100,6 +109,7 @@ func (t *Transport) Stats() transports.Stats {
 		cancels += st.cancels.Load()
 		sqFull += st.sqFull.Load()
 		overflow += st.overflow.Load()
+		rawExpired += st.rawExpired.Load()
 		if b := st.bufLow.Load(); low < 0 || b < low {
 			low = b
 		}
@@ -124,6 +134,7 @@ func (t *Transport) Stats() transports.Stats {
 		"cancels":              cancels,
 		"sq_full":              sqFull,
 		"cq_overflow":          overflow,
+		"rawwait_expired":      rawExpired,
 		"setup_flags":          uint64(flags),
 		"buf_incremental":      t.bufInc.Load(),
 	}

@@ -38,7 +38,7 @@ func TestSmoke(t *testing.T) {
 		"uring:fixedfiles=false",
 		"uring:accept=msgring",
 		"uring:zerocopy=1k,bufsize=16k,bufcount=64",
-		"uring:minwait=50us,rawwait=true",
+		"uring:minwait=50us,rawwait=1ms",
 	} {
 		t.Run(spec, func(t *testing.T) { conformance.Smoke(t, spec) })
 	}
@@ -166,6 +166,70 @@ func TestStats(t *testing.T) {
 	}
 	if st.Extra["setup_flags"] == 0 {
 		t.Errorf("setup_flags = 0, want the flags in use")
+	}
+}
+
+// TestBadOptions checks that option values out of range are refused at
+// Open with an error naming the key.
+func TestBadOptions(t *testing.T) {
+	for _, spec := range []string{"uring:entries=0", "uring:entries=65536", "uring:rawwait=20ms"} {
+		tr, err := transports.Open(spec, quiet())
+		if err == nil {
+			tr.Close()
+			t.Errorf("Open(%q) succeeded, want an error", spec)
+			continue
+		}
+		key := strings.TrimPrefix(strings.SplitN(spec, "=", 2)[0], "uring:")
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("Open(%q) = %v, want an error naming %q", spec, err, key)
+		}
+	}
+}
+
+// TestRawWaitYields checks that a loop with rawwait does not hold its P
+// while goroutines post work to it: with GOMAXPROCS=1, an echo served by
+// goroutines through the net.Conn adapter would otherwise find its
+// handler goroutine stuck behind every raw wait until the wait timed out
+// (rawwait_expired would count about one per round trip).
+func TestRawWaitYields(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	tr, err := transports.Open("uring:rawwait=5ms", quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ln, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	const trips = 200
+	msg, got := bytes.Repeat([]byte("r"), 64), make([]byte, 64)
+	for range trips {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.Stats().Extra["rawwait_expired"]; n > trips/4 {
+		t.Errorf("rawwait_expired = %d after %d round trips through the net.Conn adapter: raw waits held the P from the handler goroutines", n, trips)
 	}
 }
 

@@ -75,6 +75,7 @@ func paperCmd(args []string, stdout, stderr io.Writer) int {
 	compareDir := fs.String("compare", "", "compare `DIR2`'s results with DIR's, without running")
 	overheadFlag := fs.Duration("overhead", 0, "per-run time beyond warm-up and window for the estimate (default: the spec's, else 500ms)")
 	dpi := fs.Int("png-dpi", figures.DefaultDPI, "resolution of the PNG figures, in dots per inch")
+	typed := args // as given, for the record in run.json
 	// DIR may come before the flags or after them.
 	var dir string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -173,7 +174,7 @@ func paperCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	info := &paper.RunInfo{
-		Command:  "merlin paper " + paper.QuoteArgs(append([]string{dir}, args...)),
+		Command:  "merlin paper " + paper.QuoteArgs(typed),
 		Commit:   merlinCommit(dir),
 		Started:  time.Now().UTC(),
 		Estimate: total.Seconds(),

@@ -158,6 +158,10 @@ overhead 200ms
 			t.Errorf("%s: missing or empty (%v)", f, err)
 		}
 	}
+	// host.md records the command as typed: DIR once, after the flags.
+	if host := read(t, filepath.Join(dir, "host.md")); !strings.Contains(host, "`merlin paper -png-dpi 20 "+paper.QuoteArgs([]string{dir})+"`") {
+		t.Errorf("host.md does not record the command as typed:\n%s", host)
+	}
 	readme := read(t, filepath.Join(dir, "README.md"))
 	figs, _ := filepath.Glob(filepath.Join(dir, "figures", "*.svg"))
 	for _, f := range figs {

@@ -190,8 +190,13 @@ func hazardAbortMidSend(t *testing.T, s *Suite) {
 		}
 	}
 	wg.Wait()
-	if n := tr.Stats().Open(); n != 0 {
-		t.Errorf("Stats().Open() = %d after every OnClose, want 0", n)
+	// A transport counts a connection closed once its OnClose has
+	// returned, which may be just after the last OnClose sent to closed.
+	for deadline := time.Now().Add(stepTimeout); tr.Stats().Open() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("Stats().Open() = %d %v after every OnClose, want 0", tr.Stats().Open(), stepTimeout)
+			break
+		}
 	}
 	faults.check(t)
 }

@@ -148,15 +148,17 @@ func (t *Transport) start(nc net.Conn, network string, h transports.Handler, cou
 	return c, nil
 }
 
-// removeConn forgets c once its OnClose has returned.
+// removeConn forgets c once its OnClose has returned. It counts c closed
+// first, so that Shutdown, woken by the broadcast, finds nothing open in
+// Stats.
 func (t *Transport) removeConn(c *conn) {
+	t.stats.Closed.Add(1)
 	t.mu.Lock()
 	delete(t.conns, c)
 	if len(t.conns) == 0 {
 		t.cond.Broadcast()
 	}
 	t.mu.Unlock()
-	t.stats.Closed.Add(1)
 }
 
 func (t *Transport) isClosed() bool {

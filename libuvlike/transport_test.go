@@ -40,7 +40,7 @@ func openTransport(t *testing.T, cfg transports.Config, opt Options) *Transport 
 func TestStats(t *testing.T) {
 	tr := openTransport(t, transports.Config{Loops: 1}, Options{})
 	closed := make(chan struct{})
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", closeSignal{frameEcho{size: 1}, closed})
+	ln, err := tr.Listen("tcp", "127.0.0.1:0", closeSignal{testutil.FrameEcho{Size: 1}, closed})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,9 @@ func TestStats(t *testing.T) {
 	}
 }
 
-// closeSignal is frameEcho whose OnClose closes a channel.
+// closeSignal is testutil.FrameEcho whose OnClose closes a channel.
 type closeSignal struct {
-	frameEcho
+	testutil.FrameEcho
 	closed chan struct{}
 }
 
@@ -94,7 +94,7 @@ func TestUnixListenerRemovesItsFile(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "s")
-	ln, err := tr.Listen("unix", path, frameEcho{size: 1})
+	ln, err := tr.Listen("unix", path, testutil.FrameEcho{Size: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestUnixListenerRemovesItsFile(t *testing.T) {
 		t.Fatalf("the socket file is missing while listening: %v", err)
 	}
 	// A second listener on the same path fails as package net's does.
-	if _, err := tr.Listen("unix", path, frameEcho{size: 1}); !errors.Is(err, syscall.EADDRINUSE) {
+	if _, err := tr.Listen("unix", path, testutil.FrameEcho{Size: 1}); !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("second Listen on %s = %v, want EADDRINUSE", path, err)
 	}
 	ln.Close()
@@ -113,7 +113,7 @@ func TestUnixListenerRemovesItsFile(t *testing.T) {
 
 func TestListenErrors(t *testing.T) {
 	tr := openTransport(t, transports.Config{}, Options{})
-	_, err := tr.Listen("udp", "127.0.0.1:0", frameEcho{size: 1})
+	_, err := tr.Listen("udp", "127.0.0.1:0", testutil.FrameEcho{Size: 1})
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "listen" {
 		t.Errorf("Listen(udp) = %v, want a *net.OpError of Op listen", err)
@@ -123,7 +123,7 @@ func TestListenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = tr.Listen("tcp4", l.Addr().String(), frameEcho{size: 1})
+	_, err = tr.Listen("tcp4", l.Addr().String(), testutil.FrameEcho{Size: 1})
 	if !errors.As(err, &op) || op.Op != "listen" || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("Listen on a taken port = %v, want a listen *net.OpError wrapping EADDRINUSE", err)
 	}

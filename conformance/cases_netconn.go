@@ -30,6 +30,7 @@ var netconnCases = []testCase{
 	{name: "adapter-errors", run: testAdapterErrors},
 	{name: "adapter-backpressure", run: testAdapterBackpressure},
 	{name: "adapter-duplex", run: testAdapterDuplex},
+	{name: "adapter-transport-close", run: testAdapterTransportClose},
 }
 
 // ncWait bounds every wait of these cases, so a bug fails instead of
@@ -566,6 +567,58 @@ func testAdapterDuplex(t *testing.T, s *Suite) {
 }
 
 type closeWriter interface{ CloseWrite() error }
+
+// testAdapterTransportClose: the transport's Listeners are DoneListeners
+// whose Done is closed by the Transport's Close, and so an Accept blocked
+// on a NetListener returns net.ErrClosed when the transport closes under
+// it, without the net.Listener being closed.
+func testAdapterTransportClose(t *testing.T, s *Suite) {
+	tr := s.Open(t, nil)
+	raw, err := tr.Listen(s.Network, s.Address(t), handler(hooks{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, ok := raw.(transports.DoneListener)
+	if !ok {
+		t.Fatalf("%T is not a transports.DoneListener", raw)
+	}
+	select {
+	case <-dl.Done():
+		t.Fatal("Done is closed before the listener is")
+	default:
+	}
+	ln, err := transports.NetListener(tr, s.Network, s.Address(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if c != nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dl.Done():
+	case <-time.After(ncWait):
+		t.Fatalf("Done not closed %v after the Transport's Close", ncWait)
+	}
+	select {
+	case err := <-accepted:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after the Transport's Close = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(ncWait):
+		t.Fatalf("Accept still blocked %v after the Transport's Close", ncWait)
+	}
+	if err := ln.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("NetListener.Close after the Transport's Close = %v, want net.ErrClosed", err)
+	}
+}
 
 // ncListen returns a NetListener on a fresh address of s.Network, closed
 // by t.Cleanup.

@@ -199,7 +199,7 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	ln := &listener{t: t, h: h, network: network}
+	ln := &listener{t: t, h: h, network: network, done: make(chan struct{})}
 	n := 1
 	if t.opt.Accept == AcceptReusePort && network != "unix" && len(t.loops) > 1 {
 		n = len(t.loops)
@@ -828,9 +828,13 @@ type listener struct {
 
 	closed atomic.Bool
 	once   sync.Once
+	done   chan struct{} // closed by Close
 }
 
 func (ln *listener) Addr() net.Addr { return ln.addr }
+
+// Done is closed once ln is (transports.DoneListener).
+func (ln *listener) Done() <-chan struct{} { return ln.done }
 
 // Close stops accepting and removes a unix socket's file; connections
 // accepted go on. The loops close the listening sockets; Close waits for
@@ -859,6 +863,7 @@ func (ln *listener) Close() error {
 		if wait {
 			wg.Wait()
 		}
+		close(ln.done)
 	})
 	return nil
 }

@@ -318,6 +318,9 @@ type listener struct {
 
 func (l *listener) Addr() net.Addr { return l.nl.Addr() }
 
+// Done is closed once l is (transports.DoneListener).
+func (l *listener) Done() <-chan struct{} { return l.stop }
+
 // Close stops accepting; connections already accepted go on.
 func (l *listener) Close() error {
 	var err error

@@ -136,3 +136,13 @@ type Listener interface {
 	Addr() net.Addr
 	Close() error
 }
+
+// DoneListener is a Listener that says when it has closed: Done's channel
+// is closed once the listener has, by its own Close or by its Transport's
+// Close or Shutdown. The net.Conn adapter uses it to wake a blocked Accept
+// when the transport closes underneath it. Every transport here
+// implements it; the conformance suite checks.
+type DoneListener interface {
+	Listener
+	Done() <-chan struct{}
+}

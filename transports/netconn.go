@@ -29,9 +29,11 @@ func limitsOf(t Transport) limits {
 // queue is not bounded (an application that stops calling Accept should
 // close the listener). Close closes the transport's listener and the
 // connections still queued, not the accepted ones. Closing t closes its
-// listener, but Accept returns only once the net.Listener is closed too.
+// listener; if that listener is a DoneListener, as every transport's here
+// is, Accept then returns net.ErrClosed, else only once the net.Listener
+// is closed too.
 func NetListener(t Transport, network, address string) (net.Listener, error) {
-	l := &netListener{}
+	l := &netListener{stop: make(chan struct{})}
 	l.cond.L = &l.mu
 	h := &adapterHandler{lim: limitsOf(t), l: l}
 	ln, err := t.Listen(network, address, h)
@@ -40,6 +42,15 @@ func NetListener(t Transport, network, address string) (net.Listener, error) {
 	}
 	l.ln = ln
 	l.addr = ln.Addr()
+	if d, ok := ln.(DoneListener); ok {
+		go func() {
+			select {
+			case <-d.Done():
+				l.Close()
+			case <-l.stop:
+			}
+		}()
+	}
 	return l, nil
 }
 
@@ -111,9 +122,10 @@ type netListener struct {
 	addr net.Addr
 
 	mu     sync.Mutex
-	cond   sync.Cond  // signalled when queue grows or closed is set
-	queue  []*netConn // accepted, not yet returned by Accept; guarded by mu
-	closed bool       // guarded by mu
+	cond   sync.Cond     // signalled when queue grows or closed is set
+	queue  []*netConn    // accepted, not yet returned by Accept; guarded by mu
+	closed bool          // guarded by mu
+	stop   chan struct{} // closed by Close: ends the goroutine watching ln's Done
 }
 
 // enqueue hands nc to Accept; it runs in OnOpen.
@@ -158,6 +170,9 @@ func (l *netListener) Close() error {
 	l.queue = nil
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	if l.stop != nil {
+		close(l.stop)
+	}
 
 	err := l.ln.Close()
 	for _, nc := range queued {

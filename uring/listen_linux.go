@@ -87,6 +87,10 @@ func (ln *listener) Close() error {
 	return nil
 }
 
+// Done is closed once ln is closed: its acceptors have finished and its
+// descriptors are closed (transports.DoneListener).
+func (ln *listener) Done() <-chan struct{} { return ln.done }
+
 // acceptorDone counts one acceptor finished; the last closes the fds.
 func (ln *listener) acceptorDone() {
 	ln.mu.Lock()

@@ -405,14 +405,7 @@ func testAdapterErrors(t *testing.T, s *Suite) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		accepted := make(chan error, 1)
-		go func() {
-			c, err := ln2.Accept()
-			if c != nil {
-				c.Close()
-			}
-			accepted <- err
-		}()
+		accepted := acceptAsync(ln2)
 		if err := ln2.Close(); err != nil {
 			t.Errorf("listener Close: %v", err)
 		}
@@ -591,14 +584,7 @@ func testAdapterTransportClose(t *testing.T, s *Suite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if c != nil {
-			c.Close()
-		}
-		accepted <- err
-	}()
+	accepted := acceptAsync(ln)
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -630,6 +616,20 @@ func ncListen(t *testing.T, s *Suite, tr transports.Transport) net.Listener {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln
+}
+
+// acceptAsync runs one Accept on ln in a goroutine and sends its error (a
+// conn it returns is closed).
+func acceptAsync(ln net.Listener) <-chan error {
+	accepted := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if c != nil {
+			c.Close()
+		}
+		accepted <- err
+	}()
+	return accepted
 }
 
 // ncAccept accepts from ln, or fails after ncWait. (A late conn is closed

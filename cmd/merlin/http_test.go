@@ -190,6 +190,33 @@ func echoReply(body []byte) reply {
 	return reply{Status: 200, Proto: "HTTP/1.1", ContentType: "application/octet-stream", ContentLength: strconv.Itoa(len(body)), Server: "merlin", Body: string(body)}
 }
 
+// mixedRequest sends request i of a sequence that takes the routes under
+// prefix in turn: GET /plaintext, GET /json, POST /echo of body (chunked
+// if asked). It returns the reply expected and the reply got.
+func mixedRequest(c *http.Client, prefix string, i int, body []byte, chunked bool) (want, got reply, err error) {
+	switch i % 3 {
+	case 0:
+		want = plaintextReply
+		got, _, err = do(c, "GET", prefix+"/plaintext", nil, false)
+	case 1:
+		want = jsonReply
+		got, _, err = do(c, "GET", prefix+"/json", nil, false)
+	default:
+		want = echoReply(body)
+		got, _, err = do(c, "POST", prefix+"/echo", body, chunked)
+	}
+	return want, got, err
+}
+
+// replyError says what is wrong with a reply: err, or how got differs
+// from want; "" if nothing.
+func replyError(want, got reply, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return diffReply(want, got)
+}
+
 // diffReply returns "" if got is want, else what differs; a long body is
 // reported by the offset of its first difference.
 func diffReply(want, got reply) string {
@@ -308,30 +335,9 @@ func goClientChecks(t *testing.T, base string, roots *x509.CertPool) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				var (
-					want reply
-					got  reply
-					err  error
-				)
-				switch i % 3 {
-				case 0:
-					want = plaintextReply
-					got, _, err = do(c, "GET", base+"/plaintext", nil, false)
-				case 1:
-					want = jsonReply
-					got, _, err = do(c, "GET", base+"/json", nil, false)
-				default:
-					body := []byte(fmt.Sprintf("worker %d request %d %s", w, i, strings.Repeat("z", w*100+i)))
-					want = echoReply(body)
-					got, _, err = do(c, "POST", base+"/echo", body, i%2 == 0)
-				}
-				d := ""
-				if err != nil {
-					d = err.Error()
-				} else {
-					d = diffReply(want, got)
-				}
-				if d != "" {
+				body := []byte(fmt.Sprintf("worker %d request %d %s", w, i, strings.Repeat("z", w*100+i)))
+				want, got, err := mixedRequest(c, base, i, body, i%2 == 0)
+				if d := replyError(want, got, err); d != "" {
 					mu.Lock()
 					errs = append(errs, fmt.Sprintf("worker %d request %d: %s", w, i, d))
 					mu.Unlock()
@@ -614,35 +620,14 @@ func nginxProxy(t *testing.T, tr string, extra []string) {
 		wg.Go(func() {
 			for i := range each {
 				up := []string{"/tcp", "/unix"}[(w+i)%2]
-				var (
-					want reply
-					got  reply
-					err  error
-				)
-				switch i % 3 {
-				case 0:
-					want = plaintextReply
-					got, _, err = do(c, "GET", base+up+"/plaintext", nil, false)
-				case 1:
-					want = jsonReply
-					got, _, err = do(c, "GET", base+up+"/json", nil, false)
-				default:
-					body := []byte(fmt.Sprintf("worker %d request %d via %s %s", w, i, up, strings.Repeat("n", 50*i)))
-					want = echoReply(body)
-					got, _, err = do(c, "POST", base+up+"/echo", body, false)
-				}
+				body := []byte(fmt.Sprintf("worker %d request %d via %s %s", w, i, up, strings.Repeat("n", 50*i)))
+				want, got, err := mixedRequest(c, base+up, i, body, false)
 				// nginx's own headers replace these.
 				want.Server, got.Server = "", ""
 				mu.Lock()
 				status[got.Status]++
 				mu.Unlock()
-				d := ""
-				if err != nil {
-					d = err.Error()
-				} else {
-					d = diffReply(want, got)
-				}
-				if d != "" {
+				if d := replyError(want, got, err); d != "" {
 					mu.Lock()
 					errs = append(errs, fmt.Sprintf("worker %d request %d via %s: %s", w, i, up, d))
 					mu.Unlock()

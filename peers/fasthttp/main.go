@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/merlin-net/merlin/peers/internal/peer"
@@ -66,12 +65,7 @@ func main() {
 	stopProf := f.StartProfile()
 	defer stopProf()
 
-	lc := net.ListenConfig{}
-	lc.SetMultipathTCP(false) // plain TCP, as merlin's transports
-	ln, err := lc.Listen(context.Background(), f.Network, f.Addr)
-	if err != nil {
-		peer.Fatalf(1, "%v", err)
-	}
+	ln := f.Listen()
 	srv := &fasthttp.Server{
 		Handler:            handle,
 		ErrorHandler:       handleError,

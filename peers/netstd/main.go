@@ -24,12 +24,7 @@ func main() {
 	stopProf := f.StartProfile()
 	defer stopProf()
 
-	lc := net.ListenConfig{}
-	lc.SetMultipathTCP(false) // plain TCP, as merlin's transports
-	ln, err := lc.Listen(context.Background(), f.Network, f.Addr)
-	if err != nil {
-		peer.Fatalf(1, "%v", err)
-	}
+	ln := f.Listen()
 	ctx, stop := peer.Signals()
 	defer stop()
 	if f.App == "http" {

@@ -94,6 +94,18 @@ func (f Flags) StartProfile() func() {
 	}
 }
 
+// Listen opens the listening socket f names, as plain TCP (no MPTCP), as
+// merlin's transports do; it exits the peer if it cannot.
+func (f Flags) Listen() net.Listener {
+	lc := net.ListenConfig{}
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(context.Background(), f.Network, f.Addr)
+	if err != nil {
+		Fatalf(1, "%v", err)
+	}
+	return ln
+}
+
 // Listening prints the line merlin bench waits for.
 func Listening(addr net.Addr, name string) {
 	fmt.Printf("listening on %s (peer %s)\n", addr, name)

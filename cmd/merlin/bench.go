@@ -306,9 +306,13 @@ func benchServers(self, selected string, netconn, quickNetconn bool) ([]bench.Se
 		}
 		spec := d.Name + ":loops=1"
 		argv := []string{self, "serve", "-transport", spec}
-		out = append(out, bench.Server{Name: d.Name, Kind: bench.KindTransport, Argv: argv, Stats: true})
+		mech := bench.MechEpoll // sockets through Go's netpoller, libuvlike its own
+		if d.Name == "uring" {
+			mech = bench.MechUring
+		}
+		out = append(out, bench.Server{Name: d.Name, Kind: bench.KindTransport, Argv: argv, Stats: true, Mechanism: mech})
 		if netconn || selected != "" || (quickNetconn && d.Name == "sockets") {
-			out = append(out, bench.Server{Name: d.Name + "-netconn", Kind: bench.KindNetConn, Argv: append(slices.Clone(argv), "-netconn"), Stats: true})
+			out = append(out, bench.Server{Name: d.Name + "-netconn", Kind: bench.KindNetConn, Argv: append(slices.Clone(argv), "-netconn"), Stats: true, Mechanism: mech})
 		}
 	}
 	return out, nil

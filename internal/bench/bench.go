@@ -161,18 +161,21 @@ type Progress struct {
 
 // Record is the result of one run: one server, one workload, one round.
 type Record struct {
-	Name     string  `json:"name"` // Go benchmark name
-	Round    int     `json:"round"`
-	Server   string  `json:"server"`
-	Kind     string  `json:"kind"` // server kind
-	Workload string  `json:"workload"`
-	Conns    int     `json:"conns"`
-	Size     int     `json:"size"`
-	Depth    int     `json:"depth"`
-	Rate     string  `json:"rate,omitempty"`     // as asked
-	RateRPS  float64 `json:"rate_rps,omitempty"` // offered, resolved
-	Start    string  `json:"start"`              // RFC 3339
-	LoadAvg  string  `json:"loadavg,omitempty"`  // /proc/loadavg at the start
+	Name   string `json:"name"` // Go benchmark name
+	Round  int    `json:"round"`
+	Server string `json:"server"`
+	Kind   string `json:"kind"` // server kind
+	// Mechanism and Floor are the server's (see Server).
+	Mechanism string  `json:"mechanism,omitempty"`
+	Floor     bool    `json:"floor,omitempty"`
+	Workload  string  `json:"workload"`
+	Conns     int     `json:"conns"`
+	Size      int     `json:"size"`
+	Depth     int     `json:"depth"`
+	Rate      string  `json:"rate,omitempty"`     // as asked
+	RateRPS   float64 `json:"rate_rps,omitempty"` // offered, resolved
+	Start     string  `json:"start"`              // RFC 3339
+	LoadAvg   string  `json:"loadavg,omitempty"`  // /proc/loadavg at the start
 
 	Seconds   float64 `json:"seconds"` // the measured window
 	Requests  uint64  `json:"requests"`
@@ -554,7 +557,7 @@ func median(v []float64) float64 {
 func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 	o, w, srv := b.o, pr.w, pr.srv
 	rec = Record{
-		Name: benchName(w, srv.Name), Round: pr.round, Server: srv.Name, Kind: srv.Kind,
+		Name: benchName(w, srv.Name), Round: pr.round, Server: srv.Name, Kind: srv.Kind, Mechanism: srv.Mechanism, Floor: srv.Floor,
 		Workload: w.Kind, Conns: w.Conns, Size: w.Size, Depth: w.Depth, Rate: w.Rate,
 		Start: time.Now().Format(time.RFC3339), Syscalls: -1,
 	}

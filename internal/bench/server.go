@@ -34,7 +34,19 @@ type Server struct {
 	// Apps lists the apps the server serves ("echo", "http"); nil means
 	// every app. Run skips the workloads of other apps.
 	Apps []string
+	// Mechanism is how the server waits for the kernel: MechEpoll (epoll,
+	// Go's netpoller included) or MechUring; "" when unknown.
+	Mechanism string
+	// Floor marks a floor server: the minimal C server of its mechanism
+	// (or nginx for HTTP), against which the others are read.
+	Floor bool
 }
+
+// Mechanisms.
+const (
+	MechEpoll = "epoll"
+	MechUring = "io_uring"
+)
 
 // serves reports whether srv can run workload w.
 func (srv Server) serves(w Workload) bool {

@@ -1,5 +1,7 @@
 # merlin's build. `make test` is what CI runs (.ci/run); `make demo` is the
-# main job: a short side-by-side of the transports on echo.
+# main job: a short side-by-side of the transports on echo. Both first run
+# scripts/deps.sh, which installs what they need on a Debian machine that
+# has only Go (Debian packages as root; Go tools into .bin/).
 
 # giouring reaches syscall.mmap through go:linkname, which Go 1.23+ refuses
 # to link unless told not to check: every command that links (build, test,
@@ -16,7 +18,10 @@ all: build
 build:
 	$(GO) build $(LDFLAGS) -o $(BIN)/merlin ./cmd/merlin
 
-test: vet staticcheck test-darwin test-go test-peers bench-smoke
+test: deps vet staticcheck test-darwin test-go test-peers bench-smoke
+
+deps:
+	scripts/deps.sh $(BIN)
 
 # peers/ is its own module (so merlin's does not depend on gnet): vet and
 # build it too.
@@ -24,10 +29,7 @@ vet:
 	$(GO) vet ./...
 	cd peers && $(GO) vet ./... && $(GO) build ./...
 
-$(BIN)/staticcheck:
-	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
-
-staticcheck: $(BIN)/staticcheck
+staticcheck: deps
 	$(BIN)/staticcheck ./...
 	cd peers && $(BIN)/staticcheck ./...
 
@@ -36,8 +38,13 @@ staticcheck: $(BIN)/staticcheck
 test-darwin:
 	GOOS=darwin GOARCH=arm64 $(GO) build ./...
 
-test-go:
-	$(GO) test -race $(LDFLAGS) -timeout 12m ./...
+# Every transport registered must run here: a skip of one fails
+# (MERLIN_REQUIRE, see conformance/). Set MERLIN_REQUIRE yourself to
+# relax it (MERLIN_REQUIRE= requires none).
+test-go: build
+	MERLIN_REQUIRE=$${MERLIN_REQUIRE-$$($(BIN)/merlin transports -names | paste -sd, -)}; \
+	echo "MERLIN_REQUIRE=$$MERLIN_REQUIRE"; \
+	MERLIN_REQUIRE=$$MERLIN_REQUIRE $(GO) test -race $(LDFLAGS) -timeout 12m ./...
 
 # The peers' own tests: each builds, listens, echoes, exits on SIGTERM.
 test-peers:
@@ -46,7 +53,7 @@ test-peers:
 # The throughput suite's smoke run: merlin bench -quick over every
 # transport available here and the peers (about a minute), with perf;
 # benchstat must read the results.
-bench-smoke: build
+bench-smoke: deps build
 	scripts/bench-smoke.sh $(BIN)/merlin
 
 clean:
@@ -56,5 +63,5 @@ clean:
 # adapter) and two peers side by side on echo: 64 B on 64 connections at
 # depths 1 and 16, an open loop at half the slowest server's peak, idle
 # memory. About a minute.
-demo: build
+demo: deps build
 	$(BIN)/merlin bench -quick -peers gnet,netstd

@@ -3,9 +3,9 @@
 # It runs `merlin bench -quick` (about a minute) over every transport
 # available here and the peers, with perf required, then checks that every
 # server has its lines, that no run failed, and that benchstat reads the
-# results. perf (Debian: linux-perf) and benchstat (go install
-# golang.org/x/perf/cmd/benchstat@VERSION) must be installed: .ci/run
-# installs them; a missing one fails the run.
+# results. perf (Debian: linux-perf) and benchstat must be installed:
+# `make deps` (scripts/deps.sh) installs them, benchstat into .bin/; a
+# missing one fails the run.
 #
 # Usage: scripts/bench-smoke.sh [merlin-binary] (PEERS=gnet,netstd,nbio)
 set -euo pipefail
@@ -16,11 +16,8 @@ peers=${PEERS:-gnet,netstd,nbio}
 fail() { echo "bench-smoke: $*" >&2; exit 1; }
 
 command -v perf >/dev/null || fail "perf is not installed (Debian: apt-get install linux-perf)"
-benchstat=$(command -v benchstat || true)
-if [ -z "$benchstat" ]; then
-	benchstat="$(go env GOPATH)/bin/benchstat"
-fi
-[ -x "$benchstat" ] || fail "benchstat is not installed (go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da)"
+benchstat=$(command -v benchstat || echo "$(dirname "$0")/../.bin/benchstat")
+[ -x "$benchstat" ] || fail "benchstat is not installed (make deps installs it into .bin/)"
 [ -x "$merlin" ] || fail "no merlin binary at $merlin (make build)"
 
 out=$(mktemp -d)

@@ -24,15 +24,14 @@ import (
 )
 
 // requireTool returns the path of a tool the throughput suite needs. A
-// missing one fails the test: .ci/run installs them.
+// missing one fails the test: `make deps` (scripts/deps.sh) installs them,
+// Go tools into the repository's .bin/.
 func requireTool(t *testing.T, name, install string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	// go install puts benchstat in GOPATH/bin, which may not be in PATH.
-	if out, err := exec.Command(goTool(), "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", name)
+	if p, err := filepath.Abs(filepath.Join("..", "..", ".bin", name)); err == nil {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
@@ -42,8 +41,8 @@ func requireTool(t *testing.T, name, install string) string {
 }
 
 const (
-	installPerf      = "Debian: apt-get install linux-perf"
-	installBenchstat = "go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da"
+	installPerf      = "make deps, or Debian: apt-get install linux-perf"
+	installBenchstat = "make deps installs it into .bin/"
 )
 
 // merlin bench over a small matrix: a line per run in Go benchmark format

@@ -150,11 +150,11 @@ func (l *loop) setup() error {
 		return setupError(err)
 	}
 	if o.minWait > 0 && l.t.feat.feat&featMinTimeout != 0 {
-		r.minWaitUs = uint32(max(o.minWait.Microseconds(), 1))
+		r.MinWaitUs = uint32(max(o.minWait.Microseconds(), 1))
 	}
 	l.ring = r
-	l.fdOut.Store(int32(r.fd))
-	if l.bufs, err = newBufRing(r.fd, 0, o.bufCount, o.bufSize); err != nil {
+	l.fdOut.Store(int32(r.Fd))
+	if l.bufs, err = newBufRing(r.Fd, 0, o.bufCount, o.bufSize); err != nil {
 		return err
 	}
 	l.stats.bufLow.Store(int64(o.bufCount))
@@ -169,7 +169,7 @@ func (l *loop) setup() error {
 			data      uint64
 			tags      uint64
 		}{nr: uint32(n), flags: rsrcRegSparse}
-		if _, e := register(r.fd, registerFiles2, unsafe.Pointer(&reg), uint32(unsafe.Sizeof(reg))); e == 0 {
+		if _, e := register(r.Fd, registerFiles2, unsafe.Pointer(&reg), uint32(unsafe.Sizeof(reg))); e == 0 {
 			l.fixed = make([]int32, n)
 			for i := range l.fixed {
 				l.fixed[i] = int32(n - 1 - i)
@@ -204,7 +204,7 @@ func fixedTableSize() int {
 // still write is unmapped under it.
 func (l *loop) teardown() {
 	if l.ring != nil {
-		l.ring.close()
+		l.ring.Close()
 		l.fdOut.Store(-1)
 	}
 	if l.bufs != nil {
@@ -294,13 +294,13 @@ func (l *loop) run() {
 		if wait {
 			l.waits++
 			waitNr = l.waitCount()
-			if l.ring.minWaitUs != 0 {
+			if l.ring.MinWaitUs != 0 {
 				t0 = time.Now()
 			}
 		}
 		l.submit(waitNr, timeout)
-		if wait && l.ring.minWaitUs != 0 {
-			l.lastIdle = time.Since(t0) > time.Duration(l.ring.minWaitUs)*time.Microsecond
+		if wait && l.ring.MinWaitUs != 0 {
+			l.lastIdle = time.Since(t0) > time.Duration(l.ring.MinWaitUs)*time.Microsecond
 		}
 		if wait {
 			l.mu.Lock()
@@ -326,7 +326,7 @@ func (l *loop) run() {
 // saturated: batching would only add the timer's cost and latency, so it
 // asks for one.
 func (l *loop) waitCount() uint32 {
-	if l.ring.minWaitUs == 0 || l.lastIdle {
+	if l.ring.MinWaitUs == 0 || l.lastIdle {
 		return 1
 	}
 	return max(1+l.sendsQueued, min(uint32(l.lastBatch), 64))
@@ -382,7 +382,7 @@ func (l *loop) finalDrain() {
 // no completion waits. It then marks the loop sleeping, so that posters
 // wake it.
 func (l *loop) prepareSleep() bool {
-	if l.ring.cqReady() || len(l.dirty) > 0 {
+	if l.ring.CQReady() || len(l.dirty) > 0 {
 		return false
 	}
 	l.mu.Lock()
@@ -404,7 +404,7 @@ const rawQuiet = 16
 // submit publishes the prepared SQEs and enters the kernel, waiting for
 // waitNr completions if it is not 0.
 func (l *loop) submit(waitNr uint32, timeout int64) {
-	n := l.ring.publish()
+	n := l.ring.Publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
 	if hold := int64(l.t.opt.rawWait); waitNr > 0 && hold > 0 && l.waits-l.postWait > rawQuiet {
@@ -413,11 +413,11 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 		// scheduler, so that an idle loop gives its P back.
 		if timeout > 0 && timeout <= hold {
 			l.ls.enters++
-			l.checkEnter(l.ring.enter(n, waitNr, timeout, true))
+			l.checkEnter(l.ring.Enter(n, waitNr, timeout, true))
 			return
 		}
 		l.ls.enters++
-		if e := l.ring.enter(n, waitNr, hold, true); e != syscall.ETIME {
+		if e := l.ring.Enter(n, waitNr, hold, true); e != syscall.ETIME {
 			l.checkEnter(e)
 			return
 		}
@@ -428,7 +428,7 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 		}
 	}
 	l.ls.enters++
-	l.checkEnter(l.ring.enter(n, waitNr, timeout, false))
+	l.checkEnter(l.ring.Enter(n, waitNr, timeout, false))
 }
 
 // checkEnter handles io_uring_enter's errno: EINTR and ETIME are normal.
@@ -447,13 +447,13 @@ func (l *loop) checkEnter(e syscall.Errno) {
 // sqe returns a zeroed SQE, submitting what is queued if the SQ is full.
 func (l *loop) sqe() *giouring.SubmissionQueueEntry {
 	for {
-		if s := l.ring.getSQE(); s != nil {
+		if s := l.ring.GetSQE(); s != nil {
 			return s
 		}
 		l.stats.sqFull.Add(1)
-		if l.ring.flags&giouring.SetupSQPoll != 0 {
-			l.ring.publish()
-			l.ring.sqWait()
+		if l.ring.Flags&giouring.SetupSQPoll != 0 {
+			l.ring.Publish()
+			l.ring.SQWait()
 			continue
 		}
 		l.submit(0, 0)
@@ -465,7 +465,7 @@ func (l *loop) sqe() *giouring.SubmissionQueueEntry {
 func (l *loop) reapAll() int {
 	total := 0
 	for {
-		n := l.ring.reap(l.cqBuf)
+		n := l.ring.Reap(l.cqBuf)
 		if n == 0 {
 			return total
 		}
@@ -474,7 +474,7 @@ func (l *loop) reapAll() int {
 		held := 0
 		for i := range n {
 			c := &l.cqBuf[i]
-			if c.flags&giouring.CQEFBuffer != 0 && c.flags&cqeBufMore == 0 {
+			if c.Flags&giouring.CQEFBuffer != 0 && c.Flags&cqeBufMore == 0 {
 				held++
 			}
 			l.dispatch(c)
@@ -492,11 +492,11 @@ func (l *loop) reapAll() int {
 
 // dispatch hands one completion to its owner.
 func (l *loop) dispatch(c *cqe) {
-	idx := udIndex(c.ud)
-	switch udOp(c.ud) {
+	idx := udIndex(c.UserData)
+	switch udOp(c.UserData) {
 	case opWake:
 		l.wakeArmed = false
-		if c.res == -int32(syscall.ECANCELED) {
+		if c.Res == -int32(syscall.ECANCELED) {
 			return
 		}
 		l.mu.Lock()
@@ -505,23 +505,23 @@ func (l *loop) dispatch(c *cqe) {
 		l.armWake()
 	case opAccept:
 		if int(idx) < len(l.acceptors) && l.acceptors[idx] != nil {
-			l.acceptors[idx].onAccept(c.res, c.flags)
+			l.acceptors[idx].onAccept(c.Res, c.Flags)
 		}
 	case opMsgFD:
-		l.onHandedFD(int(c.res), udAux(c.ud))
+		l.onHandedFD(int(c.Res), udAux(c.UserData))
 	case opMsgSent:
 		l.msgsOut--
-		if c.res < 0 {
+		if c.Res < 0 {
 			unix.Close(int(idx)) // not delivered: still ours
-			l.t.cfg.Logger.Error("uring: MSG_RING hand-off failed", "err", syscall.Errno(-c.res))
+			l.t.cfg.Logger.Error("uring: MSG_RING hand-off failed", "err", syscall.Errno(-c.Res))
 		}
 	case opCancel, opNone:
 	default:
 		if int(idx) >= len(l.conns) || l.conns[idx] == nil {
-			l.t.cfg.Logger.Error("uring: completion for no connection", "op", udOp(c.ud), "slot", idx)
+			l.t.cfg.Logger.Error("uring: completion for no connection", "op", udOp(c.UserData), "slot", idx)
 			return
 		}
-		l.conns[idx].onCQE(udOp(c.ud), udAux(c.ud), c.res, c.flags)
+		l.conns[idx].onCQE(udOp(c.UserData), udAux(c.UserData), c.Res, c.Flags)
 	}
 }
 
@@ -631,7 +631,7 @@ func (l *loop) cancel(ud uint64) {
 	s := l.sqe()
 	s.PrepareCancel64(ud, 0)
 	s.UserData = mkUD(opCancel, 0, 0)
-	if l.ring.features&featCQESkip != 0 {
+	if l.ring.Features&featCQESkip != 0 {
 		s.Flags |= giouring.SqeCQESkipSuccess
 	}
 	l.stats.cancels.Add(1)

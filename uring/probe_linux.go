@@ -86,7 +86,7 @@ func setupError(err error) error {
 
 // tryRing reports whether a ring with flags can be set up, and closes it.
 func tryRing(flags uint32) (*params, error) {
-	p := &params{flags: flags, sqThreadIdle: 10}
+	p := &params{Flags: flags, SQThreadIdle: 10}
 	fd, _, e := unix.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(p)), 0)
 	if e != 0 {
 		return nil, e
@@ -113,7 +113,7 @@ func probeKernel() *features {
 		return f
 	}
 	defer unix.Close(int(fd))
-	f.feat = p.features
+	f.feat = p.Features
 	probe := new(giouring.Probe)
 	if _, e := register(int(fd), registerProbe, unsafe.Pointer(probe), 256); e != 0 {
 		f.err = f.missing("IORING_REGISTER_PROBE", "5.6")

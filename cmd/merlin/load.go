@@ -85,6 +85,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("path", loadgen.DefaultHTTPPath, "http: the path requested")
 	body := fs.String("body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
 	spec := fs.String("transport", "net", "the client's transport `spec`: net (Go's net package) or a transport (see \"merlin transports\")")
+	engine := fs.String("engine", loadgen.EngineNet, "how the generator drives its connections: net (a goroutine each, any workload) or ring (one thread through io_uring, busy-polling: echo only; never the bottleneck)")
 	pid := fs.Int("pid", 0, "the server's process `id`: report its CPU time over the window, and whether the run was client-bound")
 	check := fs.String("check", "", "grade the echo server at `address` (see above) instead of loading it")
 	checks := fs.String("checks", "", "with -check: a comma `list` of the checks to run (default all)")
@@ -125,7 +126,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 		Network: *network, Addr: *addr, Workload: *app, Mode: *mode,
 		Conns: *conns, Size: sz, Depth: *depth, Rate: *rate,
 		Warmup: *warmup, Duration: *duration, Timeout: *timeout, Seed: *seed,
-		HTTPPath: *path,
+		HTTPPath: *path, Engine: *engine,
 	}
 	if *body != "" {
 		cfg.HTTPBody = []byte(*body)

@@ -48,6 +48,12 @@ const (
 	HTTP = "http" // HTTP/1.1 GET with keep-alive
 )
 
+// Engines.
+const (
+	EngineNet  = "net"
+	EngineRing = "ring"
+)
+
 // Modes.
 const (
 	Closed = "closed" // Conns connections, Depth requests in flight each (the default)
@@ -102,6 +108,14 @@ type Config struct {
 	// Dial makes the connections; nil means Go's net package. With
 	// transports.DialNet it puts the client on any transport.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Engine is how the generator drives its connections: EngineNet
+	// (default), a goroutine per connection on Go's net package (or
+	// Dial), for every workload and mode; or EngineRing, every
+	// connection from one thread through io_uring, busy-polling, for the
+	// echo workload's closed and open loops (Linux 6.1 and later), so
+	// that the generator is never what limits a server. A Dial applies
+	// to EngineNet only.
+	Engine string
 	// Progress, if set, is called about once a second from a goroutine of
 	// Run with the totals so far.
 	Progress func(Progress)
@@ -188,6 +202,9 @@ func (c Config) withDefaults() Config {
 	if c.Mode == "" {
 		c.Mode = Closed
 	}
+	if c.Engine == "" {
+		c.Engine = EngineNet
+	}
 	if c.Conns == 0 {
 		c.Conns = DefaultConns
 	}
@@ -231,6 +248,12 @@ func (c Config) validate() error {
 		return errors.New("loadgen: negative duration, warm-up or timeout")
 	case c.Rate < 0:
 		return errors.New("loadgen: negative rate")
+	case c.Engine != EngineNet && c.Engine != EngineRing:
+		return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", c.Engine, EngineNet, EngineRing)
+	case c.Engine == EngineRing && (c.Workload != Echo || c.Mode != Closed):
+		return fmt.Errorf("loadgen: the %s engine runs the echo workload's closed and open loops, not %s %s", EngineRing, c.Workload, c.Mode)
+	case c.Engine == EngineRing && c.Dial != nil:
+		return fmt.Errorf("loadgen: the %s engine makes its own sockets: Dial applies to the %s engine", EngineRing, EngineNet)
 	case c.Rate > 0 && c.Mode != Closed:
 		return fmt.Errorf("loadgen: a rate applies to the closed mode (open loop), not to %s", c.Mode)
 	case c.Rate > 0 && (c.Workload == Echo || c.HTTPPath == EchoPath) && c.Size*c.Depth > inlineWrite:
@@ -254,9 +277,25 @@ func (c Config) Run(ctx context.Context) (Result, error) {
 		r.cfg.Dial = d.DialContext
 	}
 
+	if c.Engine == EngineRing {
+		if err := ringAvailable(); err != nil {
+			return Result{}, err
+		}
+	}
+
 	var wg sync.WaitGroup
 	ready := make(chan struct{}, c.Conns)
+	if c.Engine == EngineRing {
+		wg.Go(func() {
+			if err := r.runRing(ctx, ready); err != nil {
+				r.fail(err)
+			}
+		})
+	}
 	for i := range c.Conns {
+		if c.Engine == EngineRing {
+			break
+		}
 		wg.Go(func() {
 			var err error
 			switch {

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 
 	"context"
@@ -68,7 +69,19 @@ func echo(_ *server, c net.Conn) {
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestRunEcho(t *testing.T) {
+// engines are the generator's engines every echo test runs on.
+var engines = []string{EngineNet, EngineRing}
+
+// forEngines runs test once per engine, as a subtest named by it.
+func forEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, e := range engines {
+		t.Run("engine="+e, func(t *testing.T) { test(t, e) })
+	}
+}
+
+func TestRunEcho(t *testing.T) { forEngines(t, testRunEcho) }
+
+func testRunEcho(t *testing.T, engine string) {
 	for _, tc := range []struct {
 		name               string
 		conns, size, depth int
@@ -85,7 +98,7 @@ func TestRunEcho(t *testing.T) {
 			var progress int
 			res, err := Config{
 				Addr: s.addr(), Conns: tc.conns, Size: tc.size, Depth: tc.depth,
-				Duration: 300 * time.Millisecond,
+				Duration: 300 * time.Millisecond, Engine: engine,
 				Progress: func(Progress) { progress++ },
 			}.Run(context.Background())
 			if err != nil {
@@ -109,7 +122,9 @@ func TestRunEcho(t *testing.T) {
 }
 
 // A server that corrupts one byte is caught, with the offset.
-func TestRunDetectsCorruption(t *testing.T) {
+func TestRunDetectsCorruption(t *testing.T) { forEngines(t, testRunDetectsCorruption) }
+
+func testRunDetectsCorruption(t *testing.T, engine string) {
 	s := startServer(t, func(_ *server, c net.Conn) {
 		defer c.Close()
 		buf := make([]byte, 1000)
@@ -130,7 +145,7 @@ func TestRunDetectsCorruption(t *testing.T) {
 			}
 		}
 	})
-	res, err := Config{Addr: s.addr(), Conns: 1, Size: 500, Depth: 2, Duration: 5 * time.Second}.Run(context.Background())
+	res, err := Config{Addr: s.addr(), Conns: 1, Size: 500, Depth: 2, Duration: 5 * time.Second, Engine: engine}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +167,9 @@ func TestRunDetectsCorruption(t *testing.T) {
 
 // A server that cross-wires two connections (each gets the other's
 // messages, of the same size) is caught: the payload names its connection.
-func TestRunDetectsCrossedConnections(t *testing.T) {
+func TestRunDetectsCrossedConnections(t *testing.T) { forEngines(t, testRunDetectsCrossedConnections) }
+
+func testRunDetectsCrossedConnections(t *testing.T, engine string) {
 	var (
 		mu    sync.Mutex
 		first net.Conn // the first connection, waiting for the second
@@ -167,7 +184,7 @@ func TestRunDetectsCrossedConnections(t *testing.T) {
 			io.Copy(other, c)
 		}
 	})
-	res, err := Config{Addr: s.addr(), Conns: 2, Size: 64, Depth: 1, Duration: 5 * time.Second, Timeout: 10 * time.Second}.Run(context.Background())
+	res, err := Config{Addr: s.addr(), Conns: 2, Size: 64, Depth: 1, Duration: 5 * time.Second, Timeout: 10 * time.Second, Engine: engine}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +201,16 @@ func TestRunDetectsCrossedConnections(t *testing.T) {
 }
 
 // Nothing listening: every connection fails to dial, and says so.
-func TestRunDialError(t *testing.T) {
+func TestRunDialError(t *testing.T) { forEngines(t, testRunDialError) }
+
+func testRunDialError(t *testing.T, engine string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	res, err := Config{Addr: addr, Conns: 3, Duration: time.Second, MaxErrors: 2}.Run(context.Background())
+	res, err := Config{Addr: addr, Conns: 3, Duration: time.Second, MaxErrors: 2, Engine: engine}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +224,9 @@ func TestRunDialError(t *testing.T) {
 
 // Cancelling the context ends a run against a server that never answers,
 // without counting that as an error.
-func TestRunCancel(t *testing.T) {
+func TestRunCancel(t *testing.T) { forEngines(t, testRunCancel) }
+
+func testRunCancel(t *testing.T, engine string) {
 	reading := make(chan struct{}, 2)
 	s := startServer(t, func(_ *server, c net.Conn) {
 		var b [1]byte
@@ -217,7 +238,7 @@ func TestRunCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan Result, 1)
 	go func() {
-		res, _ := Config{Addr: s.addr(), Conns: 2, Duration: time.Hour, Timeout: time.Hour}.Run(ctx)
+		res, _ := Config{Addr: s.addr(), Conns: 2, Duration: time.Hour, Timeout: time.Hour, Engine: engine}.Run(ctx)
 		done <- res
 	}()
 	for range 2 {
@@ -238,11 +259,35 @@ func TestRunCancel(t *testing.T) {
 	}
 }
 
+// A server that reads and never answers fails every connection once the
+// timeout has passed, with an error that says so.
+func TestRunTimeout(t *testing.T) { forEngines(t, testRunTimeout) }
+
+func testRunTimeout(t *testing.T, engine string) {
+	s := startServer(t, func(_ *server, c net.Conn) {
+		io.Copy(io.Discard, c)
+		c.Close()
+	})
+	res, err := Config{Addr: s.addr(), Conns: 3, Duration: 5 * time.Second, Timeout: 300 * time.Millisecond, Engine: engine}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 3 || res.Requests != 0 {
+		t.Fatalf("Errors = %d (%v), Requests = %d; want 3 and 0", res.Errors, res.FirstErrors, res.Requests)
+	}
+	if !errors.Is(res.FirstErrors[0], os.ErrDeadlineExceeded) {
+		t.Errorf("error %v does not wrap os.ErrDeadlineExceeded", res.FirstErrors[0])
+	}
+}
+
 func TestConfigInvalid(t *testing.T) {
 	for _, c := range []Config{
 		{},
 		{Addr: "x", Conns: -1},
 		{Addr: "x", Size: 1 << 20, Depth: 2048},
+		{Addr: "x", Engine: "spin"},
+		{Addr: "x", Engine: EngineRing, Workload: HTTP},
+		{Addr: "x", Engine: EngineRing, Mode: Churn},
 	} {
 		if _, err := c.Run(context.Background()); err == nil {
 			t.Errorf("Run(%+v) = nil error, want one", c)
@@ -255,7 +300,9 @@ func TestConfigInvalid(t *testing.T) {
 // a second, delays the 300 requests scheduled meanwhile by up to 300 ms,
 // so the 99th percentile shows the stall. (A closed-loop client would have
 // sent nothing during it, and recorded one slow request.)
-func TestOpenLoopSeesStall(t *testing.T) {
+func TestOpenLoopSeesStall(t *testing.T) { forEngines(t, testOpenLoopSeesStall) }
+
+func testOpenLoopSeesStall(t *testing.T, engine string) {
 	const stall = 300 * time.Millisecond
 	s := startServer(t, func(_ *server, c net.Conn) {
 		defer c.Close()
@@ -278,7 +325,7 @@ func TestOpenLoopSeesStall(t *testing.T) {
 	})
 	var windows []bool
 	res, err := Config{
-		Addr: s.addr(), Conns: 1, Size: 64, Rate: 1000, Duration: time.Second,
+		Addr: s.addr(), Conns: 1, Size: 64, Rate: 1000, Duration: time.Second, Engine: engine,
 		OnWindow: func(start bool) { windows = append(windows, start) },
 	}.Run(context.Background())
 	if err != nil {
@@ -312,7 +359,9 @@ func TestOpenLoopSeesStall(t *testing.T) {
 }
 
 // The open loop checks every byte too.
-func TestOpenLoopDetectsCorruption(t *testing.T) {
+func TestOpenLoopDetectsCorruption(t *testing.T) { forEngines(t, testOpenLoopDetectsCorruption) }
+
+func testOpenLoopDetectsCorruption(t *testing.T, engine string) {
 	s := startServer(t, func(_ *server, c net.Conn) {
 		defer c.Close()
 		buf := make([]byte, 1000)
@@ -330,7 +379,7 @@ func TestOpenLoopDetectsCorruption(t *testing.T) {
 			}
 		}
 	})
-	res, err := Config{Addr: s.addr(), Conns: 1, Size: 100, Depth: 2, Rate: 2000, Duration: 5 * time.Second}.Run(context.Background())
+	res, err := Config{Addr: s.addr(), Conns: 1, Size: 100, Depth: 2, Rate: 2000, Duration: 5 * time.Second, Engine: engine}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

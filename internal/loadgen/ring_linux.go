@@ -1,0 +1,505 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/merlin-net/merlin/internal/ioring"
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+// The ring engine drives every connection of an echo run from one
+// goroutine locked to its thread, through one io_uring (SINGLE_ISSUER +
+// DEFER_TASKRUN, Linux 6.1), and never sleeps: each turn submits the
+// sends and receives that are due and reaps completions without waiting
+// (io_uring_enter with GETEVENTS and min_complete 0, a raw system call).
+// So the generator pays no wake-ups, no scheduler and one system call for
+// many connections' sends and receives, and a server's answer never has
+// to wake it: the kernel only queues the completion. That keeps even a
+// minimal C server saturated, which a goroutine per connection on the
+// same kernel path cannot (BENCH.md: the generator must not be the
+// bottleneck). Its CPU is then always about one core: Result's client
+// time says so, and per request it is an upper bound.
+//
+// Each connection has one send and one receive in flight at most; a
+// closed loop sends a batch and receives exactly its length back, an open
+// loop sends the batches whose time has come and receives continuously.
+
+// user_data of an SQE: connection index << 8 | op.
+const (
+	ropSend = 1
+	ropRecv = 2
+)
+
+// ringRecvBuffer is an open-loop connection's receive buffer.
+const ringRecvBuffer = 64 << 10
+
+// ringAvailable reports whether the ring engine runs here, and why not.
+func ringAvailable() error {
+	r, err := ioring.New(8, giouring.SetupSingleIssuer|giouring.SetupDeferTaskrun, 0)
+	if err != nil {
+		return fmt.Errorf("loadgen: the ring engine needs io_uring with SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1): %w: %w", err, errors.ErrUnsupported)
+	}
+	r.Close()
+	return nil
+}
+
+// rconn is one connection of the ring engine. Owned by the engine's
+// goroutine.
+type rconn struct {
+	i      int
+	fd     int
+	failed bool
+
+	sending, receiving bool
+	out                []byte // closed: the batch; open: what is being sent
+	sent               int    // bytes of out the kernel took
+	pend               []byte // open: batches due while a send was in flight
+
+	// closed loop
+	batch  uint64
+	in     []byte // the batch received so far
+	got    int
+	sentAt int64 // ns since the engine's epoch
+
+	// open loop
+	next       int64   // the next batch's scheduled time, ns since epoch
+	nextBatch  uint64  // the next batch to schedule
+	sched      []int64 // scheduled times of the batches sent and not all answered
+	schedHead  int
+	rseq       uint32 // the next message expected back
+	roff       int    // bytes of it received
+	want       []byte // message rseq as it must come back
+	unanswered int    // messages sent and not answered
+	lastIO     int64  // ns since epoch: the last completion, for the timeout
+}
+
+type ringEngine struct {
+	r     *run
+	ring  *ioring.Ring
+	conns []*rconn
+	cqes  []ioring.CQE
+	epoch time.Time
+	echo  *echoProto
+	stop      atomic.Bool // the window has ended, or ctx was cancelled
+	cancelled atomic.Bool // ctx was cancelled: stop at once
+	live      int         // connections not failed
+	byIndex   []*rconn    // by connection index (nil: its dial failed)
+}
+
+// runRing runs the whole load on the ring engine: it dials every
+// connection (each worker slot is marked ready), waits for the start and
+// drives the load until the window ends, then finishes the exchanges in
+// flight and closes.
+func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	e := &ringEngine{r: r, echo: r.proto.(*echoProto), cqes: make([]ioring.CQE, 512)}
+	entries := uint32(1024)
+	for entries < uint32(2*r.cfg.Conns) && entries < 1<<14 {
+		entries *= 2
+	}
+	ring, err := ioring.New(entries, giouring.SetupSingleIssuer|giouring.SetupDeferTaskrun, 0)
+	if err != nil {
+		for range r.cfg.Conns {
+			ready <- struct{}{}
+		}
+		return fmt.Errorf("loadgen: ring engine: %w", err)
+	}
+	e.ring = ring
+	defer e.close()
+
+	for i := range r.cfg.Conns {
+		fd, err := r.dialFD(ctx)
+		ready <- struct{}{}
+		if err != nil {
+			if ctx.Err() == nil {
+				r.fail(fmt.Errorf("loadgen: conn %d: %w", i, err))
+			}
+			continue
+		}
+		r.open.Add(1)
+		e.conns = append(e.conns, &rconn{i: i, fd: fd})
+	}
+	e.byIndex = make([]*rconn, r.cfg.Conns)
+	for _, c := range e.conns {
+		e.byIndex[c.i] = c
+	}
+	stopped := context.AfterFunc(ctx, func() { e.cancelled.Store(true); e.stop.Store(true) })
+	defer stopped()
+	go func() {
+		select {
+		case <-r.stop:
+		case <-ctx.Done():
+		case <-r.workersDone:
+		}
+		e.stop.Store(true)
+	}()
+	if !r.waitStart(ctx) {
+		return nil
+	}
+	e.epoch = r.startTime
+	e.live = len(e.conns)
+	e.loop()
+	return nil
+}
+
+// dialFD makes a blocking stream socket connected to the run's address,
+// with TCP_NODELAY for TCP (plain TCP, as merlin's transports).
+func (r *run) dialFD(ctx context.Context) (int, error) {
+	var sa unix.Sockaddr
+	family := unix.AF_UNIX
+	if r.cfg.Network == "unix" {
+		sa = &unix.SockaddrUnix{Name: r.cfg.Addr}
+	} else {
+		var res net.Resolver
+		ap, err := res.LookupNetIP(ctx, "ip", hostOf(r.cfg.Addr))
+		if err != nil || len(ap) == 0 {
+			return -1, fmt.Errorf("resolving %s: %v", r.cfg.Addr, err)
+		}
+		_, port, _ := net.SplitHostPort(r.cfg.Addr)
+		pa, err := netip.ParseAddrPort(net.JoinHostPort(ap[0].Unmap().String(), port))
+		if err != nil {
+			return -1, err
+		}
+		if pa.Addr().Is4() && r.cfg.Network != "tcp6" {
+			family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(pa.Port()), Addr: pa.Addr().As4()}
+		} else {
+			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(pa.Port()), Addr: pa.Addr().As16()}
+		}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if family != unix.AF_UNIX {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	// A connect on loopback does not wait for long; the send timeout
+	// bounds it anyway.
+	tv := unix.NsecToTimeval(r.cfg.Timeout.Nanoseconds())
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("connect", err)
+	}
+	tv = unix.Timeval{}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	return fd, nil
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil || h == "" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+func (e *ringEngine) now() int64 { return int64(time.Since(e.epoch)) }
+
+// loop is the engine's turn: start what is due, submit and reap without
+// waiting, handle the completions; until the window ends. Then it stops
+// sending and finishes the exchanges in flight, for at most the timeout.
+func (e *ringEngine) loop() {
+	cfg := e.r.cfg
+	open := cfg.Rate > 0
+	var interval int64
+	if open {
+		interval = max(int64(float64(time.Second)*float64(cfg.Depth)*float64(cfg.Conns)/cfg.Rate), 1)
+		for k, c := range e.conns {
+			c.next = interval * int64(k) / int64(cfg.Conns)
+		}
+	} else {
+		for _, c := range e.conns {
+			e.sendBatch(c, 0)
+		}
+	}
+	var drainUntil int64
+	for turn := 0; ; turn++ {
+		now := e.now()
+		if drainUntil == 0 && e.stop.Load() {
+			drainUntil = now + int64(cfg.Timeout)
+		}
+		if open && drainUntil == 0 {
+			for _, c := range e.conns {
+				if !c.failed && c.next <= now {
+					e.schedule(c, now, interval)
+				}
+			}
+		}
+		e.submitAndReap(now, drainUntil != 0)
+		if e.live == 0 || e.cancelled.Load() || drainUntil != 0 && (e.idle() || now > drainUntil) {
+			return
+		}
+		if turn&63 == 0 {
+			e.checkTimeouts(now)
+			// Let the run's timers and window callbacks have the P: with
+			// GOMAXPROCS=1 nothing else runs while this loop spins.
+			runtime.Gosched()
+		}
+	}
+}
+
+// idle reports whether no operation is in flight.
+func (e *ringEngine) idle() bool {
+	for _, c := range e.conns {
+		if c.sending || c.receiving {
+			return false
+		}
+	}
+	return true
+}
+
+// submitAndReap submits the prepared SQEs, reaps the completions without
+// waiting and handles them.
+func (e *ringEngine) submitAndReap(now int64, draining bool) {
+	n := e.ring.Publish()
+	if errno := e.ring.Enter(n, 0, 0, false); errno != 0 && errno != syscall.EINTR && errno != syscall.EAGAIN && errno != syscall.EBUSY {
+		panic(fmt.Sprintf("loadgen: io_uring_enter: %v", errno)) // a broken ring: nothing sensible is left to do
+	}
+	for {
+		k := e.ring.Reap(e.cqes)
+		for _, c := range e.cqes[:k] {
+			e.complete(c, now, draining)
+		}
+		if k < len(e.cqes) {
+			return
+		}
+	}
+}
+
+func (e *ringEngine) sqe() *giouring.SubmissionQueueEntry {
+	s := e.ring.GetSQE()
+	if s == nil {
+		e.ring.Enter(e.ring.Publish(), 0, 0, false)
+		s = e.ring.GetSQE()
+	}
+	return s
+}
+
+func (e *ringEngine) armSend(c *rconn) {
+	s := e.sqe()
+	b := c.out[c.sent:]
+	s.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), unix.MSG_NOSIGNAL)
+	s.UserData = uint64(c.i)<<8 | ropSend
+	c.sending = true
+}
+
+func (e *ringEngine) armRecv(c *rconn, b []byte) {
+	s := e.sqe()
+	s.PrepareRecv(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), 0)
+	s.UserData = uint64(c.i)<<8 | ropRecv
+	c.receiving = true
+}
+
+// sendBatch starts closed-loop batch b on c: its requests out, a receive
+// of exactly its length.
+func (e *ringEngine) sendBatch(c *rconn, b uint64) {
+	cfg := e.r.cfg
+	c.batch, c.sent, c.got = b, 0, 0
+	c.out = c.out[:0]
+	seq := uint32(b * uint64(cfg.Depth))
+	for m := range cfg.Depth {
+		c.out = e.echo.request(c.out, c.i, seq+uint32(m))
+	}
+	if c.in == nil {
+		c.in = make([]byte, len(c.out))
+	}
+	c.sentAt = e.now()
+	e.armSend(c)
+	e.armRecv(c, c.in)
+}
+
+// schedule queues on c the open-loop batches whose time has come (their
+// latency counts from that time), unless too many are unanswered, and
+// sends them if c has no send in flight.
+func (e *ringEngine) schedule(c *rconn, now, interval int64) {
+	cfg := e.r.cfg
+	for c.next <= now && c.unanswered+cfg.Depth <= maxInFlight {
+		seq := uint32(c.nextBatch * uint64(cfg.Depth))
+		for m := range cfg.Depth {
+			c.pend = e.echo.request(c.pend, c.i, seq+uint32(m))
+		}
+		c.sched = append(c.sched, c.next)
+		c.unanswered += cfg.Depth
+		c.nextBatch++
+		c.next += interval
+	}
+	if !c.receiving && c.unanswered > 0 {
+		if c.in == nil {
+			c.in = make([]byte, ringRecvBuffer)
+			c.want = make([]byte, cfg.Size)
+			e.echo.fill(c.want, c.i, 0)
+		}
+		c.lastIO = now
+		e.armRecv(c, c.in)
+	}
+	if !c.sending && len(c.pend) > 0 {
+		c.out, c.pend = c.pend, c.out[:0]
+		c.sent = 0
+		e.armSend(c)
+	}
+}
+
+// complete handles one completion.
+func (e *ringEngine) complete(cq ioring.CQE, now int64, draining bool) {
+	c := e.byIndex[cq.UserData>>8]
+	c.lastIO = now
+	switch cq.UserData & 0xff {
+	case ropSend:
+		c.sending = false
+		if c.failed {
+			return
+		}
+		if cq.Res < 0 {
+			e.fail(c, fmt.Errorf("write: %w", syscall.Errno(-cq.Res)))
+			return
+		}
+		c.sent += int(cq.Res)
+		if c.sent < len(c.out) {
+			e.armSend(c) // the rest of a partial send
+			return
+		}
+		switch {
+		case draining:
+		case e.r.cfg.Rate > 0 && len(c.pend) > 0:
+			c.out, c.pend = c.pend, c.out[:0]
+			c.sent = 0
+			e.armSend(c)
+		case e.r.cfg.Rate <= 0 && c.got == len(c.in):
+			e.sendBatch(c, c.batch+1) // the answer came before this completion
+		}
+	case ropRecv:
+		c.receiving = false
+		if c.failed {
+			return
+		}
+		switch {
+		case cq.Res < 0:
+			e.fail(c, fmt.Errorf("read: %w", syscall.Errno(-cq.Res)))
+			return
+		case cq.Res == 0:
+			e.fail(c, fmt.Errorf("read: %w", io.ErrUnexpectedEOF))
+			return
+		}
+		if e.r.cfg.Rate > 0 {
+			e.receivedOpen(c, int(cq.Res), now, draining)
+		} else {
+			e.receivedClosed(c, int(cq.Res), now, draining)
+		}
+	}
+}
+
+// receivedClosed checks n more bytes of c's batch; a whole batch is
+// counted and, unless draining, the next one sent.
+func (e *ringEngine) receivedClosed(c *rconn, n int, now int64, draining bool) {
+	got := c.got + n
+	if string(c.in[c.got:got]) != string(c.out[c.got:got]) {
+		e.fail(c, e.echo.mismatch(c.i, c.batch, 0, c.out[:got], c.in[:got]))
+		return
+	}
+	c.got = got
+	if got < len(c.in) {
+		e.armRecv(c, c.in[got:])
+		return
+	}
+	e.r.done(c.i, e.r.cfg.Depth, got, time.Duration(now-c.sentAt))
+	// The batch's send completion comes first in the queue, but its
+	// buffer must not be refilled while the kernel might still hold it.
+	if !draining && !c.sending {
+		e.sendBatch(c, c.batch+1)
+	}
+}
+
+// receivedOpen checks n bytes of c's response stream message by message,
+// counting each with its latency from its batch's scheduled time.
+func (e *ringEngine) receivedOpen(c *rconn, n int, now int64, draining bool) {
+	cfg := e.r.cfg
+	b := c.in[:n]
+	for len(b) > 0 {
+		k := min(len(b), cfg.Size-c.roff)
+		if string(b[:k]) != string(c.want[c.roff:c.roff+k]) {
+			got := make([]byte, cfg.Size)
+			copy(got, c.want[:c.roff])
+			copy(got[c.roff:], b[:k])
+			batch := uint64(c.rseq) / uint64(cfg.Depth)
+			e.fail(c, e.echo.mismatch(c.i, batch, int(uint64(c.rseq)%uint64(cfg.Depth))*cfg.Size, c.want, got[:c.roff+k]))
+			return
+		}
+		b, c.roff = b[k:], c.roff+k
+		if c.roff < cfg.Size {
+			break
+		}
+		// Message rseq is complete.
+		at := c.sched[c.schedHead]
+		e.r.done(c.i, 1, cfg.Size, time.Duration(now-at))
+		c.unanswered--
+		c.rseq++
+		c.roff = 0
+		if c.rseq%uint32(cfg.Depth) == 0 {
+			c.schedHead++
+			if c.schedHead == len(c.sched) {
+				c.sched, c.schedHead = c.sched[:0], 0
+			}
+		}
+		e.echo.fill(c.want, c.i, c.rseq)
+	}
+	if c.unanswered > 0 {
+		e.armRecv(c, c.in)
+	}
+}
+
+// checkTimeouts fails connections whose server has not answered within
+// the timeout.
+func (e *ringEngine) checkTimeouts(now int64) {
+	limit := int64(e.r.cfg.Timeout)
+	for _, c := range e.conns {
+		if c.failed || !c.receiving {
+			continue
+		}
+		since := c.lastIO
+		if e.r.cfg.Rate <= 0 {
+			since = max(since, c.sentAt)
+		}
+		if now-since > limit {
+			e.fail(c, fmt.Errorf("no answer within %v: %w", e.r.cfg.Timeout, os.ErrDeadlineExceeded))
+		}
+	}
+}
+
+// fail records c's error and stops it; its operations in flight end when
+// the ring closes.
+func (e *ringEngine) fail(c *rconn, err error) {
+	if c.failed {
+		return
+	}
+	c.failed = true
+	e.live--
+	var m *MismatchError
+	if !errors.As(err, &m) {
+		err = fmt.Errorf("loadgen: conn %d: %w", c.i, err)
+	}
+	e.r.fail(err)
+}
+
+// close closes the ring, which cancels what is in flight, then the
+// sockets.
+func (e *ringEngine) close() {
+	e.ring.Close()
+	for _, c := range e.conns {
+		unix.Close(c.fd)
+		e.r.open.Add(-1)
+	}
+}

@@ -86,12 +86,12 @@ type rconn struct {
 }
 
 type ringEngine struct {
-	r     *run
-	ring  *ioring.Ring
-	conns []*rconn
-	cqes  []ioring.CQE
-	epoch time.Time
-	echo  *echoProto
+	r         *run
+	ring      *ioring.Ring
+	conns     []*rconn
+	cqes      []ioring.CQE
+	epoch     time.Time
+	echo      *echoProto
 	stop      atomic.Bool // the window has ended, or ctx was cancelled
 	cancelled atomic.Bool // ctx was cancelled: stop at once
 	live      int         // connections not failed

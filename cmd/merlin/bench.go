@@ -30,7 +30,10 @@ workloads x connections x sizes x depths x rates, -count rounds. Every run
 starts its server afresh (merlin serve, or a peer) pinned to -server-cpu
 with GOMAXPROCS=1 and one loop, drives it from this process pinned to
 -client-cpu, warms up, then measures for -duration. Servers are interleaved
-within each round.
+within each round. The echo workload's generator drives every connection
+from one thread through io_uring and never sleeps (-generator ring), so
+that even a minimal C server is saturated; -generator net is a goroutine
+per connection.
 
 Servers: every transport this host runs (transports' Drivers), each also
 behind the net.Conn adapter ("NAME-netconn", a goroutine per connection)
@@ -95,6 +98,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	profile := fs.Bool("profile", false, "keep a CPU profile of every server run in -out/profiles, its transport counters beside it (NAME.stats.json)")
 	out := fs.String("out", "", "`directory` for results.txt, .json, .csv (default: a new directory under the system's temporary one)")
 	clientSpec := fs.String("client-transport", "net", "the load generator's transport `spec`: net (Go's net package) or a transport")
+	generator := fs.String("generator", "", "the echo workload's generator `engine`: ring (every connection from one thread through io_uring, busy-polling, so that even a C server is saturated) or net (a goroutine per connection); default ring where it runs, net with -client-transport")
 	httpPath := fs.String("http-path", "/plaintext", "http: the path requested")
 	httpBody := fs.String("http-body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -148,7 +152,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	opts := bench.Options{
 		Count: *count, Warmup: *warmup, Duration: *duration, IdleHold: *idleHold, Timeout: *timeout,
 		ServerCPU: *serverCPU, ClientCPU: *clientCPU, Syscalls: string(syscallsFlag),
-		Workloads: matrix, ClientTransport: *clientSpec, HTTPPath: *httpPath, Log: logf,
+		Workloads: matrix, ClientTransport: *clientSpec, Generator: *generator, HTTPPath: *httpPath, Log: logf,
 	}
 	if *httpBody != "" {
 		opts.HTTPBody = []byte(*httpBody)

@@ -132,6 +132,11 @@ type Options struct {
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// ClientTransport names the generator's transport in the report.
 	ClientTransport string
+	// Generator is the load generator's engine (loadgen.Config.Engine)
+	// for the echo workload: loadgen.EngineRing, loadgen.EngineNet, or ""
+	// for ring where it runs here and no Dial is set, else net. Other
+	// workloads always run on net.
+	Generator string
 	// HTTPPath and HTTPBody configure the http workload.
 	HTTPPath string
 	HTTPBody []byte
@@ -165,6 +170,8 @@ type Record struct {
 	Round  int    `json:"round"`
 	Server string `json:"server"`
 	Kind   string `json:"kind"` // server kind
+	// Engine is the load generator's engine in this run.
+	Engine string `json:"engine,omitempty"`
 	// Mechanism and Floor are the server's (see Server).
 	Mechanism string  `json:"mechanism,omitempty"`
 	Floor     bool    `json:"floor,omitempty"`
@@ -248,6 +255,7 @@ type Settings struct {
 	Pinning          string   `json:"pinning"`
 	ServerGOMAXPROCS int      `json:"server_gomaxprocs"`
 	ClientTransport  string   `json:"client_transport"`
+	Generator        string   `json:"generator"` // the echo workload's engine
 	Perf             string   `json:"perf"`
 	Notes            []string `json:"notes,omitempty"`
 }
@@ -350,6 +358,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	b := &bencher{o: o, rep: rep}
 	err := b.setup()
+	rep.Settings.Generator = b.generator
 	if b.unpin != nil {
 		// A caller may run again (merlin paper runs one bench per part).
 		defer b.unpin()
@@ -405,6 +414,16 @@ type bencher struct {
 	// unpin, if set, gives this process back the CPUs and GOMAXPROCS it
 	// had before setup pinned it.
 	unpin func()
+	// generator is the echo workload's engine, resolved by setup.
+	generator string
+}
+
+// engine is the generator's engine for a run of w.
+func (b *bencher) engine(w Workload) string {
+	if w.Kind == Echo {
+		return b.generator
+	}
+	return loadgen.EngineNet
 }
 
 // setup pins this process and checks the tools.
@@ -453,6 +472,22 @@ func (b *bencher) setup() error {
 	if o.ProfileDir != "" {
 		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
 			return err
+		}
+	}
+	switch b.generator = o.Generator; {
+	case b.generator == "" && o.Dial == nil:
+		b.generator = loadgen.EngineRing
+		if err := loadgen.EngineAvailable(loadgen.EngineRing); err != nil {
+			o.Log("the load generator runs on Go's net package, a goroutine per connection: %v", err)
+			b.generator = loadgen.EngineNet
+		}
+	case b.generator == "":
+		b.generator = loadgen.EngineNet
+	case b.generator == loadgen.EngineRing && o.Dial != nil:
+		return fmt.Errorf("bench: the %s generator makes its own sockets: it cannot run on a client transport", loadgen.EngineRing)
+	default:
+		if err := loadgen.EngineAvailable(b.generator); err != nil {
+			return fmt.Errorf("bench: %w", err)
 		}
 	}
 	return nil
@@ -607,8 +642,9 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 	cfg := loadgen.Config{
 		Network: "tcp", Addr: p.addr, Conns: w.Conns, Size: w.Size, Depth: w.Depth, Rate: rate,
 		Warmup: o.Warmup, Duration: o.Duration, Timeout: o.Timeout, Dial: o.Dial,
-		HTTPPath: o.HTTPPath, HTTPBody: o.HTTPBody,
+		HTTPPath: o.HTTPPath, HTTPBody: o.HTTPBody, Engine: b.engine(w),
 	}
+	rec.Engine = cfg.Engine
 	switch w.Kind {
 	case HTTP:
 		cfg.Workload = loadgen.HTTP

@@ -97,8 +97,8 @@ func (rep *Report) WriteHeader(w io.Writer) error {
 		fmt.Fprintf(w, "loadavg: %s\n", h.LoadAvg)
 	}
 	s := rep.Settings
-	fmt.Fprintf(w, "pinning: %s\nserver-gomaxprocs: %d\nclient-transport: %s\nwarmup: %v\nwindow: %v\nperf: %s\n",
-		s.Pinning, s.ServerGOMAXPROCS, s.ClientTransport,
+	fmt.Fprintf(w, "pinning: %s\nserver-gomaxprocs: %d\nclient-transport: %s\ngenerator: %s\nwarmup: %v\nwindow: %v\nperf: %s\n",
+		s.Pinning, s.ServerGOMAXPROCS, s.ClientTransport, s.Generator,
 		time.Duration(s.WarmupSeconds*1e9), time.Duration(s.DurationSeconds*1e9), oneLine(s.Perf))
 	for _, u := range units {
 		fmt.Fprintf(w, "Unit %s better=%s\n", u.unit, u.better)

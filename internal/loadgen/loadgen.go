@@ -54,6 +54,17 @@ const (
 	EngineRing = "ring"
 )
 
+// EngineAvailable reports whether engine runs here, and if not, why.
+func EngineAvailable(engine string) error {
+	switch engine {
+	case EngineNet:
+		return nil
+	case EngineRing:
+		return ringAvailable()
+	}
+	return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", engine, EngineNet, EngineRing)
+}
+
 // Modes.
 const (
 	Closed = "closed" // Conns connections, Depth requests in flight each (the default)

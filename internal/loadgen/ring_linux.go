@@ -1,12 +1,12 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -155,56 +155,35 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 	return nil
 }
 
-// dialFD makes a blocking stream socket connected to the run's address,
-// with TCP_NODELAY for TCP (plain TCP, as merlin's transports).
+// dialFD connects through Go's net package (which deals with address
+// resolution, timeouts and interrupted connects), then takes a blocking
+// duplicate of the socket for the ring and closes Go's own. TCP is plain
+// TCP (no MPTCP), with TCP_NODELAY, as merlin's transports.
 func (r *run) dialFD(ctx context.Context) (int, error) {
-	var sa unix.Sockaddr
-	family := unix.AF_UNIX
-	if r.cfg.Network == "unix" {
-		sa = &unix.SockaddrUnix{Name: r.cfg.Addr}
-	} else {
-		var res net.Resolver
-		ap, err := res.LookupNetIP(ctx, "ip", hostOf(r.cfg.Addr))
-		if err != nil || len(ap) == 0 {
-			return -1, fmt.Errorf("resolving %s: %v", r.cfg.Addr, err)
-		}
-		_, port, _ := net.SplitHostPort(r.cfg.Addr)
-		pa, err := netip.ParseAddrPort(net.JoinHostPort(ap[0].Unmap().String(), port))
-		if err != nil {
-			return -1, err
-		}
-		if pa.Addr().Is4() && r.cfg.Network != "tcp6" {
-			family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(pa.Port()), Addr: pa.Addr().As4()}
-		} else {
-			family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(pa.Port()), Addr: pa.Addr().As16()}
-		}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	d := net.Dialer{Timeout: r.cfg.Timeout}
+	d.SetMultipathTCP(false)
+	c, err := d.DialContext(ctx, r.cfg.Network, r.cfg.Addr)
 	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
+		return -1, err
 	}
-	if family != unix.AF_UNIX {
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	defer c.Close()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return -1, err
 	}
-	// A connect on loopback does not wait for long; the send timeout
-	// bounds it anyway.
-	tv := unix.NsecToTimeval(r.cfg.Timeout.Nanoseconds())
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	if err := unix.Connect(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("connect", err)
+	fd := -1
+	cerr := rc.Control(func(s uintptr) {
+		if fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			err = unix.SetNonblock(fd, false)
+		}
+	})
+	if err = cmp.Or(cerr, err); err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, os.NewSyscallError("dup", err)
 	}
-	tv = unix.Timeval{}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	return fd, nil
-}
-
-func hostOf(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil || h == "" {
-		return "127.0.0.1"
-	}
-	return h
 }
 
 func (e *ringEngine) now() int64 { return int64(time.Since(e.epoch)) }
@@ -300,6 +279,10 @@ func (e *ringEngine) armSend(c *rconn) {
 func (e *ringEngine) armRecv(c *rconn, b []byte) {
 	s := e.sqe()
 	s.PrepareRecv(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), 0)
+	// The answer cannot be there yet (its request goes out in the same
+	// submission): wait for it at once rather than try a receive that
+	// fails with EAGAIN first (IORING_RECVSEND_POLL_FIRST, Linux 5.19).
+	s.IoPrio |= giouring.RecvsendPollFirst
 	s.UserData = uint64(c.i)<<8 | ropRecv
 	c.receiving = true
 }

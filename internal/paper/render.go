@@ -206,7 +206,7 @@ func hostTable(res *Results) string {
 	row("Go", fmt.Sprintf("%s %s/%s", h.Go, h.GOOS, h.GOARCH))
 	row("pinning", fmt.Sprintf("%s (taskset; the generator runs in merlin bench itself)", s.Pinning))
 	row("server GOMAXPROCS", fmt.Sprintf("%d, one loop", s.ServerGOMAXPROCS))
-	row("load generator", fmt.Sprintf("merlin bench, client transport %s", s.ClientTransport))
+	row("load generator", fmt.Sprintf("merlin bench, client transport %s, echo engine %s", s.ClientTransport, cmp.Or(s.Generator, "net")))
 	row("perf", s.Perf)
 	row("load average at start", h.LoadAvg)
 	vuln := 0

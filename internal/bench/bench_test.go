@@ -121,7 +121,7 @@ func TestOutput(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"goos: linux\n", "cpu: X\n", "pinning: server=0,client=1\n", "Unit req/s better=higher\n",
-		"BenchmarkEcho/server=a/conns=1/size=64/depth=1\t200000\t10000 ns/op\t100000 req/s\t6.400 MB/s\t5000 cpu-ns/req\t1000 user-ns/req\t4000 sys-ns/req\t3 syscalls/req\t2 t-syscalls/req\t0 ctxsw/req\t50 server-cpu-%\t100 client-cpu-%\n",
+		"BenchmarkEcho/server=a/conns=1/size=64/depth=1\t200000\t10000 ns/op\t100000 req/s\t6.400 MB/s\t5000 cpu-ns/req\t1000 user-ns/req\t4000 sys-ns/req\t3 syscalls/req\t2 t-syscalls/req\t0 ctxsw/req\t50 server-cpu-%\t100 client-cpu-%\t0 client-cpu-ns/req\n",
 		"# BenchmarkEcho/server=a/conns=1/size=64/depth=1 round 1 failed: a exited | stderr: x\n",
 		"BenchmarkIdle/server=a/conns=100\t100\t4096 rss-bytes/conn\t5242880 rss-bytes\n",
 	} {

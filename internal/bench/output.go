@@ -49,7 +49,8 @@ func (r Record) metrics() []metric {
 	if r.P50ns > 0 {
 		ms = append(ms, metric{float64(r.P50ns), "p50-ns"}, metric{float64(r.P99ns), "p99-ns"}, metric{float64(r.P999ns), "p99.9-ns"})
 	}
-	ms = append(ms, metric{100 * r.ServerBusy, "server-cpu-%"}, metric{100 * r.ClientBusy, "client-cpu-%"})
+	ms = append(ms, metric{100 * r.ServerBusy, "server-cpu-%"}, metric{100 * r.ClientBusy, "client-cpu-%"},
+		metric{r.perReq(float64(r.ClientUserNs + r.ClientSysNs)), "client-cpu-ns/req"})
 	return ms
 }
 
@@ -66,7 +67,7 @@ var units = []struct{ unit, better string }{
 	{"req/s", "higher"}, {"MB/s", "higher"},
 	{"cpu-ns/req", "lower"}, {"user-ns/req", "lower"}, {"sys-ns/req", "lower"},
 	{"syscalls/req", "lower"}, {"t-syscalls/req", "lower"}, {"ctxsw/req", "lower"},
-	{"p50-ns", "lower"}, {"p99-ns", "lower"}, {"p99.9-ns", "lower"},
+	{"client-cpu-ns/req", "lower"}, {"p50-ns", "lower"}, {"p99-ns", "lower"}, {"p99.9-ns", "lower"},
 	{"rss-bytes/conn", "lower"}, {"rss-bytes", "lower"},
 }
 
@@ -97,8 +98,11 @@ func (rep *Report) WriteHeader(w io.Writer) error {
 		fmt.Fprintf(w, "loadavg: %s\n", h.LoadAvg)
 	}
 	s := rep.Settings
-	fmt.Fprintf(w, "pinning: %s\nserver-gomaxprocs: %d\nclient-transport: %s\ngenerator: %s\nwarmup: %v\nwindow: %v\nperf: %s\n",
-		s.Pinning, s.ServerGOMAXPROCS, s.ClientTransport, s.Generator,
+	fmt.Fprintf(w, "pinning: %s\nserver-gomaxprocs: %d\nclient-transport: %s\n", s.Pinning, s.ServerGOMAXPROCS, s.ClientTransport)
+	if s.Generator != "" {
+		fmt.Fprintf(w, "generator: %s\n", s.Generator)
+	}
+	fmt.Fprintf(w, "warmup: %v\nwindow: %v\nperf: %s\n",
 		time.Duration(s.WarmupSeconds*1e9), time.Duration(s.DurationSeconds*1e9), oneLine(s.Perf))
 	for _, u := range units {
 		fmt.Fprintf(w, "Unit %s better=%s\n", u.unit, u.better)

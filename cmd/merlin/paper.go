@@ -376,7 +376,7 @@ func benchMirror() (*flag.FlagSet, *benchArgs) {
 	fs.DurationVar(&a.duration, "duration", 10*time.Second, "")
 	fs.DurationVar(&a.idleHold, "idle-hold", time.Second, "")
 	// The others: parsed, not needed for the plan.
-	for _, s := range []string{"peers", "peers-dir", "perf", "out", "client-transport", "http-path", "http-body"} {
+	for _, s := range []string{"peers", "peers-dir", "perf", "out", "client-transport", "generator", "http-path", "http-body"} {
 		fs.String(s, "", "")
 	}
 	fs.Duration("timeout", 10*time.Second, "")

@@ -103,6 +103,13 @@ type ringEngine struct {
 // drives the load until the window ends, then finishes the exchanges in
 // flight and closes.
 func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
+	// The loop spins on a thread of its own and keeps its P; the run's
+	// timers and window callbacks need another. (Yielding instead costs a
+	// hand-off of the P between threads every time: a locked goroutine
+	// cannot share its thread.)
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	e := &ringEngine{r: r, echo: r.proto.(*echoProto), cqes: make([]ioring.CQE, 512)}
@@ -222,11 +229,8 @@ func (e *ringEngine) loop() {
 		if e.live == 0 || e.cancelled.Load() || drainUntil != 0 && (e.idle() || now > drainUntil) {
 			return
 		}
-		if turn&63 == 0 {
+		if turn&1023 == 0 {
 			e.checkTimeouts(now)
-			// Let the run's timers and window callbacks have the P: with
-			// GOMAXPROCS=1 nothing else runs while this loop spins.
-			runtime.Gosched()
 		}
 	}
 }

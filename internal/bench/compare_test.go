@@ -285,3 +285,26 @@ func TestComparisonsClientBoundNote(t *testing.T) {
 		t.Errorf("the client-bound cell is not noted:\n%s", b.String())
 	}
 }
+
+// A round whose user time was 0 ticks (CPU time is sampled at 250 Hz)
+// leaves no ratio of logarithms: the line says so, the verdict follows
+// the medians, and results.json stays valid JSON.
+func TestComparisonsZeroRound(t *testing.T) {
+	rep := synthReport(Echo, 64,
+		synth{server: "a", cpu: []float64{100, 101, 102, 103, 104}},
+		synth{server: "b", cpu: []float64{200, 201, 202, 203, 204}},
+	)
+	rep.Records[0].ServerUserNs = 0
+	var got []string
+	for _, c := range rep.Comparisons("user-ns/req") {
+		got = append(got, c.line())
+	}
+	want := []string{"a vs b: no ratio (a round measured 0) cheaper (p=0.0079, 5+5 rounds)"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil || !json.Valid(b.Bytes()) {
+		t.Errorf("WriteJSON: %v", err)
+	}
+}

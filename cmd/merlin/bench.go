@@ -58,6 +58,10 @@ Output: one line per run in Go benchmark format on stdout as runs finish
 servers), then a table of medians; results.txt, results.json and
 results.csv in -out. A progress bar with the time left goes to stderr on a
 terminal. It exits 1 if a run failed (its line is a comment saying why).
+The table gives each server's CPU per request over its floor's ("x floor":
+the C server of its mechanism in the same cell, nginx for HTTP), and below
+it servers are called cheaper only where a Mann-Whitney U test over the
+rounds gives p < 0.05, with an interval for the ratio.
 
 -quick is a one-minute smoke run: every server, echo 64 B at 64
 connections, depths 1 and 16, an open loop at 50% and idle memory, one

@@ -163,15 +163,19 @@ type row struct {
 	m                      map[string]float64 // unit -> median
 	clientBound            int                // rounds labelled client-bound
 	notes                  []string
+	xFloor                 float64 // median cpu-ns/req over the floor's; 0: no floor
 }
 
 // rows returns the medians of every benchmark over its rounds (see
 // Summaries).
 func (rep *Report) rows() []*row {
 	var out []*row
-	for _, s := range rep.Summaries() {
+	sums := rep.Summaries()
+	xFloor := floorRatios(sums)
+	for _, s := range sums {
 		rw := &row{name: s.Name, server: s.Server, workload: s.Workload, conns: s.Conns, size: s.Size, depth: s.Depth,
-			rate: s.Rate, rateRPS: s.RateRPS, runs: s.Runs, failed: s.Failed, clientBound: s.ClientBound, notes: s.Notes, m: map[string]float64{}}
+			rate: s.Rate, rateRPS: s.RateRPS, runs: s.Runs, failed: s.Failed, clientBound: s.ClientBound, notes: s.Notes, m: map[string]float64{},
+			xFloor: xFloor[s.Name]}
 		for u, st := range s.Stats {
 			rw.m[u] = st.Median
 		}
@@ -181,11 +185,14 @@ func (rep *Report) rows() []*row {
 }
 
 // WriteTable writes a table of the medians, one row per server and
-// workload, with the client-bound label and failures.
+// workload, with the client-bound label and failures, and where the run
+// has floor servers, each row's CPU per request over its floor's ("x
+// floor"); then the servers compared on CPU and user time per request
+// (writeComparisons).
 func (rep *Report) WriteTable(w io.Writer) error {
 	rows := rep.rows()
 	var main, idle []*row
-	hasLat, hasRate, hasTSys := false, false, false
+	hasLat, hasRate, hasTSys, hasFloor := false, false, false, false
 	for _, r := range rows {
 		if r.workload == Idle {
 			idle = append(idle, r)
@@ -194,7 +201,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		main = append(main, r)
 		_, lat := r.m["p50-ns"]
 		_, ts := r.m["t-syscalls/req"]
-		hasLat, hasRate, hasTSys = hasLat || lat, hasRate || r.rate != "", hasTSys || ts
+		hasLat, hasRate, hasTSys, hasFloor = hasLat || lat, hasRate || r.rate != "", hasTSys || ts, hasFloor || r.xFloor > 0
 	}
 	if len(main) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
@@ -202,7 +209,11 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if hasRate {
 			head = append(head, "rate", "offered")
 		}
-		head = append(head, "req/s", "user ns/req", "sys ns/req", "syscalls/req")
+		head = append(head, "req/s", "user ns/req", "sys ns/req")
+		if hasFloor {
+			head = append(head, "x floor")
+		}
+		head = append(head, "syscalls/req")
 		if hasTSys {
 			head = append(head, "t-sysc/req")
 		}
@@ -224,7 +235,15 @@ func (rep *Report) WriteTable(w io.Writer) error {
 				}
 				c = append(c, dash(r.rate), offered)
 			}
-			c = append(c, cell(r, "req/s", 0), cell(r, "user-ns/req", 0), cell(r, "sys-ns/req", 0), cell(r, "syscalls/req", 2))
+			c = append(c, cell(r, "req/s", 0), cell(r, "user-ns/req", 0), cell(r, "sys-ns/req", 0))
+			if hasFloor {
+				xf := "-"
+				if r.xFloor > 0 {
+					xf = strconv.FormatFloat(r.xFloor, 'f', 2, 64)
+				}
+				c = append(c, xf)
+			}
+			c = append(c, cell(r, "syscalls/req", 2))
 			if hasTSys {
 				c = append(c, cell(r, "t-syscalls/req", 2))
 			}
@@ -250,6 +269,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+	}
+	if err := writeComparisons(w, rep.Summaries()); err != nil {
+		return err
 	}
 	return rep.writeByName(w)
 }
@@ -326,16 +348,24 @@ func label(r *row) string {
 }
 
 // WriteJSON writes the whole report as indented JSON: the host, the
-// settings, every run's record, and (key "summary") every benchmark's
-// metrics over its rounds (Summaries), so that a reader needs no
-// arithmetic of its own for medians and spreads.
+// settings, every run's record, (key "summary") every benchmark's
+// metrics over its rounds (Summaries), and (key "comparisons") every
+// pair of servers of a cell compared on CPU and user time per request
+// (Comparisons), so that a reader needs no arithmetic of its own for
+// medians, spreads and tests.
 func (rep *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	sums := rep.Summaries()
+	cs := []Comparison{}
+	for _, u := range compareUnits {
+		cs = append(cs, comparisons(sums, u)...)
+	}
 	return enc.Encode(struct {
 		*Report
-		Summary []Summary `json:"summary"`
-	}{rep, rep.Summaries()})
+		Summary     []Summary    `json:"summary"`
+		Comparisons []Comparison `json:"comparisons"`
+	}{rep, sums, cs})
 }
 
 // WriteCSV writes one row per run.

@@ -34,6 +34,9 @@ type Summary struct {
 	ClientBound int             `json:"client_bound"`
 	Stats       map[string]Stat `json:"stats"`
 	Notes       []string        `json:"notes,omitempty"`
+	// Mechanism and Floor are the server's (see Server).
+	Mechanism string `json:"mechanism,omitempty"`
+	Floor     bool   `json:"floor,omitempty"`
 }
 
 // OpenLoop reports whether s is an open-loop benchmark.
@@ -64,7 +67,8 @@ func (rep *Report) Summaries() []Summary {
 	for _, r := range rep.Records {
 		s, ok := by[r.Name]
 		if !ok {
-			s = &Summary{Name: r.Name, Server: r.Server, Workload: r.Workload, Conns: r.Conns, Size: r.Size, Depth: r.Depth, Rate: r.Rate, Stats: map[string]Stat{}}
+			s = &Summary{Name: r.Name, Server: r.Server, Workload: r.Workload, Conns: r.Conns, Size: r.Size, Depth: r.Depth, Rate: r.Rate, Stats: map[string]Stat{},
+				Mechanism: r.Mechanism, Floor: r.Floor}
 			by[r.Name] = s
 			vals[r.Name] = map[string][]float64{}
 			order = append(order, r.Name)

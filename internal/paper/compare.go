@@ -1,11 +1,14 @@
 package paper
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/internal/stats"
 )
 
 // Outcomes of a pair in Compare.
@@ -15,22 +18,29 @@ const (
 	Missing = "missing" // the rerun has no median for one of the two
 )
 
-// Pair is two servers of one cell whose ranges over rounds did not
-// overlap in the original results, on one metric: Above's minimum was
-// above Below's maximum.
+// Pair is two servers of one cell whose rounds differed significantly in
+// the original results on one metric (Mann-Whitney U, p < 0.05): Above's
+// median was above Below's.
 type Pair struct {
 	Part, Cell, Metric string
 	Above, Below       string        // servers, by the original's order
 	Orig               [2]bench.Stat // Above's and Below's stats in the original
-	Rerun              [2]float64    // their medians in the rerun
-	Outcome            string
+	// Test is Above against Below in the original: p, and the ratio of
+	// their locations with its interval.
+	Test stats.Result
+	// Rerun are their medians in the rerun, and RerunTest the same test
+	// on the rerun's rounds: whether a flip is itself significant.
+	Rerun     [2]float64
+	RerunTest stats.Result
+	Outcome   string
 }
 
 // Comparison is the shape of a rerun against the original.
 type Comparison struct {
 	Metrics []string
-	// Ordered counts the pairs whose ranges did not overlap; Within
-	// those that did (their order is noise, not checked).
+	// Ordered counts the pairs whose rounds differed significantly in
+	// the original, which are checked; Within those that did not (their
+	// order is noise, not checked).
 	Ordered, Within int
 	Held, Flipped   int
 	Missing         int
@@ -42,10 +52,11 @@ func (c *Comparison) OK() bool { return c.Flipped == 0 && c.Missing == 0 }
 
 // Compare compares the rerun's summaries with the original's, part by
 // part: for every cell (a workload that differs only by server), every
-// pair of servers and every metric, if the original's ranges (minimum to
-// maximum over rounds) do not overlap, the pair is ordered, and the
-// rerun must keep its medians in the same order. Open-loop cells skip
-// req/s and MB/s: their throughput is the offered rate.
+// pair of servers and every metric, if the original's rounds differ
+// significantly (stats.Compare: Mann-Whitney U, p < 0.05), the pair is
+// ordered, and the rerun must keep its medians in the same order.
+// Open-loop cells skip req/s and MB/s: their throughput is the offered
+// rate.
 func Compare(orig, rerun map[string][]bench.Summary, parts []string, metrics []string) *Comparison {
 	c := &Comparison{Metrics: metrics}
 	for _, part := range parts {
@@ -77,15 +88,16 @@ func Compare(orig, rerun map[string][]bench.Summary, parts []string, metrics []s
 						if !oka || !okb {
 							continue
 						}
-						switch {
-						case sa.Min > sb.Max:
-						case sb.Min > sa.Max:
-							a, b, sa, sb = b, a, sb, sa
-						default:
+						test := stats.Compare(sa.Values, sb.Values)
+						if !test.Significant {
 							c.Within++
 							continue
 						}
-						p := Pair{Part: part, Cell: cell, Metric: m, Above: a.Server, Below: b.Server, Orig: [2]bench.Stat{sa, sb}}
+						if sb.Median > sa.Median || sb.Median == sa.Median && test.Ratio < 1 {
+							a, b, sa, sb = b, a, sb, sa
+							test = stats.Compare(sa.Values, sb.Values)
+						}
+						p := Pair{Part: part, Cell: cell, Metric: m, Above: a.Server, Below: b.Server, Orig: [2]bench.Stat{sa, sb}, Test: test}
 						na, oka := newBy[a.Name].Stats[m]
 						nb, okb := newBy[b.Name].Stats[m]
 						c.Ordered++
@@ -95,12 +107,14 @@ func Compare(orig, rerun map[string][]bench.Summary, parts []string, metrics []s
 							c.Missing++
 						case na.Median > nb.Median:
 							p.Outcome = Held
-							p.Rerun = [2]float64{na.Median, nb.Median}
 							c.Held++
 						default:
 							p.Outcome = Flipped
-							p.Rerun = [2]float64{na.Median, nb.Median}
 							c.Flipped++
+						}
+						if p.Outcome != Missing {
+							p.Rerun = [2]float64{na.Median, nb.Median}
+							p.RerunTest = stats.Compare(na.Values, nb.Values)
 						}
 						c.Pairs = append(c.Pairs, p)
 					}
@@ -112,36 +126,66 @@ func Compare(orig, rerun map[string][]bench.Summary, parts []string, metrics []s
 }
 
 // Write writes the comparison as markdown: the rule, the counts, and
-// every pair that did not hold.
+// every ordered pair with its test, those that did not hold first.
 func (c *Comparison) Write(w io.Writer, origName, rerunName string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Shape of %s against %s\n\n", rerunName, origName)
 	fmt.Fprintf(&b, "%s\n\n", SpreadRule)
 	fmt.Fprintf(&b, "Metrics compared: %s.\n\n", strings.Join(c.Metrics, ", "))
-	fmt.Fprintf(&b, "| ordered pairs | held | flipped | missing in the rerun | pairs within spread (not checked) |\n|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| ordered pairs (p < 0.05) | held | flipped | missing in the rerun | pairs within noise (not checked) |\n|---:|---:|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d |\n\n", c.Ordered, c.Held, c.Flipped, c.Missing, c.Within)
 	if c.OK() {
 		fmt.Fprintf(&b, "Every ordered pair held: the rerun reproduces the original's shape.\n")
 	} else {
-		fmt.Fprintf(&b, "Pairs that did not hold:\n\n| part | cell | metric | original: above > below (median [min–max]) | rerun medians | outcome |\n|---|---|---|---|---|---|\n")
-		for _, p := range c.Pairs {
-			if p.Outcome == Held {
-				continue
-			}
-			rerun := "-"
-			if p.Outcome != Missing {
-				rerun = fmt.Sprintf("%s %s, %s %s", p.Above, num(p.Rerun[0]), p.Below, num(p.Rerun[1]))
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s %s > %s %s | %s | %s |\n", p.Part, p.Cell, p.Metric,
-				p.Above, statCell(p.Orig[0], 1), p.Below, statCell(p.Orig[1], 1), rerun, p.Outcome)
+		fmt.Fprintf(&b, "%d ordered pairs did not hold. A flip whose rerun p is also under 0.05 is a reversal; one above it, a difference the rerun did not find.\n", c.Flipped+c.Missing)
+	}
+	if len(c.Pairs) == 0 {
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	fmt.Fprintf(&b, "\nOrdered pairs, those that did not hold first. Ratio: above's location over below's in the original (Hodges-Lehmann), [its interval at the confidence given]; p: two-sided Mann-Whitney U.\n\n")
+	b.WriteString("| part | cell | metric | original: above > below (median [min–max]) | ratio [interval] | p | rerun medians | rerun p | outcome |\n|---|---|---|---|---|---:|---|---:|---|\n")
+	pairs := slices.Clone(c.Pairs)
+	slices.SortStableFunc(pairs, func(x, y Pair) int { return cmp.Compare(outcomeRank(x.Outcome), outcomeRank(y.Outcome)) })
+	for _, p := range pairs {
+		rerun, rerunP := "-", "-"
+		if p.Outcome != Missing {
+			rerun = fmt.Sprintf("%s %s, %s %s", p.Above, num(p.Rerun[0]), p.Below, num(p.Rerun[1]))
+			rerunP = pValue(p.RerunTest)
 		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s %s > %s %s | %s | %s | %s | %s | %s |\n", p.Part, p.Cell, p.Metric,
+			p.Above, statCell(p.Orig[0], 1), p.Below, statCell(p.Orig[1], 1), ratioCell(p.Test), pValue(p.Test), rerun, rerunP, p.Outcome)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
+// outcomeRank orders outcomes in Write: those that did not hold first.
+func outcomeRank(o string) int {
+	return map[string]int{Flipped: 0, Missing: 1, Held: 2}[o]
+}
+
+// ratioCell is "1.23 [1.10–1.31] (96.8%)", or "-" without a ratio.
+func ratioCell(r stats.Result) string {
+	if r.Ratio == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3g [%.3g–%.3g] (%.1f%%)", r.Ratio, r.Lo, r.Hi, 100*r.Level)
+}
+
+// pValue is r's p-value with its rounds ("0.0079, 5+5"); "-" with fewer
+// than 2 rounds a side.
+func pValue(r stats.Result) string {
+	if r.N1 < 2 || r.N2 < 2 {
+		return fmt.Sprintf("- (%d+%d rounds)", r.N1, r.N2)
+	}
+	return fmt.Sprintf("%.2g (%d+%d)", r.P, r.N1, r.N2)
+}
+
 // SpreadRule defines spread and order, for the paper and the comparison.
 const SpreadRule = "Spread is the range of a server's values over the rounds of a cell, from the minimum to the maximum. " +
-	"Two servers are ordered on a metric in a cell when their ranges do not overlap (every round of one is above every round of the other; " +
-	"with 5 rounds each, chance alone does that with probability 2/252, under 1%). " +
-	"A rerun reproduces the shape when every ordered pair keeps the order of its medians; pairs whose ranges overlap are within spread and not checked."
+	"Two servers are ordered on a metric in a cell when a two-sided Mann-Whitney U test over their rounds gives p < 0.05; " +
+	"the ratio of their locations is the Hodges-Lehmann estimate, with a distribution-free interval at 95% or more (96.8% with 5 rounds each). " +
+	"Ranges that do not overlap are not enough: 3 rounds against 3 give p = 0.1 at best. " +
+	"Equal servers pass the test by chance in 8 of the 252 orders of 5 rounds against 5 (3.2%). " +
+	"A rerun reproduces the shape when every ordered pair keeps the order of its medians; pairs not ordered are within noise and not checked."

@@ -1,6 +1,8 @@
 package paper
 
 import (
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -105,73 +107,86 @@ func cell(server string, conns int, rate string, unit string, vals ...float64) b
 	return rep.Summaries()[0]
 }
 
-// Compare: pairs whose ranges do not overlap are ordered and checked;
-// overlapping ones are within spread; req/s is not compared open loop.
+// Compare: pairs whose rounds differ significantly in the original
+// (Mann-Whitney U, p < 0.05) are ordered and checked; the others are
+// within noise, however their ranges lie; req/s is not compared open
+// loop.
 func TestPaperCompare(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		orig, rerun []bench.Summary
 		metric      string
-		want        string // outcome of the one ordered pair, "" if none
+		want        string  // outcome of the one ordered pair, "" if none
+		p           float64 // its p-value in the original
 		within      int
 	}{
 		{
 			name:   "order held",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105), cell("b", 1, "", "req/s", 80, 90, 85)},
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105, 108, 102), cell("b", 1, "", "req/s", 80, 90, 85, 88, 82)},
 			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 70), cell("b", 1, "", "req/s", 60)},
-			metric: "req/s", want: Held,
+			metric: "req/s", want: Held, p: 2.0 / 252,
 		},
 		{
 			name:   "order flipped",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105), cell("b", 1, "", "req/s", 80, 90, 85)},
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105, 108, 102), cell("b", 1, "", "req/s", 80, 90, 85, 88, 82)},
 			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 70), cell("b", 1, "", "req/s", 75)},
-			metric: "req/s", want: Flipped,
+			metric: "req/s", want: Flipped, p: 2.0 / 252,
 		},
 		{
 			name:   "order flipped, second server above",
-			orig:   []bench.Summary{cell("a", 1, "", "cpu-ns/req", 5, 6, 7), cell("b", 1, "", "cpu-ns/req", 8, 9, 10)},
+			orig:   []bench.Summary{cell("a", 1, "", "cpu-ns/req", 5, 6, 7, 5.5, 6.5), cell("b", 1, "", "cpu-ns/req", 8, 9, 10, 8.5, 9.5)},
 			rerun:  []bench.Summary{cell("a", 1, "", "cpu-ns/req", 9), cell("b", 1, "", "cpu-ns/req", 8)},
-			metric: "cpu-ns/req", want: Flipped,
+			metric: "cpu-ns/req", want: Flipped, p: 2.0 / 252,
 		},
 		{
 			name:   "equal medians do not hold",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110), cell("b", 1, "", "req/s", 80, 90)},
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105, 108), cell("b", 1, "", "req/s", 80, 90, 85, 88)},
 			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 70), cell("b", 1, "", "req/s", 70)},
-			metric: "req/s", want: Flipped,
+			metric: "req/s", want: Flipped, p: 2.0 / 70,
 		},
 		{
-			name:   "within spread: not checked",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 80, 105), cell("b", 1, "", "req/s", 85, 90, 95)},
+			// Ranges overlap by one round each way (95 < 97): U = 24 of
+			// 25, p = 2*2/252. The old range rule left this unchecked.
+			name:   "overlapping ranges, significant: checked",
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105, 108, 95), cell("b", 1, "", "req/s", 80, 90, 85, 88, 97)},
+			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 10), cell("b", 1, "", "req/s", 90)},
+			metric: "req/s", want: Flipped, p: 4.0 / 252,
+		},
+		{
+			name:   "within noise: not checked",
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 80, 105, 92, 99), cell("b", 1, "", "req/s", 85, 90, 95, 101, 87)},
 			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 10), cell("b", 1, "", "req/s", 90)},
 			metric: "req/s", within: 1,
 		},
 		{
-			name:   "touching ranges overlap",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 90, 100), cell("b", 1, "", "req/s", 80, 90)},
-			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 10), cell("b", 1, "", "req/s", 90)},
+			// The old rule ordered ranges that do not overlap; at 3 rounds
+			// against 3 that is p = 0.1: noise, and its flip is no flip.
+			name:   "ranges apart at 3 rounds: within noise",
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105), cell("b", 1, "", "req/s", 80, 90, 85)},
+			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 70), cell("b", 1, "", "req/s", 75)},
 			metric: "req/s", within: 1,
 		},
 		{
 			name:   "missing in the rerun",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110), cell("b", 1, "", "req/s", 80, 90)},
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105, 108, 102), cell("b", 1, "", "req/s", 80, 90, 85, 88, 82)},
 			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 70)},
-			metric: "req/s", want: Missing,
+			metric: "req/s", want: Missing, p: 2.0 / 252,
 		},
 		{
 			name:   "open loop: throughput is the offered rate, not compared",
-			orig:   []bench.Summary{cell("a", 1, "50%", "req/s", 100, 110), cell("b", 1, "50%", "req/s", 80, 90)},
+			orig:   []bench.Summary{cell("a", 1, "50%", "req/s", 100, 110, 105, 108, 102), cell("b", 1, "50%", "req/s", 80, 90, 85, 88, 82)},
 			rerun:  []bench.Summary{cell("a", 1, "50%", "req/s", 70), cell("b", 1, "50%", "req/s", 75)},
 			metric: "req/s",
 		},
 		{
 			name:   "open loop latency",
-			orig:   []bench.Summary{cell("a", 1, "50%", "p99-ns", 100, 110), cell("b", 1, "50%", "p99-ns", 300, 290)},
+			orig:   []bench.Summary{cell("a", 1, "50%", "p99-ns", 100, 110, 105, 108, 102), cell("b", 1, "50%", "p99-ns", 300, 290, 310, 295, 305)},
 			rerun:  []bench.Summary{cell("a", 1, "50%", "p99-ns", 120), cell("b", 1, "50%", "p99-ns", 200)},
-			metric: "p99-ns", want: Held,
+			metric: "p99-ns", want: Held, p: 2.0 / 252,
 		},
 		{
 			name:   "different cells are not paired",
-			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110), cell("b", 2, "", "req/s", 80, 90)},
+			orig:   []bench.Summary{cell("a", 1, "", "req/s", 100, 110, 105, 108, 102), cell("b", 2, "", "req/s", 80, 90, 85, 88, 82)},
 			rerun:  []bench.Summary{cell("a", 1, "", "req/s", 70), cell("b", 2, "", "req/s", 75)},
 			metric: "req/s",
 		},
@@ -183,10 +198,17 @@ func TestPaperCompare(t *testing.T) {
 				t.Fatalf("%d ordered pairs, want at most 1: %+v", len(c.Pairs), c.Pairs)
 			}
 			if len(c.Pairs) == 1 {
-				got = c.Pairs[0].Outcome
+				p := c.Pairs[0]
+				got = p.Outcome
+				if math.Abs(p.Test.P-tc.p) > 1e-9 || !p.Test.Significant || !(p.Test.Ratio > 1 && p.Test.Lo <= p.Test.Ratio && p.Test.Ratio <= p.Test.Hi) {
+					t.Errorf("test %+v: want p %v, significant, the ratio above 1 inside its interval", p.Test, tc.p)
+				}
+				if p.Orig[0].Median <= p.Orig[1].Median {
+					t.Errorf("above %s has the lower median: %v <= %v", p.Above, p.Orig[0].Median, p.Orig[1].Median)
+				}
 			}
 			if got != tc.want || c.Within != tc.within {
-				t.Errorf("outcome %q, %d within spread; want %q, %d", got, c.Within, tc.want, tc.within)
+				t.Errorf("outcome %q, %d within noise; want %q, %d", got, c.Within, tc.want, tc.within)
 			}
 			if c.OK() != (tc.want == "" || tc.want == Held) {
 				t.Errorf("OK() = %v with outcome %q", c.OK(), got)
@@ -195,10 +217,57 @@ func TestPaperCompare(t *testing.T) {
 			if err := c.Write(&b, "orig", "rerun"); err != nil {
 				t.Fatal(err)
 			}
+			if tc.want != "" && !strings.Contains(b.String(), fmt.Sprintf(" | %.2g (", tc.p)) {
+				t.Errorf("the report does not give the pair's p-value %.2g:\n%s", tc.p, b.String())
+			}
 			if tc.want == Flipped && !strings.Contains(b.String(), "| flipped |") {
 				t.Errorf("the report does not list the flipped pair:\n%s", b.String())
 			}
 		})
+	}
+}
+
+// compare.md: every ordered pair with the original's p-value and ratio
+// interval and the rerun's p-value, those that did not hold first.
+func TestPaperCompareWrite(t *testing.T) {
+	orig := []bench.Summary{
+		cell("a", 1, "", "req/s", 100, 110, 105, 108, 102),
+		cell("b", 1, "", "req/s", 80, 90, 85, 88, 82),
+		cell("c", 1, "", "req/s", 50, 51, 52, 53, 54),
+	}
+	rerun := []bench.Summary{
+		cell("a", 1, "", "req/s", 100, 110, 105, 108, 102),
+		cell("b", 1, "", "req/s", 120, 121, 122, 123, 124), // now above a: a reversal
+		cell("c", 1, "", "req/s", 50, 51, 52, 53, 54),
+	}
+	c := Compare(map[string][]bench.Summary{"p": orig}, map[string][]bench.Summary{"p": rerun}, []string{"p"}, []string{"req/s"})
+	var b strings.Builder
+	if err := c.Write(&b, "orig", "rerun"); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(l, "| p |") {
+			rows = append(rows, l)
+		}
+	}
+	want := []string{
+		// At 5 and 5 the interval runs from the 3rd smallest ratio to the
+		// 3rd largest (RatioCI): for a/b, 100/88 = 1.136 (after 100/90
+		// and 102/90) to 110/82 = 1.341 (after 110/80 and 108/80); for
+		// a/c 102/54 to 110/51, for b/c 82/54 to 88/50. The estimates,
+		// the 13th of the 25 ratios, are 105/85, 105/52 and 85/52. p is
+		// 2/252 for rounds wholly apart, in the original and the rerun
+		// alike.
+		"| p | echo/conns=1/size=64/depth=1 | req/s | a 105 [100–110] > b 85.0 [80.0–90.0] | 1.24 [1.14–1.34] (96.8%) | 0.0079 (5+5) | a 105, b 122 | 0.0079 (5+5) | flipped |",
+		"| p | echo/conns=1/size=64/depth=1 | req/s | a 105 [100–110] > c 52.0 [50.0–54.0] | 2.02 [1.89–2.16] (96.8%) | 0.0079 (5+5) | a 105, c 52.0 | 0.0079 (5+5) | held |",
+		"| p | echo/conns=1/size=64/depth=1 | req/s | b 85.0 [80.0–90.0] > c 52.0 [50.0–54.0] | 1.63 [1.52–1.76] (96.8%) | 0.0079 (5+5) | b 122, c 52.0 | 0.0079 (5+5) | held |",
+	}
+	if d := cmp.Diff(want, rows); d != "" {
+		t.Errorf("compare.md rows (-want +got):\n%s\n%s", d, b.String())
+	}
+	if !strings.Contains(b.String(), "| 3 | 2 | 1 | 0 | 0 |") {
+		t.Errorf("compare.md counts: want 3 ordered, 2 held, 1 flipped:\n%s", b.String())
 	}
 }
 
@@ -299,14 +368,16 @@ func TestPaperRender(t *testing.T) {
 	}
 }
 
-// The fixture compared with itself keeps its shape.
+// The fixture (2 rounds) compared with itself: 2 rounds against 2 give
+// p = 1/3 at best, so no pair is ordered, every pair is within noise,
+// and the shape holds trivially.
 func TestPaperCompareSelf(t *testing.T) {
 	res, err := Load(fixturePaper(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := Compare(res.Summaries(), res.Summaries(), res.PartNames(), res.Spec.Compare)
-	if !c.OK() || c.Ordered == 0 || c.Held != c.Ordered {
-		t.Errorf("self-comparison: %d ordered, %d held, %d flipped, %d missing", c.Ordered, c.Held, c.Flipped, c.Missing)
+	if !c.OK() || c.Ordered != 0 || c.Within == 0 {
+		t.Errorf("self-comparison: %d ordered, %d within noise, %d held, %d flipped, %d missing", c.Ordered, c.Within, c.Held, c.Flipped, c.Missing)
 	}
 }

@@ -34,8 +34,9 @@ regenerates DIR's figures/ (SVG and PNG), tables/, host.md and README.md
 With -out DIR2 it runs DIR's spec into DIR2 instead (copying the spec and
 template there), then compares DIR2's shape with DIR's results: for every
 cell, metric and pair of servers whose rounds differ in DIR (Mann-Whitney
-U, p < 0.05), whether DIR2's medians keep the order (DIR2/compare.md). It
-exits 1 if one did not.
+U, p < 0.05), whether DIR2 keeps the order, loses it within noise
+(faded), or reverses it significantly (flipped) (DIR2/compare.md). It
+exits 1 if one flipped or is missing.
 
 Spec lines ("#" starts a comment; an indented line continues the one
 before):
@@ -278,8 +279,8 @@ func comparePapers(orig, rerun string, stdout, stderr io.Writer) int {
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return fail(stderr, "paper", err)
 	}
-	fmt.Fprintf(stdout, "shape of %s against %s: %d ordered pairs, %d held, %d flipped, %d missing; %d within noise (%s)\n",
-		rerun, orig, c.Ordered, c.Held, c.Flipped, c.Missing, c.Within, path)
+	fmt.Fprintf(stdout, "shape of %s against %s: %d ordered pairs, %d held, %d faded, %d flipped, %d missing; %d within noise (%s)\n",
+		rerun, orig, c.Ordered, c.Held, c.Faded, c.Flipped, c.Missing, c.Within, path)
 	if !c.OK() {
 		fmt.Fprintf(stderr, "merlin paper: the rerun did not keep the shape: see %s\n", path)
 		return 1

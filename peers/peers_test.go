@@ -3,6 +3,7 @@ package peers
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,11 +21,14 @@ import (
 )
 
 // peerNames are the peers built; echoPeers serve -app echo, httpPeers
-// -app http.
+// -app http; uringPeers wait on io_uring (the others on epoll); floorPeers
+// are floors.
 var (
-	peerNames = []string{"netstd", "gnet", "nbio", "fasthttp"}
-	echoPeers = []string{"netstd", "gnet", "nbio"}
-	httpPeers = []string{"netstd", "fasthttp"}
+	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp"}
+	echoPeers  = []string{"netstd", "gnet", "nbio"}
+	httpPeers  = []string{"netstd", "fasthttp"}
+	uringPeers = []string{}
+	floorPeers = []string{}
 )
 
 // build builds the peers into a temporary directory.
@@ -136,26 +140,37 @@ func TestPeers(t *testing.T) {
 	}
 }
 
-// Every peer lists the apps it serves with -apps, as merlin bench asks:
-// exactly those the tests above run it with.
-func TestPeersListApps(t *testing.T) {
+// Every peer says what it is with -describe, as merlin bench asks: the
+// apps the tests above run it with, its mechanism and whether it is a
+// floor; and lists its apps with -apps.
+func TestPeersDescribe(t *testing.T) {
 	dir := build(t)
 	for _, n := range peerNames {
-		out, err := exec.Command(filepath.Join(dir, n), "-apps").Output()
+		var apps []string
+		if slices.Contains(echoPeers, n) {
+			apps = append(apps, "echo")
+		}
+		if slices.Contains(httpPeers, n) {
+			apps = append(apps, "http")
+		}
+		mech, floor := "epoll", slices.Contains(floorPeers, n)
+		if slices.Contains(uringPeers, n) {
+			mech = "io_uring"
+		}
+		want := fmt.Sprintf("apps=%s mechanism=%s floor=%t", strings.Join(apps, ","), mech, floor)
+		out, err := exec.Command(filepath.Join(dir, n), "-describe").Output()
+		if err != nil {
+			t.Fatalf("%s -describe: %v", n, err)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%s -describe = %q, want %q", n, got, want)
+		}
+		out, err = exec.Command(filepath.Join(dir, n), "-apps").Output()
 		if err != nil {
 			t.Fatalf("%s -apps: %v", n, err)
 		}
-		var want []string
-		if slices.Contains(echoPeers, n) {
-			want = append(want, "echo")
-		}
-		if slices.Contains(httpPeers, n) {
-			want = append(want, "http")
-		}
-		got := strings.Split(strings.TrimSpace(string(out)), ",")
-		slices.Sort(got)
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s -apps (-want +got):\n%s", n, diff)
+		if got := strings.TrimSpace(string(out)); got != strings.Join(apps, ",") {
+			t.Errorf("%s -apps = %q, want %q", n, got, strings.Join(apps, ","))
 		}
 	}
 }

@@ -1,15 +1,17 @@
-// Package peers holds other frameworks' servers, run beside merlin's by
-// `merlin bench -peers NAME,...` under the same load generator, pinned the
-// same way. It is its own module, so that merlin's module does not depend
-// on them.
+// Package peers holds other servers, run beside merlin's by `merlin bench
+// -peers NAME,...` under the same load generator, pinned the same way. It
+// is its own module, so that merlin's module does not depend on them.
 //
 // Each peer is a command (peers/NAME) with merlin serve's flags: -addr
-// (port 0 picks a free port), -network, -app, -cpuprofile. gnet and nbio
-// serve -app echo; fasthttp serves -app http; netstd serves both. An http
-// peer serves what merlin serve -app http does: GET /plaintext and GET
-// /json (TechEmpower's tests), POST /echo (the body back, at most 1 MiB),
-// 404 elsewhere. A peer prints "listening on ADDR (peer NAME)" once it
-// accepts, and exits 0 on SIGTERM or SIGINT.
+// (port 0 picks a free port), -network, -app, -cpuprofile; it prints
+// "listening on ADDR (peer NAME)" once it accepts, exits 0 on SIGTERM, and
+// answers -describe with its apps, mechanism and whether it is a floor
+// ("apps=echo mechanism=io_uring floor=true"). gnet and nbio serve echo,
+// fasthttp http, netstd both (an http peer serves merlin serve -app http's
+// routes). The floors are what the others are read against: cfloor-uring
+// and cfloor-epoll, minimal echo servers in C (main.c, built with cc and
+// the flags of its first line, "// cflags: -luring"; they share
+// internal/cpeer/peer.h), and nginx for http (/plaintext and /json only).
 //
 //	go build -o /tmp/peer-gnet ./gnet && /tmp/peer-gnet -addr 127.0.0.1:0
 package peers

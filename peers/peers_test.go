@@ -3,6 +3,8 @@ package peers
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,34 +13,183 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
-// peerNames are the peers built; echoPeers serve -app echo, httpPeers
-// -app http.
+// peerNames are the peers built: Go peers (main.go) and C peers (main.c).
+// echoPeers serve -app echo, httpPeers -app http (the routes of merlin
+// serve -app http), tePeers only TechEmpower's /plaintext and /json of
+// them; uringPeers wait on io_uring (the others on epoll);
+// floorPeers are floors; cPeers are the C ones, graded with merlin load
+// -check.
 var (
-	peerNames = []string{"netstd", "gnet", "nbio", "fasthttp"}
-	echoPeers = []string{"netstd", "gnet", "nbio"}
-	httpPeers = []string{"netstd", "fasthttp"}
+	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp", "nginx", "cfloor-uring", "cfloor-epoll"}
+	echoPeers  = []string{"netstd", "gnet", "nbio", "cfloor-uring", "cfloor-epoll"}
+	httpPeers  = []string{"netstd", "fasthttp"}
+	tePeers    = []string{"nginx"}
+	uringPeers = []string{"cfloor-uring"}
+	floorPeers = []string{"nginx", "cfloor-uring", "cfloor-epoll"}
+	cPeers     = []string{"cfloor-uring", "cfloor-epoll"}
 )
 
-// build builds the peers into a temporary directory.
+var binDir struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir.dir != "" {
+		os.RemoveAll(binDir.dir)
+	}
+	os.Exit(code)
+}
+
+// build builds the peers, once for every test, into a temporary directory,
+// as merlin bench's BuildPeers does: go build for a Go peer; for a C peer
+// $CC (else cc) -O2 -Wall -Werror -o BIN main.c and the flags of its first
+// line ("// cflags: -luring").
 func build(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, n := range peerNames {
-		args = append(args, "./"+n)
+	binDir.once.Do(func() {
+		binDir.dir, binDir.err = os.MkdirTemp("", "merlin-peers-")
+		if binDir.err != nil {
+			return
+		}
+		args := []string{"build", "-o", binDir.dir + string(filepath.Separator)}
+		for _, n := range peerNames {
+			if !slices.Contains(cPeers, n) {
+				args = append(args, "./"+n)
+			}
+		}
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			binDir.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		for _, n := range cPeers {
+			if binDir.err = buildC(n, filepath.Join(binDir.dir, n)); binDir.err != nil {
+				return
+			}
+		}
+	})
+	if binDir.err != nil {
+		t.Fatal(binDir.err)
 	}
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return binDir.dir
+}
+
+// buildC compiles the C peer in dir into bin.
+func buildC(dir, bin string) error {
+	src, err := os.ReadFile(filepath.Join(dir, "main.c"))
+	if err != nil {
+		return err
 	}
-	return dir
+	first, _, _ := strings.Cut(string(src), "\n")
+	flags, _ := strings.CutPrefix(strings.TrimSpace(first), "// cflags:")
+	if flags == strings.TrimSpace(first) {
+		flags = ""
+	}
+	cc := strings.Fields(os.Getenv("CC"))
+	if len(cc) == 0 {
+		cc = []string{"cc"}
+	}
+	bin, err = filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	args := append(append(cc[1:len(cc):len(cc)], "-O2", "-Wall", "-Werror", "-o", bin, "main.c"), strings.Fields(flags)...)
+	cmd := exec.Command(cc[0], args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s (in %s): %v (the C peers need gcc and liburing-dev)\n%s", strings.Join(cmd.Args, " "), dir, err, out)
+	}
+	return nil
+}
+
+var merlinBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildMerlin builds merlin from the parent directory, for its outside
+// graders (merlin load -check, merlin load -app http).
+func buildMerlin(t *testing.T) string {
+	t.Helper()
+	dir := build(t)
+	merlinBin.once.Do(func() {
+		merlinBin.path = filepath.Join(dir, "merlin")
+		cmd := exec.Command("go", "build", "-ldflags=-checklinkname=0", "-o", merlinBin.path, "./cmd/merlin")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			merlinBin.err = fmt.Errorf("building merlin: %v\n%s", err, out)
+		}
+	})
+	if merlinBin.err != nil {
+		t.Fatal(merlinBin.err)
+	}
+	return merlinBin.path
+}
+
+// uringProbe holds whether this kernel has what cfloor-uring needs: a ring
+// with SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1, which has multishot
+// recv and buffer rings too), and io_uring not disabled.
+var uringProbe struct {
+	once sync.Once
+	err  error
+}
+
+// needUring skips a test of peer n, if it is an io_uring peer, where the
+// kernel lacks io_uring 6.1; where MERLIN_REQUIRE is set (CI) it fails
+// instead.
+func needUring(t *testing.T, n string) {
+	t.Helper()
+	if !slices.Contains(uringPeers, n) {
+		return
+	}
+	uringProbe.once.Do(func() {
+		const singleIssuer, deferTaskrun = 1 << 12, 1 << 13
+		var params [30]uint32 // struct io_uring_params: 120 bytes; flags at 8
+		params[2] = singleIssuer | deferTaskrun
+		fd, _, errno := syscall.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(&params)), 0)
+		if errno != 0 {
+			uringProbe.err = fmt.Errorf("io_uring_setup with SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1): %w", errno)
+			return
+		}
+		syscall.Close(int(fd))
+	})
+	if uringProbe.err != nil {
+		if os.Getenv("MERLIN_REQUIRE") != "" {
+			t.Fatalf("%v, and MERLIN_REQUIRE is set", uringProbe.err)
+		}
+		t.Skip(uringProbe.err)
+	}
+}
+
+// stop sends SIGTERM and requires exit status 0 within 30 s.
+func stop(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\nstderr:\n%s", err, stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit within 30 s of SIGTERM")
+	}
 }
 
 var listeningRE = regexp.MustCompile(`^listening on (\S+) \(peer (\S+)\)$`)
@@ -92,6 +243,7 @@ func TestPeers(t *testing.T) {
 	dir := build(t)
 	for _, n := range echoPeers {
 		t.Run(n, func(t *testing.T) {
+			needUring(t, n)
 			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
 			if strings.HasSuffix(addr, ":0") {
 				t.Fatalf("listening on %s: want the real port", addr)
@@ -121,41 +273,42 @@ func TestPeers(t *testing.T) {
 				t.Fatal("echo differs")
 			}
 			c.Close()
-			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("exit after SIGTERM: %v\nstderr:\n%s", err, stderr)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("no exit within 30 s of SIGTERM")
-			}
+			stop(t, cmd, stderr)
 		})
 	}
 }
 
-// Every peer lists the apps it serves with -apps, as merlin bench asks:
-// exactly those the tests above run it with.
-func TestPeersListApps(t *testing.T) {
+// Every peer says what it is with -describe, as merlin bench asks: the
+// apps the tests above run it with, its mechanism and whether it is a
+// floor; and lists its apps with -apps.
+func TestPeersDescribe(t *testing.T) {
 	dir := build(t)
 	for _, n := range peerNames {
-		out, err := exec.Command(filepath.Join(dir, n), "-apps").Output()
+		var apps []string
+		if slices.Contains(echoPeers, n) {
+			apps = append(apps, "echo")
+		}
+		if slices.Contains(httpPeers, n) || slices.Contains(tePeers, n) {
+			apps = append(apps, "http")
+		}
+		mech, floor := "epoll", slices.Contains(floorPeers, n)
+		if slices.Contains(uringPeers, n) {
+			mech = "io_uring"
+		}
+		want := fmt.Sprintf("apps=%s mechanism=%s floor=%t", strings.Join(apps, ","), mech, floor)
+		out, err := exec.Command(filepath.Join(dir, n), "-describe").Output()
+		if err != nil {
+			t.Fatalf("%s -describe: %v", n, err)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%s -describe = %q, want %q", n, got, want)
+		}
+		out, err = exec.Command(filepath.Join(dir, n), "-apps").Output()
 		if err != nil {
 			t.Fatalf("%s -apps: %v", n, err)
 		}
-		var want []string
-		if slices.Contains(echoPeers, n) {
-			want = append(want, "echo")
-		}
-		if slices.Contains(httpPeers, n) {
-			want = append(want, "http")
-		}
-		got := strings.Split(strings.TrimSpace(string(out)), ",")
-		slices.Sort(got)
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s -apps (-want +got):\n%s", n, diff)
+		if got := strings.TrimSpace(string(out)); got != strings.Join(apps, ",") {
+			t.Errorf("%s -apps = %q, want %q", n, got, strings.Join(apps, ","))
 		}
 	}
 }
@@ -256,5 +409,306 @@ func TestPeersHTTP(t *testing.T) {
 				t.Errorf("exit after SIGTERM: %v\nstderr:\n%s", err, stderr)
 			}
 		})
+	}
+}
+
+// The C floors pass merlin's outside grader, merlin load -check:
+// pipelining, 16 MiB messages, half-close, FIN, resets, a slow reader
+// beside a normal client, 256 connections, and alive after all that.
+func TestFloorsCheck(t *testing.T) {
+	merlin := buildMerlin(t)
+	dir := build(t)
+	for _, n := range cPeers {
+		t.Run(n, func(t *testing.T) {
+			needUring(t, n)
+			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
+			out, err := exec.Command(merlin, "load", "-check", addr, "-timeout", "30s").CombinedOutput()
+			if err != nil || !bytes.Contains(out, []byte("all 8 checks passed")) {
+				t.Errorf("merlin load -check %s: %v\n%s\nserver stderr:\n%s", addr, err, out, stderr)
+			}
+			stop(t, cmd, stderr)
+		})
+	}
+}
+
+// pattern is the byte at offset i of the bounded-output test's stream.
+func pattern(i int64) byte { return byte(i*7/3 + i>>16) }
+
+// A client that writes without reading does not make a C floor buffer
+// without bound: it stops reading the connection once the output holds
+// about 1 MiB, so the client's write stalls well short of 128 MiB and the
+// server stays small; once the client reads, every byte comes back.
+func TestFloorsBoundedOutput(t *testing.T) {
+	dir := build(t)
+	for _, n := range cPeers {
+		t.Run(n, func(t *testing.T) {
+			needUring(t, n)
+			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// Small client buffers: what piles up is the server's.
+			c.(*net.TCPConn).SetReadBuffer(64 << 10)
+			c.(*net.TCPConn).SetWriteBuffer(64 << 10)
+
+			const total, chunk = 128 << 20, 256 << 10
+			buf := make([]byte, chunk)
+			var written int64
+			for written < total {
+				for i := range buf {
+					buf[i] = pattern(written + int64(i))
+				}
+				// A write that makes no progress for 2 s: the server has
+				// stopped reading (on a loaded machine it may stop sooner
+				// than it has to, which the bounds below allow).
+				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				n, err := c.Write(buf)
+				written += int64(n)
+				if err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatalf("write after %d bytes: %v", written, err)
+					}
+					break
+				}
+			}
+			rss := vmRSS(t, cmd.Process.Pid)
+			t.Logf("the write stalled after %d MiB; server RSS %d MiB", written>>20, rss>>20)
+			if written >= 64<<20 {
+				t.Errorf("the server took %d MiB from a client that reads nothing; want it to stop reading (socket buffers plus 1 MiB)", written>>20)
+			}
+			if rss >= 32<<20 {
+				t.Errorf("server RSS %d MiB while one client reads nothing; want < 32 MiB", rss>>20)
+			}
+
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			got := make([]byte, chunk)
+			for off := int64(0); off < written; {
+				n, err := c.Read(got[:min(int64(len(got)), written-off)])
+				for i := range n {
+					if got[i] != pattern(off+int64(i)) {
+						t.Fatalf("echo differs at byte %d", off+int64(i))
+					}
+				}
+				off += int64(n)
+				if err != nil {
+					t.Fatalf("read %d of %d bytes echoed: %v", off, written, err)
+				}
+			}
+			c.Close()
+			stop(t, cmd, stderr)
+		})
+	}
+}
+
+// vmRSS returns the resident memory of process pid.
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+// Out of descriptors (EMFILE on accept), a C floor backs off and accepts
+// the waiting connections once others close: with room for about 20
+// connections, 60 clients at once are all answered.
+func TestFloorsEMFILE(t *testing.T) {
+	dir := build(t)
+	for _, n := range cPeers {
+		t.Run(n, func(t *testing.T) {
+			needUring(t, n)
+			// The shell lowers the limit and becomes the peer (exec): the
+			// PID is the peer's.
+			cmd, addr, stderr := start(t, "/bin/sh", "-c", `ulimit -n 26 && exec "$0" "$@"`, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
+			const clients = 60
+			conns := make([]net.Conn, clients)
+			for i := range conns {
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second) // the backlog takes them all
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				conns[i] = c
+			}
+			errs := make(chan error, clients)
+			for i, c := range conns {
+				go func() {
+					defer c.Close() // frees a descriptor for the next
+					c.SetDeadline(time.Now().Add(60 * time.Second))
+					msg := []byte(fmt.Sprintf("client %d", i))
+					if _, err := c.Write(msg); err != nil {
+						errs <- err
+						return
+					}
+					got := make([]byte, len(msg))
+					if _, err := io.ReadFull(c, got); err != nil {
+						errs <- fmt.Errorf("client %d: %w", i, err)
+						return
+					}
+					if !bytes.Equal(got, msg) {
+						errs <- fmt.Errorf("client %d: echo %q", i, got)
+						return
+					}
+					errs <- nil
+				}()
+			}
+			for range clients {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+			stop(t, cmd, stderr)
+		})
+	}
+}
+
+// The C peers take the Go peers' flags and refuse what they cannot serve.
+func TestCPeerFlags(t *testing.T) {
+	dir := build(t)
+	for _, n := range cPeers {
+		for _, tc := range []struct {
+			name   string
+			args   []string
+			status int
+			stderr string
+		}{
+			{name: "http", args: []string{"-addr", "127.0.0.1:0", "-app", "http"}, status: 1, stderr: `unknown app "http"`},
+			{name: "bad-network", args: []string{"-addr", "127.0.0.1:0", "-network", "udp"}, status: 2, stderr: `unknown network "udp"`},
+			{name: "v4-on-tcp6", args: []string{"-addr", "127.0.0.1:0", "-network", "tcp6"}, status: 1, stderr: "not an IPv6 address"},
+			{name: "v6-on-tcp4", args: []string{"-addr", "[::1]:0", "-network", "tcp4"}, status: 1, stderr: "not an IPv4 address"},
+			{name: "no-port", args: []string{"-addr", "127.0.0.1"}, status: 1, stderr: "missing port"},
+			{name: "unknown-flag", args: []string{"-nope"}, status: 2, stderr: "-nope"},
+			{name: "argument", args: []string{"-addr", "127.0.0.1:0", "extra"}, status: 2, stderr: `unexpected argument "extra"`},
+		} {
+			t.Run(n+"/"+tc.name, func(t *testing.T) {
+				cmd := exec.Command(filepath.Join(dir, n), tc.args...)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				err := cmd.Run()
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != tc.status || !strings.Contains(stderr.String(), tc.stderr) {
+					t.Errorf("%s %s: %v, stderr %q; want status %d saying %q", n, strings.Join(tc.args, " "), err, &stderr, tc.status, tc.stderr)
+				}
+			})
+		}
+		// -cpuprofile (merlin bench -profile) is accepted with a note; an
+		// IPv6 literal is served.
+		t.Run(n+"/cpuprofile-ipv6", func(t *testing.T) {
+			needUring(t, n)
+			if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+				t.Skipf("no IPv6 loopback: %v", err)
+			} else {
+				ln.Close()
+			}
+			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "[::1]:0", "-network", "tcp6", "-cpuprofile", filepath.Join(t.TempDir(), "cpu.pprof"))
+			if !strings.HasPrefix(addr, "[::1]:") {
+				t.Errorf("listening on %s, want [::1]:PORT", addr)
+			}
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, 5)
+			if _, err := c.Write([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != "hello" {
+				t.Fatalf("echo %q, %v", got, err)
+			}
+			c.Close()
+			stop(t, cmd, stderr)
+			if !strings.Contains(stderr.String(), "-cpuprofile") {
+				t.Errorf("no note on stderr that -cpuprofile is ignored: %q", stderr)
+			}
+		})
+	}
+}
+
+// The nginx peer becomes nginx (the PID bench measures is nginx's), serves
+// TechEmpower's /plaintext and /json on keep-alive connections, passes
+// merlin load's body and framing checks, and exits 0 on SIGTERM.
+func TestNginx(t *testing.T) {
+	dir := build(t)
+	merlin := buildMerlin(t)
+	addrs := []string{"127.0.0.1:0"}
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		ln.Close()
+		addrs = append(addrs, "[::1]:0")
+	}
+	for _, a := range addrs {
+		t.Run(a, func(t *testing.T) {
+			cmd, addr, stderr := start(t, filepath.Join(dir, "nginx"), "-addr", a, "-app", "http")
+			if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); err != nil || strings.TrimSpace(string(comm)) != "nginx" {
+				t.Errorf("process %d is %q (%v), want nginx itself", cmd.Process.Pid, comm, err)
+			}
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			c := http.Client{Timeout: 10 * time.Second, Transport: tr}
+			type reply struct {
+				Status            int
+				ContentType, Body string
+			}
+			get := func(path string) reply {
+				t.Helper()
+				resp, err := c.Get("http://" + addr + path)
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				return reply{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+			}
+			for range 3 { // on one keep-alive connection
+				if d := cmp.Diff(reply{200, "text/plain", "Hello, World!"}, get("/plaintext")); d != "" {
+					t.Errorf("GET /plaintext (-want +got):\n%s", d)
+				}
+				if d := cmp.Diff(reply{200, "application/json", `{"message":"Hello, World!"}`}, get("/json")); d != "" {
+					t.Errorf("GET /json (-want +got):\n%s", d)
+				}
+			}
+			if got := get("/nope"); got.Status != 404 {
+				t.Errorf("GET /nope: status %d, want 404", got.Status)
+			}
+			tr.CloseIdleConnections()
+			for _, path := range []string{"/plaintext", "/json"} {
+				out, err := exec.Command(merlin, "load", "-app", "http", "-addr", addr, "-path", path, "-conns", "8", "-depth", "16", "-duration", "500ms", "-timeout", "30s").CombinedOutput()
+				if err != nil || !bytes.Contains(out, []byte("errors: 0")) {
+					t.Errorf("merlin load -app http -path %s: %v\n%s", path, err, out)
+				}
+			}
+			stop(t, cmd, stderr)
+			for _, level := range []string{"[emerg]", "[alert]", "[crit]", "[error]"} {
+				if strings.Contains(stderr.String(), level) {
+					t.Errorf("nginx logged %s:\n%s", level, stderr)
+				}
+			}
+		})
+	}
+}
+
+// Without nginx, the peer exits 1 naming the Debian package.
+func TestNginxMissing(t *testing.T) {
+	dir := build(t)
+	out, err := exec.Command(filepath.Join(dir, "nginx"), "-addr", "127.0.0.1:0", "-app", "http", "-nginx", "/nonexistent/nginx").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !bytes.Contains(out, []byte("apt-get install nginx-light")) {
+		t.Errorf("%v, output %q; want status 1 naming nginx-light", err, out)
 	}
 }

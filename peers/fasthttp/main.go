@@ -61,7 +61,7 @@ func handleError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 func main() {
-	f := peer.Parse("fasthttp", nil, "http")
+	f := peer.Parse(peer.Info{Name: "fasthttp", Apps: []string{"http"}, Mechanism: peer.Epoll}, nil)
 	stopProf := f.StartProfile()
 	defer stopProf()
 

@@ -42,7 +42,7 @@ func (s *echoServer) OnTraffic(c gnet.Conn) gnet.Action {
 func main() {
 	var loops int
 	var reuseport bool
-	f := peer.Parse("gnet", func(fs *flag.FlagSet) {
+	f := peer.Parse(peer.Info{Name: "gnet", Mechanism: peer.Epoll}, func(fs *flag.FlagSet) {
 		fs.IntVar(&loops, "loops", runtime.GOMAXPROCS(0), "event loops")
 		fs.BoolVar(&reuseport, "reuseport", false, "one SO_REUSEPORT listener per loop (else one acceptor)")
 	})

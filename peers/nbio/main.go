@@ -16,7 +16,7 @@ import (
 
 func main() {
 	var pollers int
-	f := peer.Parse("nbio", func(fs *flag.FlagSet) {
+	f := peer.Parse(peer.Info{Name: "nbio", Mechanism: peer.Epoll}, func(fs *flag.FlagSet) {
 		fs.IntVar(&pollers, "loops", runtime.GOMAXPROCS(0), "pollers (event loops)")
 	})
 	logging.Output = os.Stderr // stdout carries the listening line

@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	f := peer.Parse("netstd", nil, "echo", "http")
+	f := peer.Parse(peer.Info{Name: "netstd", Apps: []string{"echo", "http"}, Mechanism: peer.Epoll}, nil)
 	stopProf := f.StartProfile()
 	defer stopProf()
 

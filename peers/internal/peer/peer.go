@@ -25,13 +25,45 @@ type Flags struct {
 	CPUProfile string
 }
 
-// Parse defines the common flags on flag.CommandLine, lets extra define
-// the peer's own, and parses the command line. apps lists the
-// applications the peer serves (the first is the default; none: echo).
-func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
-	if len(apps) == 0 {
-		apps = []string{"echo"}
+// Info describes a peer, as it answers merlin bench's -describe.
+type Info struct {
+	// Name names the peer in its listening line.
+	Name string
+	// Apps lists the applications the peer serves; the first is the
+	// default (none: echo).
+	Apps []string
+	// Mechanism is how the peer waits for the kernel: Epoll (Go's
+	// netpoller included) or Uring.
+	Mechanism string
+	// Floor marks a floor: the minimal server of its mechanism (the C
+	// peers), or nginx for HTTP.
+	Floor bool
+}
+
+// Mechanisms, as merlin bench names them.
+const (
+	Epoll = "epoll"
+	Uring = "io_uring"
+)
+
+// Describe is the -describe answer: "apps=echo,http mechanism=epoll
+// floor=false".
+func (in Info) Describe() string {
+	return fmt.Sprintf("apps=%s mechanism=%s floor=%t", strings.Join(in.apps(), ","), in.Mechanism, in.Floor)
+}
+
+func (in Info) apps() []string {
+	if len(in.Apps) == 0 {
+		return []string{"echo"}
 	}
+	return in.Apps
+}
+
+// Parse defines the common flags on flag.CommandLine, lets extra define
+// the peer's own, and parses the command line. It answers -apps and
+// -describe itself, and exits on a bad flag, app or network.
+func Parse(info Info, extra func(fs *flag.FlagSet)) Flags {
+	name, apps := info.Name, info.apps()
 	var f Flags
 	fs := flag.CommandLine
 	fs.Usage = func() {
@@ -42,11 +74,16 @@ func Parse(name string, extra func(fs *flag.FlagSet), apps ...string) Flags {
 	fs.StringVar(&f.Addr, "addr", "127.0.0.1:7000", "`address` to listen on; port 0 picks a free one")
 	fs.StringVar(&f.App, "app", apps[0], "application: "+strings.Join(apps, ", "))
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
-	listApps := fs.Bool("apps", false, "print the apps this peer serves, comma-separated, and exit (merlin bench asks)")
+	listApps := fs.Bool("apps", false, "print the apps this peer serves, comma-separated, and exit")
+	describe := fs.Bool("describe", false, "print \"apps=A,B mechanism=M floor=BOOL\" and exit (merlin bench asks)")
 	if extra != nil {
 		extra(fs)
 	}
 	flag.Parse()
+	if *describe {
+		fmt.Println(info.Describe())
+		os.Exit(0)
+	}
 	if *listApps {
 		fmt.Println(strings.Join(apps, ","))
 		os.Exit(0)

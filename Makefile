@@ -9,9 +9,17 @@
 LDFLAGS := -ldflags=-checklinkname=0
 GO      ?= go
 BIN     := $(CURDIR)/.bin
-STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test vet staticcheck test-go test-darwin test-peers bench-smoke demo clean
+# The tools deps.sh installs into .bin/ (staticcheck, benchstat) come
+# first in every recipe's PATH.
+export PATH := $(BIN):$(PATH)
+
+# Every registered transport must run here: in the tests, a skip of one
+# fails (MERLIN_REQUIRE, see conformance/). Set MERLIN_REQUIRE yourself
+# to relax it (MERLIN_REQUIRE= requires none).
+REQUIRE = MERLIN_REQUIRE=$${MERLIN_REQUIRE-$$($(BIN)/merlin transports -names | paste -sd, -)}
+
+.PHONY: all build deps test vet staticcheck test-go test-darwin test-peers bench-smoke demo clean
 
 all: build
 
@@ -38,17 +46,14 @@ staticcheck: deps
 test-darwin:
 	GOOS=darwin GOARCH=arm64 $(GO) build ./...
 
-# Every transport registered must run here: a skip of one fails
-# (MERLIN_REQUIRE, see conformance/). Set MERLIN_REQUIRE yourself to
-# relax it (MERLIN_REQUIRE= requires none).
 test-go: build
-	MERLIN_REQUIRE=$${MERLIN_REQUIRE-$$($(BIN)/merlin transports -names | paste -sd, -)}; \
-	echo "MERLIN_REQUIRE=$$MERLIN_REQUIRE"; \
-	MERLIN_REQUIRE=$$MERLIN_REQUIRE $(GO) test -race $(LDFLAGS) -timeout 12m ./...
+	$(REQUIRE); echo "MERLIN_REQUIRE=$$MERLIN_REQUIRE"; export MERLIN_REQUIRE; \
+	$(GO) test -race $(LDFLAGS) -timeout 12m ./...
 
-# The peers' own tests: each builds, listens, echoes, exits on SIGTERM.
-test-peers:
-	cd peers && $(GO) test ./...
+# The peers' own tests: each builds (the C floors with cc), listens,
+# echoes, passes merlin load -check, exits on SIGTERM.
+test-peers: deps build
+	$(REQUIRE); export MERLIN_REQUIRE; cd peers && $(GO) test ./...
 
 # The throughput suite's smoke run: merlin bench -quick over every
 # transport available here and the peers (about a minute), with perf;
@@ -60,8 +65,8 @@ clean:
 	rm -rf $(BIN)
 
 # The main job: every available transport (and sockets behind the net.Conn
-# adapter) and two peers side by side on echo: 64 B on 64 connections at
-# depths 1 and 16, an open loop at half the slowest server's peak, idle
-# memory. About a minute.
+# adapter), two peers and the C floors of both mechanisms side by side on
+# echo: 64 B on 64 connections at depths 1 and 16, an open loop at half
+# the slowest server's peak, idle memory. About a minute.
 demo: deps build
-	$(BIN)/merlin bench -quick -peers gnet,netstd
+	$(BIN)/merlin bench -quick -peers gnet,netstd,cfloor-epoll,cfloor-uring

@@ -7,11 +7,11 @@
 # `make deps` (scripts/deps.sh) installs them, benchstat into .bin/; a
 # missing one fails the run.
 #
-# Usage: scripts/bench-smoke.sh [merlin-binary] (PEERS=gnet,netstd,nbio)
+# Usage: scripts/bench-smoke.sh [merlin-binary] (PEERS=gnet,netstd,nbio,cfloor-epoll,cfloor-uring)
 set -euo pipefail
 
 merlin=${1:-.bin/merlin}
-peers=${PEERS:-gnet,netstd,nbio}
+peers=${PEERS:-gnet,netstd,nbio,cfloor-epoll,cfloor-uring}
 
 fail() { echo "bench-smoke: $*" >&2; exit 1; }
 

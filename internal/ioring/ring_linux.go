@@ -19,6 +19,11 @@ import (
 // syscall.Syscall6, which costs the scheduler's entersyscall path on every
 // submission (notes/io_uring-on-this-host.md).
 
+// RegisterFiles is IORING_REGISTER_FILES (Linux 5.1): Register with an
+// array of int32 descriptors (giouring's RegisterFiles passes 64-bit
+// ones).
+const RegisterFiles = 2
+
 // FeatMinTimeout is IORING_FEAT_MIN_TIMEOUT (Linux 6.12), which giouring
 // lacks: min_wait_usec in IORING_ENTER_EXT_ARG.
 const FeatMinTimeout = 1 << 15

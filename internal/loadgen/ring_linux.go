@@ -96,6 +96,7 @@ type ringEngine struct {
 	cancelled atomic.Bool // ctx was cancelled: stop at once
 	live      int         // connections not failed
 	byIndex   []*rconn    // by connection index (nil: its dial failed)
+	fixed     bool        // the sockets are in the ring's file table, by index
 }
 
 // runRing runs the whole load on the ring engine: it dials every
@@ -158,6 +159,18 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 	}
 	e.epoch = r.startTime
 	e.live = len(e.conns)
+	// A file table indexed like the connections (IORING_REGISTER_FILES,
+	// Linux 5.1; -1 for a failed dial). Without one (RLIMIT_NOFILE),
+	// operations name descriptors, which is only slower.
+	fds := make([]int32, len(e.byIndex))
+	for i := range fds {
+		fds[i] = -1
+	}
+	for _, c := range e.conns {
+		fds[c.i] = int32(c.fd)
+	}
+	_, errno := ioring.Register(ring.Fd, ioring.RegisterFiles, unsafe.Pointer(&fds[0]), uint32(len(fds)))
+	e.fixed = errno == 0
 	e.loop()
 	return nil
 }
@@ -275,14 +288,35 @@ func (e *ringEngine) sqe() *giouring.SubmissionQueueEntry {
 func (e *ringEngine) armSend(c *rconn) {
 	s := e.sqe()
 	b := c.out[c.sent:]
-	s.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), unix.MSG_NOSIGNAL)
+	if e.r.cfg.Rate > 0 {
+		s.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), unix.MSG_NOSIGNAL)
+		c.sending = true
+	} else {
+		// A closed loop needs no completion for a send that took the
+		// whole batch (MSG_WAITALL: the kernel retries a short one, Linux
+		// 5.19): the batch's answer cannot all be back before its last
+		// byte was sent, and the buffer is not reused before that. A
+		// failed send still completes (CQE_SKIP_SUCCESS, Linux 5.17).
+		s.PrepareSend(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), unix.MSG_NOSIGNAL|unix.MSG_WAITALL)
+		s.Flags |= giouring.SqeCQESkipSuccess
+	}
+	e.fixedFile(s, c)
 	s.UserData = uint64(c.i)<<8 | ropSend
-	c.sending = true
+}
+
+// fixedFile makes s use c's slot in the ring's file table, when there is
+// one: the kernel then takes no reference on the file per operation.
+func (e *ringEngine) fixedFile(s *giouring.SubmissionQueueEntry, c *rconn) {
+	if e.fixed {
+		s.Fd = int32(c.i)
+		s.Flags |= giouring.SqeFixedFile
+	}
 }
 
 func (e *ringEngine) armRecv(c *rconn, b []byte) {
 	s := e.sqe()
 	s.PrepareRecv(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), 0)
+	e.fixedFile(s, c)
 	// The answer cannot be there yet (its request goes out in the same
 	// submission): wait for it at once rather than try a receive that
 	// fails with EAGAIN first (IORING_RECVSEND_POLL_FIRST, Linux 5.19).

@@ -591,7 +591,7 @@ func (c *conn) onRecv(res int32, flags uint32, more bool) {
 		c.l.ls.bytesIn += uint64(res)
 		var data []byte
 		if hasBuf {
-			data, usedUp = c.l.bufs.get(bid, int(res), flags)
+			data, usedUp = c.l.bufs.Get(bid, int(res), flags)
 		}
 		c.received(data)
 	case res == 0:
@@ -609,7 +609,7 @@ func (c *conn) onRecv(res int32, flags uint32, more bool) {
 		}
 	}
 	if usedUp {
-		c.l.bufs.put(bid)
+		c.l.bufs.Put(bid)
 	}
 }
 

@@ -158,7 +158,7 @@ func (l *loop) setup() error {
 		return err
 	}
 	l.stats.bufLow.Store(int64(o.bufCount))
-	if l.bufs.inc {
+	if l.bufs.Inc {
 		l.t.bufInc.Store(1)
 	}
 	if o.fixedFiles {
@@ -208,7 +208,7 @@ func (l *loop) teardown() {
 		l.fdOut.Store(-1)
 	}
 	if l.bufs != nil {
-		l.bufs.close()
+		l.bufs.Close()
 	}
 	l.mu.Lock()
 	l.dead = true
@@ -278,7 +278,7 @@ func (l *loop) run() {
 				return
 			}
 		}
-		l.bufs.publish()
+		l.bufs.Publish()
 		wait := l.prepareSleep()
 		if l.iter++; wait || l.iter%64 == 0 {
 			l.ls.flush(l.stats) // before blocking, and now and then when busy
@@ -479,10 +479,10 @@ func (l *loop) reapAll() int {
 			}
 			l.dispatch(c)
 		}
-		if free := int64(l.bufs.count - held); free < l.stats.bufLow.Load() {
+		if free := int64(l.bufs.Count - held); free < l.stats.bufLow.Load() {
 			l.stats.bufLow.Store(free)
 		}
-		l.bufs.publish()
+		l.bufs.Publish()
 		l.stepDirty()
 		if n < len(l.cqBuf) {
 			return total
@@ -584,7 +584,7 @@ func (l *loop) stepDirty() {
 // there are free buffers, oldest first: re-arming all of them at once when
 // one buffer comes back would end most of them with ENOBUFS again.
 func (l *loop) rearmStarved() {
-	n := min(len(l.starved), l.bufs.free())
+	n := min(len(l.starved), l.bufs.Free())
 	if n == 0 {
 		return
 	}

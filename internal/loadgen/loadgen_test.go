@@ -200,6 +200,34 @@ func testRunDetectsCrossedConnections(t *testing.T, engine string) {
 	}
 }
 
+// A server that answers twice is caught: the echo must be exactly what
+// was sent, no byte more.
+func TestRunDetectsExtraBytes(t *testing.T) { forEngines(t, testRunDetectsExtraBytes) }
+
+func testRunDetectsExtraBytes(t *testing.T, engine string) {
+	s := startServer(t, func(_ *server, c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 1000)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := c.Write(append(buf[:n:n], buf[:n]...)); err != nil {
+				return
+			}
+		}
+	})
+	res, err := Config{Addr: s.addr(), Conns: 2, Size: 64, Depth: 1, Duration: 5 * time.Second, Engine: engine}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 2 {
+		t.Fatalf("Errors = %d (%v), want 2: both connections got their echo twice", res.Errors, res.FirstErrors)
+	}
+	t.Logf("%v", res.FirstErrors[0])
+}
+
 // Nothing listening: every connection fails to dial, and says so.
 func TestRunDialError(t *testing.T) { forEngines(t, testRunDialError) }
 

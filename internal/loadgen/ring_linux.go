@@ -32,9 +32,11 @@ import (
 // bottleneck). Its CPU is then always about one core: Result's client
 // time says so, and per request it is an upper bound.
 //
-// Each connection has one send and one receive in flight at most; a
-// closed loop sends a batch and receives exactly its length back, an open
-// loop sends the batches whose time has come and receives continuously.
+// Each connection has one send in flight at most and one multishot
+// receive armed for its life, into a ring of provided buffers shared by
+// all (Linux 6.0): a closed loop sends a batch and checks exactly its
+// length coming back, an open loop sends the batches whose time has come
+// and checks the stream as it comes.
 
 // user_data of an SQE: connection index << 8 | op.
 const (
@@ -42,8 +44,9 @@ const (
 	ropRecv = 2
 )
 
-// ringRecvBuffer is an open-loop connection's receive buffer.
-const ringRecvBuffer = 64 << 10
+// ringBufSize is the size of each provided receive buffer. With
+// incremental consumption (Linux 6.12) small receives share one.
+const ringBufSize = 4 << 10
 
 // ringAvailable reports whether the ring engine runs here, and why not.
 func ringAvailable() error {
@@ -61,17 +64,18 @@ type rconn struct {
 	i      int
 	fd     int
 	failed bool
+	armed  bool // a multishot receive is armed
 
-	sending, receiving bool
-	out                []byte // closed: the batch; open: what is being sent
-	sent               int    // bytes of out the kernel took
-	pend               []byte // open: batches due while a send was in flight
+	sending bool   // open loop: a send is in flight
+	out     []byte // closed: the batch; open: what is being sent
+	sent    int    // bytes of out the kernel took
+	pend    []byte // open: batches due while a send was in flight
 
 	// closed loop
-	batch  uint64
-	in     []byte // the batch received so far
-	got    int
-	sentAt int64 // ns since the engine's epoch
+	batch    uint64
+	awaiting bool // the batch is sent and not all back
+	got      int  // bytes of it back
+	sentAt   int64
 
 	// open loop
 	next       int64   // the next batch's scheduled time, ns since epoch
@@ -82,7 +86,7 @@ type rconn struct {
 	roff       int    // bytes of it received
 	want       []byte // message rseq as it must come back
 	unanswered int    // messages sent and not answered
-	lastIO     int64  // ns since epoch: the last completion, for the timeout
+	lastIO     int64  // ns since epoch: the last bytes received, for the timeout
 }
 
 type ringEngine struct {
@@ -97,6 +101,8 @@ type ringEngine struct {
 	live      int         // connections not failed
 	byIndex   []*rconn    // by connection index (nil: its dial failed)
 	fixed     bool        // the sockets are in the ring's file table, by index
+	bufs      *ioring.BufRing
+	rearm     []*rconn // connections whose multishot receive ended
 }
 
 // runRing runs the whole load on the ring engine: it dials every
@@ -127,6 +133,16 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 	}
 	e.ring = ring
 	defer e.close()
+	count := 256
+	for count < 2*r.cfg.Conns && count < 1<<15 {
+		count *= 2
+	}
+	if e.bufs, err = ioring.NewBufRing(ring.Fd, 0, count, ringBufSize); err != nil {
+		for range r.cfg.Conns {
+			ready <- struct{}{}
+		}
+		return fmt.Errorf("loadgen: ring engine: %w", err)
+	}
 
 	for i := range r.cfg.Conns {
 		fd, err := r.dialFD(ctx)
@@ -214,6 +230,9 @@ func (e *ringEngine) now() int64 { return int64(time.Since(e.epoch)) }
 func (e *ringEngine) loop() {
 	cfg := e.r.cfg
 	open := cfg.Rate > 0
+	for _, c := range e.conns {
+		e.armRecv(c)
+	}
 	var interval int64
 	if open {
 		interval = max(int64(float64(time.Second)*float64(cfg.Depth)*float64(cfg.Conns)/cfg.Rate), 1)
@@ -248,10 +267,10 @@ func (e *ringEngine) loop() {
 	}
 }
 
-// idle reports whether no operation is in flight.
+// idle reports whether every exchange sent has been answered (or failed).
 func (e *ringEngine) idle() bool {
 	for _, c := range e.conns {
-		if c.sending || c.receiving {
+		if !c.failed && (c.sending || c.awaiting || c.unanswered > 0) {
 			return false
 		}
 	}
@@ -271,9 +290,18 @@ func (e *ringEngine) submitAndReap(now int64, draining bool) {
 			e.complete(c, now, draining)
 		}
 		if k < len(e.cqes) {
-			return
+			break
 		}
 	}
+	// Buffers go back once their bytes are checked, then the receives
+	// that ended (ENOBUFS, or a multishot the kernel stopped) start again.
+	e.bufs.Publish()
+	for _, c := range e.rearm {
+		if !c.failed {
+			e.armRecv(c)
+		}
+	}
+	e.rearm = e.rearm[:0]
 }
 
 func (e *ringEngine) sqe() *giouring.SubmissionQueueEntry {
@@ -313,16 +341,16 @@ func (e *ringEngine) fixedFile(s *giouring.SubmissionQueueEntry, c *rconn) {
 	}
 }
 
-func (e *ringEngine) armRecv(c *rconn, b []byte) {
+// armRecv arms c's multishot receive into the provided buffers
+// (IORING_RECV_MULTISHOT, Linux 6.0).
+func (e *ringEngine) armRecv(c *rconn) {
 	s := e.sqe()
-	s.PrepareRecv(c.fd, uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), 0)
+	s.PrepareRecvMultishot(c.fd, 0, 0, 0)
+	s.Flags |= giouring.SqeBufferSelect
+	s.BufIG = 0
 	e.fixedFile(s, c)
-	// The answer cannot be there yet (its request goes out in the same
-	// submission): wait for it at once rather than try a receive that
-	// fails with EAGAIN first (IORING_RECVSEND_POLL_FIRST, Linux 5.19).
-	s.IoPrio |= giouring.RecvsendPollFirst
 	s.UserData = uint64(c.i)<<8 | ropRecv
-	c.receiving = true
+	c.armed = true
 }
 
 // sendBatch starts closed-loop batch b on c: its requests out, a receive
@@ -335,12 +363,9 @@ func (e *ringEngine) sendBatch(c *rconn, b uint64) {
 	for m := range cfg.Depth {
 		c.out = e.echo.request(c.out, c.i, seq+uint32(m))
 	}
-	if c.in == nil {
-		c.in = make([]byte, len(c.out))
-	}
 	c.sentAt = e.now()
+	c.awaiting = true
 	e.armSend(c)
-	e.armRecv(c, c.in)
 }
 
 // schedule queues on c the open-loop batches whose time has come (their
@@ -348,6 +373,13 @@ func (e *ringEngine) sendBatch(c *rconn, b uint64) {
 // sends them if c has no send in flight.
 func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 	cfg := e.r.cfg
+	if c.want == nil {
+		c.want = make([]byte, cfg.Size)
+		e.echo.fill(c.want, c.i, 0)
+	}
+	if c.unanswered == 0 {
+		c.lastIO = now // the timeout runs from the first request unanswered
+	}
 	for c.next <= now && c.unanswered+cfg.Depth <= maxInFlight {
 		seq := uint32(c.nextBatch * uint64(cfg.Depth))
 		for m := range cfg.Depth {
@@ -358,15 +390,7 @@ func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 		c.nextBatch++
 		c.next += interval
 	}
-	if !c.receiving && c.unanswered > 0 {
-		if c.in == nil {
-			c.in = make([]byte, ringRecvBuffer)
-			c.want = make([]byte, cfg.Size)
-			e.echo.fill(c.want, c.i, 0)
-		}
-		c.lastIO = now
-		e.armRecv(c, c.in)
-	}
+
 	if !c.sending && len(c.pend) > 0 {
 		c.out, c.pend = c.pend, c.out[:0]
 		c.sent = 0
@@ -377,7 +401,6 @@ func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 // complete handles one completion.
 func (e *ringEngine) complete(cq ioring.CQE, now int64, draining bool) {
 	c := e.byIndex[cq.UserData>>8]
-	c.lastIO = now
 	switch cq.UserData & 0xff {
 	case ropSend:
 		c.sending = false
@@ -390,65 +413,88 @@ func (e *ringEngine) complete(cq ioring.CQE, now int64, draining bool) {
 		}
 		c.sent += int(cq.Res)
 		if c.sent < len(c.out) {
-			e.armSend(c) // the rest of a partial send
+			e.armSend(c) // the rest of a short send (open loop)
 			return
 		}
-		switch {
-		case draining:
-		case e.r.cfg.Rate > 0 && len(c.pend) > 0:
+		if !draining && len(c.pend) > 0 {
 			c.out, c.pend = c.pend, c.out[:0]
 			c.sent = 0
 			e.armSend(c)
-		case e.r.cfg.Rate <= 0 && c.got == len(c.in):
-			e.sendBatch(c, c.batch+1) // the answer came before this completion
 		}
 	case ropRecv:
-		c.receiving = false
-		if c.failed {
-			return
+		more := cq.Flags&giouring.CQEFMore != 0
+		var data []byte
+		if cq.Flags&giouring.CQEFBuffer != 0 {
+			bid := uint16(cq.Flags >> giouring.CQEBufferShift)
+			var usedUp bool
+			data, usedUp = e.bufs.Get(bid, max(int(cq.Res), 0), cq.Flags)
+			if usedUp {
+				defer e.bufs.Put(bid) // once the bytes are checked
+			}
+		}
+		if !more {
+			c.armed = false
 		}
 		switch {
+		case c.failed:
+			return
+		case cq.Res == -int32(syscall.ENOBUFS):
+			// Every buffer was taken: not the end of the stream.
 		case cq.Res < 0:
 			e.fail(c, fmt.Errorf("read: %w", syscall.Errno(-cq.Res)))
 			return
 		case cq.Res == 0:
 			e.fail(c, fmt.Errorf("read: %w", io.ErrUnexpectedEOF))
 			return
+		case e.r.cfg.Rate > 0:
+			c.lastIO = now
+			e.receivedOpen(c, data, now)
+		default:
+			e.receivedClosed(c, data, now, draining)
 		}
-		if e.r.cfg.Rate > 0 {
-			e.receivedOpen(c, int(cq.Res), now, draining)
-		} else {
-			e.receivedClosed(c, int(cq.Res), now, draining)
+		if !c.armed && !c.failed {
+			e.rearm = append(e.rearm, c)
 		}
 	}
 }
 
-// receivedClosed checks n more bytes of c's batch; a whole batch is
-// counted and, unless draining, the next one sent.
-func (e *ringEngine) receivedClosed(c *rconn, n int, now int64, draining bool) {
-	got := c.got + n
-	if string(c.in[c.got:got]) != string(c.out[c.got:got]) {
-		e.fail(c, e.echo.mismatch(c.i, c.batch, 0, c.out[:got], c.in[:got]))
+// receivedClosed checks data, the next bytes of c's batch; a whole batch
+// is counted and, unless draining, the next one sent.
+func (e *ringEngine) receivedClosed(c *rconn, data []byte, now int64, draining bool) {
+	switch {
+	case !c.awaiting:
+		e.fail(c, fmt.Errorf("%d bytes came back after batch %d was whole", len(data), c.batch))
+		return
+	case c.got+len(data) > len(c.out):
+		e.fail(c, fmt.Errorf("batch %d: %d bytes came back beyond the %d sent", c.batch, c.got+len(data)-len(c.out), len(c.out)))
+		return
+	}
+	got := c.got + len(data)
+	if string(data) != string(c.out[c.got:got]) {
+		in := append(append([]byte(nil), c.out[:c.got]...), data...)
+		e.fail(c, e.echo.mismatch(c.i, c.batch, 0, c.out[:got], in))
 		return
 	}
 	c.got = got
-	if got < len(c.in) {
-		e.armRecv(c, c.in[got:])
+	if got < len(c.out) {
 		return
 	}
+	c.awaiting = false
 	e.r.done(c.i, e.r.cfg.Depth, got, time.Duration(now-c.sentAt))
-	// The batch's send completion comes first in the queue, but its
-	// buffer must not be refilled while the kernel might still hold it.
-	if !draining && !c.sending {
+	if !draining {
 		e.sendBatch(c, c.batch+1)
 	}
 }
 
-// receivedOpen checks n bytes of c's response stream message by message,
-// counting each with its latency from its batch's scheduled time.
-func (e *ringEngine) receivedOpen(c *rconn, n int, now int64, draining bool) {
+// receivedOpen checks b, the next bytes of c's response stream, message
+// by message, counting each with its latency from its batch's scheduled
+// time.
+func (e *ringEngine) receivedOpen(c *rconn, b []byte, now int64) {
 	cfg := e.r.cfg
-	b := c.in[:n]
+	if len(b) > c.unanswered*cfg.Size-c.roff {
+		e.fail(c, fmt.Errorf("%d bytes came back beyond the %d asked for", len(b)-(c.unanswered*cfg.Size-c.roff), c.unanswered*cfg.Size-c.roff))
+		return
+	}
 	for len(b) > 0 {
 		k := min(len(b), cfg.Size-c.roff)
 		if string(b[:k]) != string(c.want[c.roff:c.roff+k]) {
@@ -477,9 +523,6 @@ func (e *ringEngine) receivedOpen(c *rconn, n int, now int64, draining bool) {
 		}
 		e.echo.fill(c.want, c.i, c.rseq)
 	}
-	if c.unanswered > 0 {
-		e.armRecv(c, c.in)
-	}
 }
 
 // checkTimeouts fails connections whose server has not answered within
@@ -487,14 +530,9 @@ func (e *ringEngine) receivedOpen(c *rconn, n int, now int64, draining bool) {
 func (e *ringEngine) checkTimeouts(now int64) {
 	limit := int64(e.r.cfg.Timeout)
 	for _, c := range e.conns {
-		if c.failed || !c.receiving {
-			continue
-		}
-		since := c.lastIO
-		if e.r.cfg.Rate <= 0 {
-			since = max(since, c.sentAt)
-		}
-		if now-since > limit {
+		switch {
+		case c.failed:
+		case c.awaiting && now-c.sentAt > limit, c.unanswered > 0 && now-c.lastIO > limit:
 			e.fail(c, fmt.Errorf("no answer within %v: %w", e.r.cfg.Timeout, os.ErrDeadlineExceeded))
 		}
 	}
@@ -515,10 +553,13 @@ func (e *ringEngine) fail(c *rconn, err error) {
 	e.r.fail(err)
 }
 
-// close closes the ring, which cancels what is in flight, then the
-// sockets.
+// close closes the ring, which cancels what is in flight, then unmaps
+// the buffers and closes the sockets.
 func (e *ringEngine) close() {
 	e.ring.Close()
+	if e.bufs != nil {
+		e.bufs.Close()
+	}
 	for _, c := range e.conns {
 		unix.Close(c.fd)
 		e.r.open.Add(-1)

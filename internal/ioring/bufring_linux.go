@@ -1,0 +1,141 @@
+package ioring
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+// Buffer ring constants giouring lacks (include/uapi/linux/io_uring.h).
+const (
+	pbufRingInc = 2 // IOU_PBUF_RING_INC, Linux 6.12
+	// CQEFBufMore is IORING_CQE_F_BUF_MORE (6.12): the buffer is not used
+	// up; the kernel goes on filling it.
+	CQEFBufMore = 1 << 4
+)
+
+// BufRing is a ring of provided buffers (IORING_REGISTER_PBUF_RING, Linux
+// 5.19) registered as one buffer group of one ring. Both the ring of entries
+// and the buffers are mmap'd, off the Go heap: the kernel writes into the
+// buffers whenever a multishot recv completes. The ring's goroutine owns
+// it.
+type BufRing struct {
+	ringMem []byte               // count entries of 16 bytes
+	br      *giouring.BufAndRing // the first entry, whose last field is the tail
+	mem     []byte               // count buffers of size bytes
+	size    int
+	Count   int // buffers
+	mask    uint16
+	added   int      // buffers added since the last publish
+	Inc     bool     // IOU_PBUF_RING_INC: the kernel consumes buffers piece by piece
+	off     []uint32 // inc: bytes of each buffer the kernel has filled so far
+}
+
+// NewBufRing maps count buffers of size bytes and registers them with the
+// ring fd as group bgid.
+func NewBufRing(fd int, bgid uint16, count, size int) (*BufRing, error) {
+	if count <= 0 || count > 1<<15 || count&(count-1) != 0 {
+		return nil, fmt.Errorf("ioring: %d provided buffers: want a power of two between 1 and 32768", count)
+	}
+	if size <= 0 || size > 1<<30 {
+		return nil, fmt.Errorf("ioring: provided buffers of %d bytes: want 1 byte to 1 GiB", size)
+	}
+	b := &BufRing{size: size, Count: count, mask: uint16(count - 1)}
+	page := os.Getpagesize()
+	ringLen := (count*16 + page - 1) / page * page
+	var err error
+	prot, fl := unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS
+	if b.ringMem, err = unix.Mmap(-1, 0, ringLen, prot, fl); err != nil {
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	if b.mem, err = unix.Mmap(-1, 0, count*size, prot, fl); err != nil {
+		b.Close()
+		return nil, os.NewSyscallError("mmap", err)
+	}
+	b.br = (*giouring.BufAndRing)(unsafe.Pointer(&b.ringMem[0]))
+	reg := giouring.BufReg{
+		RingAddr:    uint64(uintptr(unsafe.Pointer(&b.ringMem[0]))),
+		RingEntries: uint32(count),
+		Bgid:        bgid,
+		Pad:         pbufRingInc, // the flags field
+	}
+	// Incremental consumption (6.12) lets many small receives share one
+	// buffer, so the memory touched follows the bytes received, not the
+	// number of receives; older kernels take the buffers whole.
+	_, e := Register(fd, giouring.RegisterPbufRing, unsafe.Pointer(&reg), 1)
+	if e == syscall.EINVAL {
+		reg.Pad = 0
+		_, e = Register(fd, giouring.RegisterPbufRing, unsafe.Pointer(&reg), 1)
+	}
+	if e != 0 {
+		b.Close()
+		return nil, fmt.Errorf("ioring: registering %d provided buffers: %w", count, os.NewSyscallError("io_uring_register", e))
+	}
+	if reg.Pad != 0 {
+		b.Inc = true
+		b.off = make([]uint32, count)
+	}
+	for i := range count {
+		b.Put(uint16(i))
+	}
+	b.Publish()
+	return b, nil
+}
+
+// Close unmaps the buffers. The ring must be gone, or no recv may be armed.
+func (b *BufRing) Close() {
+	if b.mem != nil {
+		unix.Munmap(b.mem)
+		b.mem = nil
+	}
+	if b.ringMem != nil {
+		unix.Munmap(b.ringMem)
+		b.ringMem = nil
+	}
+}
+
+// Get returns the n bytes the kernel just put in buffer bid, and whether
+// the buffer is used up (then the caller puts it back once done with the
+// bytes; else the kernel goes on filling it).
+func (b *BufRing) Get(bid uint16, n int, flags uint32) ([]byte, bool) {
+	off := int(bid) * b.size
+	if !b.Inc {
+		return b.mem[off : off+n : off+n], true
+	}
+	off += int(b.off[bid])
+	if flags&CQEFBufMore != 0 {
+		b.off[bid] += uint32(n)
+		return b.mem[off : off+n : off+n], false
+	}
+	b.off[bid] = 0
+	return b.mem[off : off+n : off+n], true
+}
+
+// Put gives buffer bid back to the kernel (visible after publish). The
+// slot address is computed here: giouring's BufRingAdd computes it in 16
+// bits and corrupts rings of more than 4096 entries.
+func (b *BufRing) Put(bid uint16) {
+	slot := (b.br.Tail + uint16(b.added)) & b.mask
+	e := (*giouring.BufAndRing)(unsafe.Pointer(&b.ringMem[int(slot)*16]))
+	e.Addr = uint64(uintptr(unsafe.Pointer(&b.mem[int(bid)*b.size])))
+	e.Len = uint32(b.size)
+	e.Bid = bid
+	b.added++
+}
+
+// Publish advances the ring's tail over the buffers put since the last
+// call (one atomic store).
+func (b *BufRing) Publish() {
+	if b.added > 0 {
+		b.br.BufRingAdvance(b.added)
+		b.added = 0
+	}
+}
+
+// Free returns how many buffers the kernel can fill once published (an
+// estimate: the loop returns every buffer as soon as it is used up).
+func (b *BufRing) Free() int { return b.Count - b.added }

@@ -34,16 +34,8 @@ const (
 	featMinTimeout = ioring.FeatMinTimeout // 6.12
 
 	registerFiles2    = giouring.RegisterFiles2
-	registerPbufRing  = giouring.RegisterPbufRing
 	registerProbe     = giouring.RegisterProbe
 	rsrcRegSparse     = giouring.RsrcRegisterSparse
 	notifUsageZCCopy  = giouring.NotifUsageZCCopied
 	sendZCReportUsage = giouring.SendZCReportUsage
-	enterGetEvents    = giouring.EnterGetEvents
-	enterSQWakeup     = giouring.EnterSQWakeup
-	enterSQWait       = giouring.EnterSQWait
-	enterExtArg       = giouring.EnterExtArg
-	sqNeedWakeup      = giouring.SQNeedWakeup
-	sqCQOverflow      = giouring.SQCQOverflow
-	sqTaskrun         = giouring.SQTaskrun
 )

@@ -19,15 +19,16 @@ func TestRecordedScripts(t *testing.T) {
 		file           string
 		pid            int
 		samples, other int64
+		idle           int64
 		threads        int
 		want           map[string]int64
 	}{
 		{
-			file: "sockets.script.gz", pid: 14871, samples: 1077, other: 38, threads: 4,
+			file: "sockets.script.gz", pid: 14871, samples: 1077, other: 38, idle: 30, threads: 4,
 			want: map[string]int64{"copy": 45, "epoll": 16, "perf": 74, "runtime": 55, "sched": 7, "softirq": 44, "syscall": 119, "tcpip": 615, "transport": 102},
 		},
 		{
-			file: "uring.script.gz", pid: 15045, samples: 1058, other: 42, threads: 3,
+			file: "uring.script.gz", pid: 15045, samples: 1058, other: 42, idle: 39, threads: 3,
 			want: map[string]int64{"app": 1, "copy": 43, "io_uring": 67, "other": 3, "perf": 6, "runtime": 10, "sched": 38, "softirq": 55, "syscall": 10, "tcpip": 789, "transport": 36},
 		},
 	} {
@@ -45,9 +46,9 @@ func TestRecordedScripts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Samples != tc.samples || p.OtherProcesses != tc.other || p.Threads != tc.threads || p.Lost != 0 {
-				t.Errorf("%d samples of the server, %d of others, %d threads, %d lost; want %d, %d, %d, 0",
-					p.Samples, p.OtherProcesses, p.Threads, p.Lost, tc.samples, tc.other, tc.threads)
+			if p.Samples != tc.samples || p.OtherProcesses != tc.other || p.Idle != tc.idle || p.Threads != tc.threads || p.Lost != 0 {
+				t.Errorf("%d samples of the server, %d of others (%d idle), %d threads, %d lost; want %d, %d (%d), %d, 0",
+					p.Samples, p.OtherProcesses, p.Idle, p.Threads, p.Lost, tc.samples, tc.other, tc.idle, tc.threads)
 			}
 			if diff := cmp.Diff(tc.want, p.ByCategory); diff != "" {
 				t.Errorf("samples by category (-want +got):\n%s", diff)

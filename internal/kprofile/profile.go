@@ -18,8 +18,9 @@ type Profile struct {
 	// Threads counts the process's threads that were sampled.
 	Threads int
 	// OtherProcesses counts the samples of other processes (a recording
-	// of whole CPUs has them: the idle task, perf itself).
-	OtherProcesses int64
+	// of whole CPUs has them: the idle task, perf itself), Idle those of
+	// the idle task (PID 0) among them.
+	OtherProcesses, Idle int64
 	// Lost counts the samples perf lost, of the whole recording.
 	Lost int64
 	// OtherLeaves counts the leaf symbols of the samples in Other, to
@@ -37,6 +38,9 @@ func Attribute(r io.Reader, pid int, rules *Rules) (*Profile, error) {
 		s := sc.Sample()
 		if pid != 0 && s.PID != pid {
 			p.OtherProcesses++
+			if s.PID == 0 {
+				p.Idle++
+			}
 			continue
 		}
 		p.Add(s, rules)

@@ -201,8 +201,10 @@ func TestBenchKProfile(t *testing.T) {
 		t.Errorf("the categories sum to %.0f ns/req, the record says %.0f", sum, k.SampledNsPerReq)
 	}
 	// A sockets server's time is mostly TCP/IP; its own loop and the
-	// runtime show; what the rules miss is small.
-	if k.NsPerReq["tcpip"] < 0.3*k.SampledNsPerReq || k.NsPerReq["transport"] <= 0 || k.NsPerReq["runtime"] <= 0 || k.NsPerReq["other"] > 0.05*k.SampledNsPerReq {
+	// runtime show; what the rules miss is small. (Built with -race, the
+	// race detector's runtime takes half, and its shadow memory faults
+	// pages in: other.)
+	if !raceEnabled && (k.NsPerReq["tcpip"] < 0.3*k.SampledNsPerReq || k.NsPerReq["other"] > 0.05*k.SampledNsPerReq) || k.NsPerReq["transport"] <= 0 || k.NsPerReq["runtime"] <= 0 {
 		t.Errorf("an unlikely split for a sockets server: %v", k.NsPerReq)
 	}
 	if k.MeasuredNsPerReq != float64(rec.ServerUserNs+rec.ServerSysNs)/float64(rec.Requests) {

@@ -107,6 +107,11 @@ func TestDefaultRules(t *testing.T) {
 			want:  "runtime",
 		},
 		{
+			name:  "the race detector is the runtime's",
+			stack: []Frame{u("__tsan::MetaMap::FreeRange"), u("[unknown]")},
+			want:  "runtime",
+		},
+		{
 			name:  "a handler's own code is the app's, a transport it calls the transport's",
 			stack: []Frame{u("main.(*echoServer).OnTraffic"), u("github.com/panjf2000/gnet/v2.(*conn).processIO")},
 			want:  "app",

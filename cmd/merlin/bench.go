@@ -104,6 +104,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	var syscallsFlag syscallsValue
 	fs.Var(&syscallsFlag, "syscalls", "add counts per system call name: -syscalls for the 43 calls a network server makes (the rest counted as other), -syscalls=all for every syscalls:sys_enter_* tracepoint (perf then takes 10 s or more to attach and detach). Either slows the servers: take throughput from runs without it")
 	profile := fs.Bool("profile", false, "keep a CPU profile of every server run in -out/profiles, its transport counters beside it (NAME.stats.json)")
+	kprofilePeriod := fs.Duration("kprofile-period", bench.DefaultKProfilePeriod, "-kprofile's sampling period (each sample costs the server a timer interrupt)")
 	kprofileFlag := fs.Bool("kprofile", false, "sample each server over the window with perf record (kernel and user stacks) and split its CPU per request by category (TCP/IP, copies, syscalls, epoll, io_uring, scheduler, runtime, transport, app, perf, other); keeps the recordings in -out/kprofile")
 	out := fs.String("out", "", "`directory` for results.txt, .json, .csv (default: a new directory under the system's temporary one)")
 	clientSpec := fs.String("client-transport", "net", "the load generator's transport `spec`: net (Go's net package) or a transport")
@@ -156,6 +157,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, stderr, "-syscalls needs perf")
 	case *kprofileFlag && *perfMode == "off":
 		return usageError(fs, stderr, "-kprofile needs perf")
+	case *kprofilePeriod < 10*time.Microsecond:
+		return usageError(fs, stderr, "-kprofile-period must be at least 10µs")
 	}
 
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "merlin bench: "+format+"\n", a...) }
@@ -254,7 +257,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		opts.ProfileDir = filepath.Join(dir, "profiles")
 	}
 	if *kprofileFlag {
-		opts.KProfile, opts.KProfileDir = true, filepath.Join(dir, "kprofile")
+		opts.KProfile, opts.KProfilePeriod, opts.KProfileDir = true, *kprofilePeriod, filepath.Join(dir, "kprofile")
 	}
 
 	var names []string

@@ -156,15 +156,16 @@ func TestBench(t *testing.T) {
 // the table's section, the figure and the recordings. The bound is looser
 // than the 5% a 10 s window holds: /proc counts in 10 ms ticks, user and
 // system apart, at both ends (up to 4% of a second at 90% busy), 3,600
-// samples are known to 1.7%, and the samples run a few percent short
-// when the server sleeps and wakes (see bench.KProfile.Ratio).
+// samples (every 250 µs) are known to 1.7%, and the samples run a few
+// percent short when the server sleeps and wakes (see
+// bench.KProfile.Ratio).
 func TestBenchKProfile(t *testing.T) {
 	if _, err := exec.LookPath("perf"); err != nil {
 		t.Skip("perf is not installed (Debian: linux-perf)")
 	}
 	out := t.TempDir()
 	r := merlin(t, "bench", "-servers", "sockets", "-netconn=false", "-workloads", "echo", "-conns", "64", "-depths", "1",
-		"-count", "1", "-warmup", "300ms", "-duration", "1s", "-kprofile", "-out", out)
+		"-count", "1", "-warmup", "300ms", "-duration", "1s", "-kprofile", "-kprofile-period", "250us", "-out", out)
 	if r.status != 0 {
 		t.Fatalf("merlin bench -kprofile: exit status %d\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
 	}

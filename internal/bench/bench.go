@@ -128,7 +128,7 @@ type Options struct {
 	// beside its transport's counters.
 	ProfileDir string
 	// KProfile samples every server over its measured window with perf
-	// record (cpu-clock every KProfilePeriod, default 250 µs, kernel and
+	// record (cpu-clock every KProfilePeriod, default 1 ms, kernel and
 	// user stacks, every thread) and attributes its CPU time to
 	// categories (Record.KProfile); it needs Perf. KProfileDir, if set,
 	// keeps each run's recording and perf script there, gzipped.

@@ -296,7 +296,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *kprofileFlag {
-		var names []string
+		n := 0
 		for _, f := range figures.KProfiles("kprofile", rep.Summaries()) {
 			svg, png, err := f.Bytes()
 			if err == nil {
@@ -308,10 +308,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return fail(stderr, "bench", err)
 			}
-			names = append(names, f.Name)
+			n++
 		}
-		if len(names) > 0 {
-			fmt.Fprintf(stdout, "\nkprofile: figures %s/{%s}.{svg,png}; recordings in %s/kprofile\n", dir, strings.Join(names, ","), dir)
+		if n > 0 {
+			fmt.Fprintf(stdout, "\nkprofile: figures in %s/kprofile-*.{svg,png}, recordings in %s/kprofile\n", dir, dir)
 		}
 	}
 	fmt.Fprintf(stdout, "\nresults: %s/results.{txt,json,csv}  (compare: benchstat -col /server %s/results.txt)\n", dir, dir)

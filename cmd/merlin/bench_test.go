@@ -170,7 +170,7 @@ func TestBenchKProfile(t *testing.T) {
 		t.Fatalf("merlin bench -kprofile: exit status %d\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
 	}
 	t.Logf("(%v)\n%s", r.elapsed.Round(time.Millisecond), r.stdout)
-	for _, want := range []string{"where the server's CPU goes", " kp-tcpip-ns/req", " kp-sum-ns/req", "kprofile: figures"} {
+	for _, want := range []string{"where the server's CPU goes", " kp-tcpip-ns/req", " kp-sum-ns/req", "kprofile: figures in "} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q", want)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/internal/figures"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -63,6 +64,15 @@ the C server of its mechanism in the same cell, nginx for HTTP), and below
 it servers are called cheaper only where a Mann-Whitney U test over the
 rounds gives p < 0.05, with an interval for the ratio.
 
+-kprofile samples each server over the window with perf record (kernel and
+user stacks, every thread) and splits its CPU per request by category
+(TCP/IP, copies, softirq, syscalls, epoll, io_uring, scheduler, transport,
+app, Go runtime, perf, other: internal/kprofile/rules.txt), the samples'
+sum beside the CPU measured from /proc, as a table and a stacked bar
+figure per cell (-out/kprofile-CELL.svg, .png), keeping each run's
+recording in -out/kprofile. It needs perf (Debian: linux-perf) and root,
+or kernel.perf_event_paranoid 0 or lower.
+
 -quick is a one-minute smoke run: every server, echo 64 B at 64
 connections, depths 1 and 16, an open loop at 50% and idle memory, one
 round of short windows. Its figures are a first look, not a measurement.
@@ -73,6 +83,7 @@ Examples:
 	merlin bench -conns 1,64,256,1000 -sizes 64,4k -depths 1,16 -count 5 -peers gnet,netstd
 	merlin bench -rates closed,80% -depths 1 -count 5
 	merlin bench -servers sockets,uring -profile -syscalls -count 3
+	merlin bench -servers sockets,uring -peers gnet -depths 1 -kprofile -count 3
 `
 
 // bench is "merlin bench".
@@ -100,6 +111,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	var syscallsFlag syscallsValue
 	fs.Var(&syscallsFlag, "syscalls", "add counts per system call name: -syscalls for the 43 calls a network server makes (the rest counted as other), -syscalls=all for every syscalls:sys_enter_* tracepoint (perf then takes 10 s or more to attach and detach). Either slows the servers: take throughput from runs without it")
 	profile := fs.Bool("profile", false, "keep a CPU profile of every server run in -out/profiles, its transport counters beside it (NAME.stats.json)")
+	kprofilePeriod := fs.Duration("kprofile-period", bench.DefaultKProfilePeriod, "-kprofile's sampling period (each sample costs the server a timer interrupt)")
+	kprofileFlag := fs.Bool("kprofile", false, "sample each server over the window with perf record (kernel and user stacks) and split its CPU per request by category (TCP/IP, copies, syscalls, epoll, io_uring, scheduler, runtime, transport, app, perf, other); keeps the recordings in -out/kprofile")
 	out := fs.String("out", "", "`directory` for results.txt, .json, .csv (default: a new directory under the system's temporary one)")
 	clientSpec := fs.String("client-transport", "net", "the load generator's transport `spec`: net (Go's net package) or a transport")
 	generator := fs.String("generator", "", "the echo workload's generator `engine`: ring (every connection from one thread through io_uring, busy-polling, so that even a C server is saturated) or net (a goroutine per connection); default ring where it runs, net with -client-transport")
@@ -150,6 +163,10 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, stderr, "-perf %s: want auto, on or off", *perfMode)
 	case syscallsFlag != "" && *perfMode == "off":
 		return usageError(fs, stderr, "-syscalls needs perf")
+	case *kprofileFlag && *perfMode == "off":
+		return usageError(fs, stderr, "-kprofile needs perf")
+	case *kprofilePeriod < 10*time.Microsecond:
+		return usageError(fs, stderr, "-kprofile-period must be at least 10µs")
 	}
 
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "merlin bench: "+format+"\n", a...) }
@@ -176,10 +193,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	switch *perfMode {
-	case "on":
+	switch {
+	case *perfMode == "on" || *kprofileFlag:
+		// -kprofile fails early, naming what is missing, without perf.
 		opts.Perf = "perf"
-	case "auto":
+	case *perfMode == "auto":
 		if _, err := bench.ProbePerf("perf"); err != nil {
 			logf("system calls will not be counted: %v", err)
 		} else {
@@ -246,6 +264,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	if *profile {
 		opts.ProfileDir = filepath.Join(dir, "profiles")
 	}
+	if *kprofileFlag {
+		opts.KProfile, opts.KProfilePeriod, opts.KProfileDir = true, *kprofilePeriod, filepath.Join(dir, "kprofile")
+	}
 
 	var names []string
 	for _, s := range srvs {
@@ -280,6 +301,25 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	}{{"results.txt", rep.WriteBenchfmt}, {"results.json", rep.WriteJSON}, {"results.csv", rep.WriteCSV}} {
 		if err := writeFile(filepath.Join(dir, f.name), f.write); err != nil {
 			return fail(stderr, "bench", err)
+		}
+	}
+	if *kprofileFlag {
+		n := 0
+		for _, f := range figures.KProfiles("kprofile", rep.Summaries()) {
+			svg, png, err := f.Bytes()
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, f.Name+".svg"), svg, 0o644)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, f.Name+".png"), png, 0o644)
+			}
+			if err != nil {
+				return fail(stderr, "bench", err)
+			}
+			n++
+		}
+		if n > 0 {
+			fmt.Fprintf(stdout, "\nkprofile: figures in %s/kprofile-*.{svg,png}, recordings in %s/kprofile\n", dir, dir)
 		}
 	}
 	fmt.Fprintf(stdout, "\nresults: %s/results.{txt,json,csv}  (compare: benchstat -col /server %s/results.txt)\n", dir, dir)

@@ -127,6 +127,14 @@ type Options struct {
 	// ProfileDir, if set, keeps a CPU profile of every server run there,
 	// beside its transport's counters.
 	ProfileDir string
+	// KProfile samples every server over its measured window with perf
+	// record (cpu-clock every KProfilePeriod, default 1 ms, kernel and
+	// user stacks, every thread) and attributes its CPU time to
+	// categories (Record.KProfile); it needs Perf. KProfileDir, if set,
+	// keeps each run's recording and perf script there, gzipped.
+	KProfile       bool
+	KProfilePeriod time.Duration
+	KProfileDir    string
 	// Dial, if set, makes the generator's connections (a client
 	// transport).
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
@@ -207,6 +215,9 @@ type Record struct {
 	// TransportStats are the transport's own counters over the window
 	// (merlin servers only).
 	TransportStats map[string]uint64 `json:"transport_stats,omitempty"`
+	// KProfile is where the server's CPU time went, by category
+	// (Options.KProfile).
+	KProfile *KProfile `json:"kprofile,omitempty"`
 
 	P50ns  int64 `json:"p50_ns,omitempty"`
 	P99ns  int64 `json:"p99_ns,omitempty"`
@@ -258,6 +269,9 @@ type Settings struct {
 	Generator        string   `json:"generator"` // the echo workload's engine
 	Perf             string   `json:"perf"`
 	Notes            []string `json:"notes,omitempty"`
+
+	// KProfile describes the sampling of Options.KProfile ("" without).
+	KProfile string `json:"kprofile,omitempty"`
 }
 
 // clientBoundBelow is the server busy fraction under which a closed-loop
@@ -490,7 +504,40 @@ func (b *bencher) setup() error {
 			return fmt.Errorf("bench: %w", err)
 		}
 	}
+	if o.KProfile {
+		if o.Perf == "" {
+			return fmt.Errorf("bench: -kprofile needs perf (Debian: apt-get install linux-perf)")
+		}
+		if err := ProbeKProfile(o.Perf); err != nil {
+			return fmt.Errorf("bench: -kprofile: %w", err)
+		}
+		where := "every CPU"
+		if o.ServerCPU >= 0 {
+			where = fmt.Sprintf("CPU %d", o.ServerCPU)
+		}
+		s.KProfile = fmt.Sprintf("perf record -e cpu-clock every %v -g on %s, the server's samples; categories by internal/kprofile/rules.txt", b.kprofilePeriod(), where)
+		if o.KProfileDir != "" {
+			if err := os.MkdirAll(o.KProfileDir, 0o755); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// kprofilePeriod is Options.KProfilePeriod or its default.
+func (b *bencher) kprofilePeriod() time.Duration {
+	return cmp.Or(b.o.KProfilePeriod, DefaultKProfilePeriod)
+}
+
+// kprofilePin keeps perf record off the server's CPU: on the client's,
+// where its reading of the samples competes with the generator, not with
+// the server it measures.
+func (b *bencher) kprofilePin() []string {
+	if b.o.Taskset == "" || b.o.ClientCPU < 0 || b.o.ClientCPU == b.o.ServerCPU {
+		return nil
+	}
+	return []string{b.o.Taskset, "-c", strconv.Itoa(b.o.ClientCPU)}
 }
 
 // perfTimeout bounds perf's answers: attaching to every syscall
@@ -638,6 +685,13 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 		}
 		defer perf.close()
 	}
+	var kp *kprofileRecorder
+	if o.KProfile && w.Kind != Idle {
+		if kp, err = startKProfile(b.kprofilePin(), o.Perf, p.pid, o.ServerCPU, b.kprofilePeriod()); err != nil {
+			return fail("%v", err)
+		}
+		defer kp.close()
+	}
 
 	cfg := loadgen.Config{
 		Network: "tcp", Addr: p.addr, Conns: w.Conns, Size: w.Size, Depth: w.Depth, Rate: rate,
@@ -671,6 +725,10 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 			if perf != nil {
 				note(perf.command("enable", b.perfTimeout()))
 			}
+			// The samples' window next to /proc's, inside perf stat's.
+			if kp != nil {
+				note(kp.command("enable", b.perfTimeout()))
+			}
 			before, err = procstat.Read(p.pid)
 			note(err)
 			return
@@ -678,6 +736,9 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 		var err error
 		after, err = procstat.Read(p.pid)
 		note(err)
+		if kp != nil {
+			note(kp.command("disable", b.perfTimeout()))
+		}
 		if perf != nil {
 			note(perf.command("disable", b.perfTimeout()))
 		}
@@ -759,6 +820,17 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 		if o.Syscalls != "" {
 			delete(counts, "total")
 			rec.SyscallsByName = counts
+		}
+	}
+	if kp != nil {
+		name := fmt.Sprintf("%s-r%d", strings.ReplaceAll(strings.TrimPrefix(rec.Name, "Benchmark"), "/", "_"), pr.round)
+		prof, files, err := kp.finish(b.perfTimeout(), o.KProfileDir, name)
+		if err != nil {
+			return fail("-kprofile: %v", err)
+		}
+		rec.KProfile = kprofileOf(prof, b.kprofilePeriod(), rec.Requests, rec.ServerUserNs+rec.ServerSysNs, o.ServerCPU >= 0, files)
+		if sh := rec.KProfile.SharedCPU; sh > sharedCPUNote {
+			rec.Notes = append(rec.Notes, fmt.Sprintf("CPU %d shared: %.0f%% to other processes", o.ServerCPU, 100*sh))
 		}
 	}
 	return rec

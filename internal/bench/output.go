@@ -51,7 +51,7 @@ func (r Record) metrics() []metric {
 	}
 	ms = append(ms, metric{100 * r.ServerBusy, "server-cpu-%"}, metric{100 * r.ClientBusy, "client-cpu-%"},
 		metric{r.perReq(float64(r.ClientUserNs + r.ClientSysNs)), "client-cpu-ns/req"})
-	return ms
+	return append(ms, r.KProfile.metrics()...)
 }
 
 // n is the iteration count of r's benchmark line.
@@ -106,6 +106,12 @@ func (rep *Report) WriteHeader(w io.Writer) error {
 		time.Duration(s.WarmupSeconds*1e9), time.Duration(s.DurationSeconds*1e9), oneLine(s.Perf))
 	for _, u := range units {
 		fmt.Fprintf(w, "Unit %s better=%s\n", u.unit, u.better)
+	}
+	if s.KProfile != "" {
+		fmt.Fprintf(w, "kprofile: %s\n", s.KProfile)
+		for _, u := range KProfileUnits() {
+			fmt.Fprintf(w, "Unit %s better=lower\n", u)
+		}
 	}
 	_, err := fmt.Fprintln(w)
 	return err
@@ -271,6 +277,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if err := writeComparisons(w, rep.Summaries()); err != nil {
+		return err
+	}
+	if err := rep.writeKProfile(w, main); err != nil {
 		return err
 	}
 	return rep.writeByName(w)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,7 +63,8 @@ func ProbePerf(path string) (string, error) {
 	return version, nil
 }
 
-// perfCounter is a `perf stat` attached to a process, counting only
+// perfCounter is a perf command (`perf stat`, or `perf record` for
+// -kprofile) attached to a process or CPUs, counting or sampling only
 // between enable and disable (--control with FIFOs, events disabled at
 // start), so that its window is the benchmark's.
 type perfCounter struct {
@@ -79,6 +81,20 @@ type perfCounter struct {
 // byName is "net" (byNameSyscalls) or "all" (every tracepoint). The
 // counts start at enable.
 func startPerf(path string, pid int, byName string) (*perfCounter, error) {
+	events := rawSyscallsEvent
+	switch byName {
+	case "net":
+		events += "," + byNameEvents()
+	case "all":
+		events += ",syscalls:sys_enter_*"
+	}
+	return startPerfControlled(nil, path, "stat", "-x,", "--no-big-num", "-e", events, "-p", strconv.Itoa(pid))
+}
+
+// startPerfControlled starts perf (under the command prefix pin, if any)
+// with args, its events disabled until enable (-D -1 --control), its
+// output to pc.out, in a directory of its own that close removes.
+func startPerfControlled(pin []string, path string, args ...string) (*perfCounter, error) {
 	if path == "" {
 		path = "perf"
 	}
@@ -102,15 +118,9 @@ func startPerf(path string, pid int, byName string) (*perfCounter, error) {
 		pc.close()
 		return nil, err
 	}
-	events := rawSyscallsEvent
-	switch byName {
-	case "net":
-		events += "," + byNameEvents()
-	case "all":
-		events += ",syscalls:sys_enter_*"
-	}
-	pc.cmd = exec.Command(path, "stat", "-x,", "--no-big-num", "-e", events, "-p", strconv.Itoa(pid),
-		"-D", "-1", "--control", "fifo:"+ctl+","+ack, "-o", pc.out)
+	argv := append(append(slices.Clone(pin), path), args...)
+	argv = append(argv, "-D", "-1", "--control", "fifo:"+ctl+","+ack, "-o", pc.out)
+	pc.cmd = exec.Command(argv[0], argv[1:]...)
 	pc.cmd.Stderr = pc.stderr
 	if err := pc.cmd.Start(); err != nil {
 		pc.close()
@@ -150,13 +160,8 @@ func (pc *perfCounter) command(c string, timeout time.Duration) error {
 // as "read", "write", ...; the raw one as "total").
 func (pc *perfCounter) finish(timeout time.Duration) (map[string]int64, error) {
 	defer pc.close()
-	pc.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-pc.done:
-	case <-time.After(timeout):
-		pc.cmd.Process.Kill()
-		<-pc.done
-		return nil, fmt.Errorf("perf did not exit within %v of SIGINT", timeout)
+	if err := pc.stop(timeout); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(pc.out)
 	if err != nil {
@@ -167,6 +172,20 @@ func (pc *perfCounter) finish(timeout time.Duration) (map[string]int64, error) {
 		return nil, fmt.Errorf("%w (perf: %v: %s)", err, pc.err, pc.stderr)
 	}
 	return counts, nil
+}
+
+// stop ends perf with SIGINT, which has it write its output, and waits
+// for it to exit.
+func (pc *perfCounter) stop(timeout time.Duration) error {
+	pc.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-pc.done:
+		return nil
+	case <-time.After(timeout):
+		pc.cmd.Process.Kill()
+		<-pc.done
+		return fmt.Errorf("perf did not exit within %v of SIGINT", timeout)
+	}
 }
 
 // close releases the FIFOs and the directory (and kills perf if it runs).

@@ -1,0 +1,118 @@
+package kprofile
+
+import (
+	"strings"
+	"testing"
+)
+
+const smallScript = `merlin  4242/4242      250000 
+	ffffffff8205b528 __ip_queue_xmit ([kernel.kallsyms])
+	ffffffff81000130 entry_SYSCALL_64_after_hwframe ([kernel.kallsyms])
+	            b34e internal/runtime/syscall/linux.Syscall6 (/tmp/merlin)
+	           92501 runtime.goexit.abi0 (/tmp/merlin)
+
+swapper     0/0         250000 
+	ffffffff8225f8ab pv_native_safe_halt ([kernel.kallsyms])
+
+Go Worker 7  4242/4250  250000 
+	          4a1c20 [unknown] (/tmp/merlin)
+	   7ffd3a1f0a10 __vdso_clock_gettime ([vdso])
+	    7f0e1a2b3c4d operator new(unsigned long) (/usr/lib/libstdc++.so.6)
+	           0 [unknown] ([kernel.kallsyms])
+
+perf 77/77 [001] 1.000: PERF_RECORD_LOST lost 12
+merlin  4242/4243      250000 
+	          4b0000 runtime.mallocgc (/tmp/merlin)
+`
+
+func TestScanner(t *testing.T) {
+	sc := NewScanner(strings.NewReader(smallScript))
+	var got []Sample
+	for sc.Scan() {
+		s := *sc.Sample()
+		s.Stack = append([]Frame(nil), s.Stack...)
+		got = append(got, s)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d samples, want 4: %+v", len(got), got)
+	}
+	if sc.Lost() != 12 {
+		t.Errorf("Lost() = %d, want 12", sc.Lost())
+	}
+	s := got[0]
+	if s.Comm != "merlin" || s.PID != 4242 || s.TID != 4242 || s.Period != 250000 || len(s.Stack) != 4 {
+		t.Errorf("sample 0: %+v", s)
+	}
+	if f := s.Stack[0]; f.Sym != "__ip_queue_xmit" || f.DSO != "[kernel.kallsyms]" || !f.Kernel || f.Addr != 0xffffffff8205b528 {
+		t.Errorf("sample 0 frame 0: %+v", f)
+	}
+	if f := s.Stack[2]; f.Sym != "internal/runtime/syscall/linux.Syscall6" || f.DSO != "/tmp/merlin" || f.Kernel {
+		t.Errorf("sample 0 frame 2: %+v", f)
+	}
+	s = got[2]
+	if s.Comm != "Go Worker 7" || s.PID != 4242 || s.TID != 4250 {
+		t.Errorf("sample 2 (a command name with spaces): %+v", s)
+	}
+	if f := s.Stack[2]; f.Sym != "operator new(unsigned long)" || f.DSO != "/usr/lib/libstdc++.so.6" {
+		t.Errorf("sample 2 frame 2 (a symbol with spaces): %+v", f)
+	}
+	if f := s.Stack[3]; !f.Kernel || f.Sym != "[unknown]" {
+		t.Errorf("sample 2 frame 3 (a hidden kernel address is still the kernel's): %+v", f)
+	}
+	if s := got[3]; s.TID != 4243 || len(s.Stack) != 1 || s.Stack[0].Sym != "runtime.mallocgc" {
+		t.Errorf("sample 3 (at the end of the input, no blank line): %+v", s)
+	}
+
+	p, err := Attribute(strings.NewReader(smallScript), 4242, DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Samples != 3 || p.Ns != 750000 || p.OtherProcesses != 1 || p.Threads != 3 || p.Lost != 12 {
+		t.Errorf("Attribute: %+v", p)
+	}
+	if p.ByCategory["tcpip"] != 1 || p.ByCategory["runtime"] != 1 || p.ByCategory[Other] != 1 {
+		t.Errorf("Attribute by category: %v", p.ByCategory)
+	}
+}
+
+func TestScannerErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"no -g", "merlin 1/1 250000\nmerlin 1/1 250000\n\tffff x (y)\n", "recording made with -g"},
+		{"no pid/tid", "merlin 1 250000\n\tffff x (y)\n", "no PID/TID"},
+		{"no period", "merlin 1/1\n\tffff x (y)\n", "no period"},
+		{"bad period", "merlin 1/1 cpu-clock:\n\tffff x (y)\n", "bad period"},
+		{"frame first", "\tffff x (y)\n", "outside a sample"},
+		{"bad address", "merlin 1/1 250000\n\tzzzz x (y)\n", "bad frame address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := NewScanner(strings.NewReader(tc.in))
+			for sc.Scan() {
+			}
+			if err := sc.Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Err() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzScanner: any input is read to its end or to an error, without a
+// panic, and every sample it yields has a stack.
+func FuzzScanner(f *testing.F) {
+	f.Add(smallScript)
+	f.Add("x 1/2 3\n\t0 a (b)\n\n")
+	f.Add("perf 1/1 [0] 1: PERF_RECORD_LOST lost x\n")
+	f.Add("a b c 1/1 5 event:\n\t  1 (dso)\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		sc := NewScanner(strings.NewReader(in))
+		for sc.Scan() {
+			s := sc.Sample()
+			if len(s.Stack) == 0 {
+				t.Fatalf("a sample without frames: %+v", s)
+			}
+			DefaultRules().Category(s.Stack)
+		}
+	})
+}

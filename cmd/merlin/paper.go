@@ -381,9 +381,10 @@ func benchMirror() (*flag.FlagSet, *benchArgs) {
 		fs.String(s, "", "")
 	}
 	fs.Duration("timeout", 10*time.Second, "")
+	fs.Duration("kprofile-period", 0, "")
 	fs.Int("server-cpu", 0, "")
 	fs.Int("client-cpu", 1, "")
-	for _, s := range []string{"quick", "netconn", "profile"} {
+	for _, s := range []string{"quick", "netconn", "profile", "kprofile"} {
 		fs.Bool(s, false, "")
 	}
 	var sc syscallsValue

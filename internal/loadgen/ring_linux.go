@@ -44,9 +44,24 @@ const (
 	ropRecv = 2
 )
 
-// ringBufSize is the size of each provided receive buffer. With
-// incremental consumption (Linux 6.12) small receives share one.
-const ringBufSize = 4 << 10
+// ringBuffers sizes the provided buffers for conns connections with
+// batch bytes in flight each: room for every batch twice over (a starved
+// ring ends receives with ENOBUFS, and the generator would measure
+// itself), in buffers of 4 KiB, or 16 KiB for batches above 16 KiB; at
+// least 256 buffers and at most 32768 (the ring's limit). With
+// incremental consumption (Linux 6.12) small receives share a buffer.
+func ringBuffers(conns, batch int) (size, count int) {
+	size = 4 << 10
+	if batch > 16<<10 {
+		size = 16 << 10
+	}
+	need := 2 * conns * ((batch + size - 1) / size)
+	count = 256
+	for count < need && count < 1<<15 {
+		count *= 2
+	}
+	return size, count
+}
 
 // ringAvailable reports whether the ring engine runs here, and why not.
 func ringAvailable() error {
@@ -133,11 +148,8 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 	}
 	e.ring = ring
 	defer e.close()
-	count := 256
-	for count < 2*r.cfg.Conns && count < 1<<15 {
-		count *= 2
-	}
-	if e.bufs, err = ioring.NewBufRing(ring.Fd, 0, count, ringBufSize); err != nil {
+	size, count := ringBuffers(r.cfg.Conns, r.cfg.Depth*r.cfg.Size)
+	if e.bufs, err = ioring.NewBufRing(ring.Fd, 0, count, size); err != nil {
 		for range r.cfg.Conns {
 			ready <- struct{}{}
 		}

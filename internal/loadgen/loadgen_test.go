@@ -89,6 +89,10 @@ func testRunEcho(t *testing.T, engine string) {
 		{name: "small", conns: 4, size: 64, depth: 1},
 		{name: "pipelined", conns: 4, size: 100, depth: 16},
 		{name: "tiny-messages", conns: 2, size: 3, depth: 7},
+		// Many connections: dialing under the runtime's preemption
+		// signals (a blocking connect once failed with EINTR here), and
+		// the ring engine's buffers shared by all.
+		{name: "many-conns", conns: 1000, size: 64, depth: 1},
 		// 16 x 64 KiB is written from a second goroutine: a server that
 		// echoes as it reads would deadlock a write-then-read client.
 		{name: "large-batch", conns: 2, size: 64 << 10, depth: 16},

@@ -100,14 +100,7 @@ func TestBench(t *testing.T) {
 
 	// The JSON holds the same runs, with the offered rate resolved from
 	// the closed-loop runs, and nothing failed.
-	var rep bench.Report
-	b, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if len(rep.Records) != 6 {
 		t.Fatalf("%d records in results.json, want 6", len(rep.Records))
 	}
@@ -174,14 +167,7 @@ func TestBenchKProfile(t *testing.T) {
 			t.Errorf("stdout lacks %q", want)
 		}
 	}
-	var rep bench.Report
-	b, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, out)
 	if len(rep.Records) != 1 || rep.Records[0].KProfile == nil {
 		t.Fatalf("results.json: %d records, want 1 with a kprofile", len(rep.Records))
 	}
@@ -368,3 +354,17 @@ func (c countingConn) Read(p []byte) (int, error) {
 }
 
 var _ io.Reader = countingConn{}
+
+// readReport reads the results.json that merlin bench wrote in out.
+func readReport(t *testing.T, out string) bench.Report {
+	t.Helper()
+	var rep bench.Report
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}

@@ -129,8 +129,9 @@ type Options struct {
 	ProfileDir string
 	// KProfile samples every server over its measured window with perf
 	// record (cpu-clock every KProfilePeriod, default 1 ms, kernel and
-	// user stacks, every thread) and attributes its CPU time to
-	// categories (Record.KProfile); it needs Perf. KProfileDir, if set,
+	// user stacks, every thread; the scheduler's switches and wake-ups)
+	// and attributes its CPU time to categories (Record.KProfile); it
+	// needs Perf. KProfileDir, if set,
 	// keeps each run's recording and perf script there, gzipped.
 	KProfile       bool
 	KProfilePeriod time.Duration
@@ -515,7 +516,7 @@ func (b *bencher) setup() error {
 		if o.ServerCPU >= 0 {
 			where = fmt.Sprintf("CPU %d", o.ServerCPU)
 		}
-		s.KProfile = fmt.Sprintf("perf record -e cpu-clock every %v -g on %s, the server's samples; categories by internal/kprofile/rules.txt", b.kprofilePeriod(), where)
+		s.KProfile = fmt.Sprintf("perf record -e cpu-clock every %v -g and the scheduler's switches and wake-ups on %s, the server's samples; categories by internal/kprofile/rules.txt", b.kprofilePeriod(), where)
 		if o.KProfileDir != "" {
 			if err := os.MkdirAll(o.KProfileDir, 0o755); err != nil {
 				return err

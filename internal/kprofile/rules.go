@@ -35,6 +35,9 @@ var Categories = []Category{
 // Other is the category of samples no rule decides.
 const Other = "other"
 
+// Sched is the category of the scheduler and wake-ups.
+const Sched = "sched"
+
 // pass is the rules' category that decides nothing.
 const pass = "pass"
 

@@ -99,7 +99,7 @@ func TestScannerErrors(t *testing.T) {
 }
 
 // FuzzScanner: any input is read to its end or to an error, without a
-// panic, and every sample it yields has a stack.
+// panic, and every sample it yields but a tracepoint's record has a stack.
 func FuzzScanner(f *testing.F) {
 	f.Add(smallScript)
 	f.Add("x 1/2 3\n\t0 a (b)\n\n")
@@ -109,10 +109,90 @@ func FuzzScanner(f *testing.F) {
 		sc := NewScanner(strings.NewReader(in))
 		for sc.Scan() {
 			s := sc.Sample()
-			if len(s.Stack) == 0 {
+			if len(s.Stack) == 0 && !s.Tracepoint() {
 				t.Fatalf("a sample without frames: %+v", s)
 			}
 			DefaultRules().Category(s.Stack)
 		}
 	})
+}
+
+// A recording with the scheduler's events (ScriptFields and SchedEvents):
+// server 700 (threads 700, 701) on CPU 0, another process's thread 999
+// on CPU 1.
+const schedScript = `     merlin   700/700   [000]    10.000100: sched:sched_switch: prev_comm=merlin prev_pid=700 prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120
+swapper     0/0     [000]    10.000200:    1000000          cpu-clock: 
+	ffffffff813ae453 finish_task_switch.isra.0 ([kernel.kallsyms])
+	ffffffff822664de schedule_idle ([kernel.kallsyms])
+
+         swapper     0/0     [000]    10.000300: sched:sched_wakeup: comm=merlin pid=700 prio=120 target_cpu=000
+swapper     0/0     [000]    10.000310:    1000000          cpu-clock: 
+	ffffffff8225f8ab pv_native_safe_halt ([kernel.kallsyms])
+	ffffffff822613b5 default_idle ([kernel.kallsyms])
+
+swapper     0/0     [000]    10.000320:    1000000          cpu-clock: 
+	ffffffff81443499 tick_nohz_idle_exit ([kernel.kallsyms])
+	ffffffff813d0111 do_idle ([kernel.kallsyms])
+
+         swapper     0/0     [001]    10.000330: sched:sched_wakeup: comm=other pid=999 prio=120 target_cpu=001
+swapper     0/0     [001]    10.000340:    1000000          cpu-clock: 
+	ffffffff81443499 tick_nohz_idle_exit ([kernel.kallsyms])
+
+         swapper     0/0     [000]    10.000400: sched:sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=merlin next_pid=700 next_prio=120
+merlin   700/700   [000]    10.000500:    1000000          cpu-clock: 
+	ffffffff8205b528 __ip_queue_xmit ([kernel.kallsyms])
+
+swapper     0/0     [000]    10.000600:    1000000          cpu-clock: 
+	ffffffff81443499 tick_nohz_idle_exit ([kernel.kallsyms])
+
+perf 77/77 [001] 10.000700: PERF_RECORD_LOST lost 3
+`
+
+func TestScannerSchedEvents(t *testing.T) {
+	sc := NewScanner(strings.NewReader(schedScript))
+	var got []Sample
+	for sc.Scan() {
+		s := *sc.Sample()
+		s.Stack = append([]Frame(nil), s.Stack...)
+		got = append(got, s)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10 || sc.Lost() != 3 {
+		t.Fatalf("%d samples and records, %d lost; want 10 and 3: %+v", len(got), sc.Lost(), got)
+	}
+	s := got[0]
+	if s.Comm != "merlin" || s.PID != 700 || s.TID != 700 || s.CPU != 0 || s.Time != 10_000_100_000 ||
+		s.Event != "sched:sched_switch" || !s.Tracepoint() || len(s.Stack) != 0 {
+		t.Errorf("record 0: %+v", s)
+	}
+	if n, ok := s.TraceInt("prev_pid"); !ok || n != 700 {
+		t.Errorf("record 0: prev_pid = %d, %v", n, ok)
+	}
+	s = got[1]
+	if s.Comm != "swapper" || s.PID != 0 || s.CPU != 0 || s.Period != 1000000 || s.Event != "cpu-clock" || s.Tracepoint() ||
+		len(s.Stack) != 2 || s.Stack[0].Sym != "finish_task_switch.isra.0" {
+		t.Errorf("sample 1: %+v", s)
+	}
+	if n, ok := got[2].TraceInt("target_cpu"); !ok || n != 0 {
+		t.Errorf("record 2: target_cpu = %d, %v", n, ok)
+	}
+}
+
+// The idle task's samples after a wake-up of the server's thread on the
+// same CPU and before that CPU's next switch are the server's, in sched;
+// not those in the halt itself, nor those of another CPU or process, nor
+// those before the wake-up or after the switch.
+func TestAttributeWoken(t *testing.T) {
+	p, err := Attribute(strings.NewReader(schedScript), 700, DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Woken != 1 || p.Samples != 2 || p.ByCategory[Sched] != 1 || p.ByCategory["tcpip"] != 1 || p.Ns != 2000000 {
+		t.Errorf("woken %d, samples %d, by category %v, ns %d; want 1, 2, sched 1 and tcpip 1, 2000000", p.Woken, p.Samples, p.ByCategory, p.Ns)
+	}
+	if p.OtherProcesses != 4 || p.Idle != 4 || p.Threads != 1 || p.Lost != 3 {
+		t.Errorf("others %d (idle %d), threads %d, lost %d; want 4 (4), 1, 3", p.OtherProcesses, p.Idle, p.Threads, p.Lost)
+	}
 }

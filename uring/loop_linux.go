@@ -581,8 +581,9 @@ func (l *loop) stepDirty() {
 }
 
 // rearmStarved re-arms the receives that ended with ENOBUFS, as many as
-// there are free buffers, oldest first: re-arming all of them at once when
-// one buffer comes back would end most of them with ENOBUFS again.
+// the kernel has buffers to fill (BufRing.Free asks it), oldest first:
+// re-arming all of them at once when one buffer comes back would end most
+// of them with ENOBUFS again.
 func (l *loop) rearmStarved() {
 	n := min(len(l.starved), l.bufs.Free())
 	if n == 0 {

@@ -16,7 +16,17 @@ const (
 	// CQEFBufMore is IORING_CQE_F_BUF_MORE (6.12): the buffer is not used
 	// up; the kernel goes on filling it.
 	CQEFBufMore = 1 << 4
+	// registerPbufStatus is IORING_REGISTER_PBUF_STATUS (6.8): the
+	// kernel's head of a buffer ring.
+	registerPbufStatus = 26
 )
+
+// pbufStatus is struct io_uring_buf_status.
+type pbufStatus struct {
+	bufGroup uint32
+	head     uint32
+	resv     [8]uint32
+}
 
 // BufRing is a ring of provided buffers (IORING_REGISTER_PBUF_RING, Linux
 // 5.19) registered as one buffer group of one ring. Both the ring of entries
@@ -31,6 +41,11 @@ type BufRing struct {
 	Count   int // buffers
 	mask    uint16
 	added   int      // buffers added since the last publish
+	held    int      // buffers the kernel filled and the caller has not put back
+	fd      int      // the ring's
+	bgid    uint16
+	noHead  bool // the kernel cannot tell its head (before 6.8)
+	status  pbufStatus
 	Inc     bool     // IOU_PBUF_RING_INC: the kernel consumes buffers piece by piece
 	off     []uint32 // inc: bytes of each buffer the kernel has filled so far
 }
@@ -44,7 +59,7 @@ func NewBufRing(fd int, bgid uint16, count, size int) (*BufRing, error) {
 	if size <= 0 || size > 1<<30 {
 		return nil, fmt.Errorf("ioring: provided buffers of %d bytes: want 1 byte to 1 GiB", size)
 	}
-	b := &BufRing{size: size, Count: count, mask: uint16(count - 1)}
+	b := &BufRing{size: size, Count: count, mask: uint16(count - 1), fd: fd, bgid: bgid}
 	page := os.Getpagesize()
 	ringLen := (count*16 + page - 1) / page * page
 	var err error
@@ -83,6 +98,7 @@ func NewBufRing(fd int, bgid uint16, count, size int) (*BufRing, error) {
 		b.Put(uint16(i))
 	}
 	b.Publish()
+	b.held = 0
 	return b, nil
 }
 
@@ -104,6 +120,7 @@ func (b *BufRing) Close() {
 func (b *BufRing) Get(bid uint16, n int, flags uint32) ([]byte, bool) {
 	off := int(bid) * b.size
 	if !b.Inc {
+		b.held++
 		return b.mem[off : off+n : off+n], true
 	}
 	off += int(b.off[bid])
@@ -112,6 +129,7 @@ func (b *BufRing) Get(bid uint16, n int, flags uint32) ([]byte, bool) {
 		return b.mem[off : off+n : off+n], false
 	}
 	b.off[bid] = 0
+	b.held++
 	return b.mem[off : off+n : off+n], true
 }
 
@@ -125,6 +143,7 @@ func (b *BufRing) Put(bid uint16) {
 	e.Len = uint32(b.size)
 	e.Bid = bid
 	b.added++
+	b.held--
 }
 
 // Publish advances the ring's tail over the buffers put since the last
@@ -136,6 +155,20 @@ func (b *BufRing) Publish() {
 	}
 }
 
-// Free returns how many buffers the kernel can fill once published (an
-// estimate: the loop returns every buffer as soon as it is used up).
-func (b *BufRing) Free() int { return b.Count - b.added }
+// Free returns how many buffers the kernel can fill once published: the
+// published ones it has not used up yet (the ring's tail less the kernel's
+// head, IORING_REGISTER_PBUF_STATUS, Linux 6.8: one system call) and those
+// put since the last publish. Buffers the kernel filled whose completions
+// are not reaped yet are not free: Count less the buffers the caller holds
+// would count them. Before 6.8 that is what it returns.
+func (b *BufRing) Free() int {
+	if !b.noHead {
+		b.status = pbufStatus{bufGroup: uint32(b.bgid)}
+		_, e := Register(b.fd, registerPbufStatus, unsafe.Pointer(&b.status), 1)
+		if e == 0 {
+			return int(b.br.Tail-uint16(b.status.head)) + b.added
+		}
+		b.noHead = true
+	}
+	return b.Count - b.held
+}

@@ -40,9 +40,9 @@ type BufRing struct {
 	size    int
 	Count   int // buffers
 	mask    uint16
-	added   int      // buffers added since the last publish
-	held    int      // buffers the kernel filled and the caller has not put back
-	fd      int      // the ring's
+	added   int // buffers added since the last publish
+	held    int // buffers the kernel filled and the caller has not put back
+	fd      int // the ring's
 	bgid    uint16
 	noHead  bool // the kernel cannot tell its head (before 6.8)
 	status  pbufStatus

@@ -28,6 +28,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // goroutine while the socket is full or for writes made outside callbacks.
 type conn struct {
 	t       *Transport
+	st      *transports.Counters // this connection's shard of t.stats
 	nc      net.Conn
 	rc      syscall.RawConn
 	network string
@@ -85,6 +86,7 @@ func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*
 	}
 	c := &conn{
 		t:        t,
+		st:       &t.stats[t.nextShard.Add(1)%statShards],
 		nc:       nc,
 		rc:       rc,
 		network:  network,
@@ -130,7 +132,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	if len(c.out)-c.head >= c.maxWrite && !c.bpPaused {
 		c.bpPaused = true
 		if !c.duplex {
-			c.t.stats.ReadPauses.Add(1)
+			c.st.ReadPauses.Add(1)
 		}
 	}
 	start := c.takeTokenLocked()
@@ -220,7 +222,7 @@ func (c *conn) flush(block bool) {
 	if c.wantShut && !c.shutDone {
 		c.mu.Unlock()
 		err := c.nc.(interface{ CloseWrite() error }).CloseWrite()
-		c.t.stats.Syscalls.Add(1)
+		c.st.Syscalls.Add(1)
 		c.mu.Lock()
 		if err != nil && c.killErr == nil && !c.eofSeen {
 			c.writing = false
@@ -240,7 +242,7 @@ func (c *conn) flush(block bool) {
 // with OnDrain once output falls to half of MaxWriteBuffer.
 func (c *conn) sentLocked(n int) {
 	c.head += n
-	c.t.stats.BytesOut.Add(uint64(n))
+	c.st.BytesOut.Add(uint64(n))
 	if c.bpPaused && len(c.out)-c.head <= c.maxWrite/2 {
 		c.bpPaused = false
 		c.offerKept = true
@@ -259,7 +261,7 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 		errno syscall.Errno
 	)
 	err := c.rc.Write(func(fd uintptr) bool {
-		c.t.stats.Syscalls.Add(1)
+		c.st.Syscalls.Add(1)
 		n, errno = sysWrite(fd, b)
 		return !block || errno != syscall.EAGAIN
 	})
@@ -277,7 +279,7 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 	case errno != 0:
 		return 0, c.opError("write", os.NewSyscallError("write", errno))
 	}
-	c.t.stats.Writes.Add(1)
+	c.st.Writes.Add(1)
 	return n, nil
 }
 
@@ -366,7 +368,7 @@ func (c *conn) PauseRead() {
 	c.mu.Lock()
 	if !c.appPaused {
 		c.appPaused = true
-		c.t.stats.ReadPauses.Add(1)
+		c.st.ReadPauses.Add(1)
 	}
 	c.mu.Unlock()
 }
@@ -619,7 +621,7 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 		errno  syscall.Errno
 		waited bool
 	)
-	st := &c.t.stats
+	st := c.st
 	rerr := c.rc.Read(func(fd uintptr) bool {
 		if waited {
 			st.Wakeups.Add(1)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,8 +32,13 @@ func init() {
 // Transport is the sockets transport. Make one with New or with
 // transports.Open("sockets", cfg).
 type Transport struct {
-	cfg   transports.Config
-	stats transports.Counters
+	cfg transports.Config
+	// stats are shards of the counters: each connection's goroutine adds
+	// to its own shard (conn.st), so that connections on different CPUs
+	// do not contend for one cache line on every read and write; Stats
+	// sums them. Listeners and Dial count in shard 0.
+	stats     [statShards]transports.Counters
+	nextShard atomic.Uint32
 
 	mu        sync.Mutex
 	cond      *sync.Cond // signalled when conns empties
@@ -69,7 +75,17 @@ func (t *Transport) Config() transports.Config { return t.cfg }
 
 // Stats returns the transport's counters. Wakeups and Events count the
 // times a connection's goroutine found its socket readable after waiting.
-func (t *Transport) Stats() transports.Stats { return t.stats.Snapshot() }
+func (t *Transport) Stats() transports.Stats {
+	var s transports.Stats
+	for i := range t.stats {
+		s = s.Add(t.stats[i].Snapshot())
+	}
+	return s
+}
+
+// statShards is how many shards of counters a Transport keeps: connections
+// share one only beyond this many.
+const statShards = 64
 
 // Listen listens on a tcp, tcp4, tcp6 or unix address and serves every
 // connection accepted there with h.
@@ -116,7 +132,7 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	if err != nil {
 		return nil, err
 	}
-	c, err := t.start(nc, network, h, &t.stats.Dialed)
+	c, err := t.start(nc, network, h, &t.stats[0].Dialed)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: nc.RemoteAddr(), Err: err}
 	}
@@ -152,7 +168,7 @@ func (t *Transport) start(nc net.Conn, network string, h transports.Handler, cou
 // first, so that Shutdown, woken by the broadcast, finds nothing open in
 // Stats.
 func (t *Transport) removeConn(c *conn) {
-	t.stats.Closed.Add(1)
+	c.st.Closed.Add(1)
 	t.mu.Lock()
 	delete(t.conns, c)
 	if len(t.conns) == 0 {
@@ -345,7 +361,7 @@ const (
 // it: resource errors back off, transient ones retry at once.
 func (l *listener) acceptLoop() {
 	defer l.t.wg.Done()
-	st := &l.t.stats
+	st := &l.t.stats[0]
 	backoff := time.Duration(0)
 	for {
 		nc, err := l.nl.Accept()

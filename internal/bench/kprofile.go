@@ -32,7 +32,7 @@ type KProfile struct {
 	// of idle to a woken server thread are the server's, as /proc counts
 	// them (kprofile.Profile.Woken; WokenSamples counts them). Measured
 	// here, echo at 64 connections, 64 B, one round of six servers: 0.98
-	// to 1.00 saturated; at half load 0.87-0.98 at depth 1 and 0.95-0.99
+	// to 1.00 saturated; at half load 0.86-0.98 at depth 1 and 0.95-0.99
 	// at depth 16 (without the credit, papers/0003: 0.79-0.88 and
 	// 0.81-0.92); at a quarter load 0.84-0.92 and 0.90-0.97. The rest
 	// is time the kernel charges a server around its sleeps that the

@@ -535,10 +535,11 @@ func (c *conn) onCQE(op uint8, aux uint32, res int32, flags uint32) {
 	case opRecv:
 		c.onRecv(res, flags, more)
 	case opSend:
+		// A SEND_ZC's completion comes flagged MORE, its notification
+		// later (on TCP, after the peer's ACK): the send is done, so
+		// the conn is stepped now and what is queued goes out; the
+		// request counts as in flight until the notification.
 		c.onSend(aux, res, flags, more)
-		if more {
-			return
-		}
 	case opShutdown:
 		c.shutDone = true
 		if res < 0 && !c.eofSeen {

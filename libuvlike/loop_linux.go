@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/merlin-net/merlin/internal/schedtick"
 )
 
 // Errors of the reactor's handles and requests.
@@ -73,7 +75,8 @@ type Loop struct {
 	epfd int
 	et   bool
 	lock bool
-	g    atomic.Uintptr // getg() of the goroutine in Run; 0 outside Run
+	tick schedtick.Ticker // the scheduler sees the loop yield
+	g    atomic.Uintptr   // getg() of the goroutine in Run; 0 outside Run
 
 	events   []unix.EpollEvent
 	watchers []*watcher // by descriptor
@@ -320,6 +323,7 @@ func (l *Loop) poll(timeout int) error {
 		// Returns at once: no need to tell the scheduler.
 		r, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), 0, 0, 0)
 	} else {
+		l.tick.BeforeBlock()
 		r, _, errno = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
 	}
 	l.Stats.Syscalls++

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/schedtick"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
@@ -89,10 +90,11 @@ type loop struct {
 	// Owned by the loop goroutine.
 	conns     []*conn
 	freeSlots []uint32
-	nconns    int         // slots in use
-	acceptors []*acceptor // by slot; nil when free
-	dirty     []*conn     // conns to step after the CQE batch
-	starved   []*conn     // conns whose recv ended with ENOBUFS
+	nconns    int              // slots in use
+	acceptors []*acceptor      // by slot; nil when free
+	dirty     []*conn          // conns to step after the CQE batch
+	starved   []*conn          // conns whose recv ended with ENOBUFS
+	tick      schedtick.Ticker // the scheduler sees the loop yield
 	timers    timerHeap
 	fixed     []int32 // free fixed-file slots
 	wakeArmed bool
@@ -297,6 +299,9 @@ func (l *loop) run() {
 			if l.ring.MinWaitUs != 0 {
 				t0 = time.Now()
 			}
+		}
+		if wait {
+			l.tick.BeforeBlock()
 		}
 		l.submit(waitNr, timeout)
 		if wait && l.ring.MinWaitUs != 0 {

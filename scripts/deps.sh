@@ -8,10 +8,10 @@
 #   linux-perf         perf: system calls per request, -kprofile
 #   nginx-light        the HTTP floor peer, and the reverse-proxy tests of apps/http1
 #   wrk, curl          real HTTP clients in the tests
-#   python3            an outside echo client in cmd/merlin's tests
+#   python3            an outside echo client in cli's tests
 # Go tools (go install, into .bin/ beside merlin):
 #   staticcheck        make test's static checks
-#   benchstat          reads merlin bench's results (bench-smoke, cmd/merlin's tests)
+#   benchstat          reads merlin bench's results (bench-smoke, cli's tests)
 #
 # Usage: scripts/deps.sh [BINDIR]   (default .bin)
 set -euo pipefail

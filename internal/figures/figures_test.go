@@ -14,7 +14,7 @@ import (
 
 	"gonum.org/v1/plot/vg"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 )
 
 // load reads a bench results.json from testdata.

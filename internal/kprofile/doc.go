@@ -7,7 +7,7 @@
 // Rules, an ordered list of symbol patterns read from rules.txt, gives each
 // sample the category of the first frame a rule matches, walking the stack
 // from the leaf up; a Profile sums the samples of one process by category.
-// Nothing here runs perf: internal/bench records and scripts, and hands
+// Nothing here runs perf: package bench records and scripts, and hands
 // the script to Attribute.
 //
 //	p, err := kprofile.Attribute(script, pid, kprofile.DefaultRules())

@@ -34,7 +34,7 @@ type Profile struct {
 	// schedule) is in the thread's CPU time in /proc. A sample in the
 	// idle instruction was taken as the CPU woke, for the time it waited,
 	// and stays idle. It needs the recording's SchedEvents. What it
-	// recovers is measured in internal/bench's KProfile.Ratio.
+	// recovers is measured in package bench's KProfile.Ratio.
 	Woken int64
 	// OtherLeaves counts the leaf symbols of the samples in Other, to
 	// show what the rules miss.

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/stats"
 )
 

@@ -23,7 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 )
 
 // RunInfo is results/run.json: what a run of the paper was.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/figures"
 )
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 
 // These tests run the merlin binary, built once by TestMain (with -race
 // when the tests are), as a user would, and check `merlin serve` from
-// outside with internal/extclient/echoclient.py, a client written in
+// outside with testdata/echoclient.py, a client written in
 // Python that shares no code with merlin.
 
 // merlinBin is the path of the binary under test.
@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		args = append(args, "-race")
 	}
 	start := time.Now()
-	out, err := exec.Command(goTool(), append(args, ".")...).CombinedOutput()
+	out, err := exec.Command(goTool(), append(args, "github.com/merlin-net/merlin/cmd/merlin")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building merlin: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -332,16 +332,16 @@ func merlin(t *testing.T, args ...string) result {
 	return runCmd(t, 2*time.Minute, append([]string{merlinBin}, args...)...)
 }
 
-// echoClient runs internal/extclient/echoclient.py with args to
+// echoClient runs testdata/echoclient.py with args to
 // completion. A host without python3 fails the test: the external client is
 // part of what the tests require.
 func echoClient(t *testing.T, args ...string) result {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Fatalf("python3 is not in PATH (%v): these tests check merlin serve with an external client written in Python, internal/extclient/echoclient.py; install python3 (.ci/run does)", err)
+		t.Fatalf("python3 is not in PATH (%v): these tests check merlin serve with an external client written in Python, testdata/echoclient.py; install python3 (.ci/run does)", err)
 	}
-	script, err := filepath.Abs(filepath.Join("..", "..", "internal", "extclient", "echoclient.py"))
+	script, err := filepath.Abs(filepath.Join("testdata", "echoclient.py"))
 	if err != nil {
 		t.Fatal(err)
 	}

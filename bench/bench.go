@@ -7,7 +7,7 @@
 // connection.
 //
 // Each run starts its server afresh as a process pinned to one CPU with
-// GOMAXPROCS=1, drives it with internal/loadgen from this process (pinned
+// GOMAXPROCS=1, drives it with loadgen from this process (pinned
 // to another CPU), warms up, measures, and stops the server. Servers are
 // interleaved within a round, and rounds repeat (Options.Count), so
 // benchstat can compare medians. A closed-loop run whose server was under
@@ -34,8 +34,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/loadgen"
 	"github.com/merlin-net/merlin/internal/procstat"
+	"github.com/merlin-net/merlin/loadgen"
 )
 
 // Workload kinds.

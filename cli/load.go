@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/loadgen"
 	"github.com/merlin-net/merlin/internal/procstat"
+	"github.com/merlin-net/merlin/loadgen"
 	"github.com/merlin-net/merlin/transports"
 )
 

@@ -1,10 +1,10 @@
-package main
+package cli
 
 import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 )
 
 func TestSplitServers(t *testing.T) {

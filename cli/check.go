@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/loadgen"
+	"github.com/merlin-net/merlin/loadgen"
 )
 
 // runCheck is "merlin load -check ADDR": it grades the echo server at

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/procstat"
 )
 
@@ -31,7 +31,7 @@ func requireTool(t *testing.T, name, install string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	if p, err := filepath.Abs(filepath.Join("..", "..", ".bin", name)); err == nil {
+	if p, err := filepath.Abs(filepath.Join("..", ".bin", name)); err == nil {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}

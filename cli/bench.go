@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/figures"
 	"github.com/merlin-net/merlin/transports"
 )

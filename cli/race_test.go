@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package cli
 
 // raceEnabled reports that the tests run under the race detector, so the
 // binary under test is built with it too.

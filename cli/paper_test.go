@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -91,7 +91,7 @@ func TestPaperPlan(t *testing.T) {
 // The published paper's spec parses and plans within the budget:
 // at most 40 minutes estimated, so the run fits in 45.
 func TestPaperSpec0001(t *testing.T) {
-	dirs, _ := filepath.Glob(filepath.Join("..", "..", "papers", "0001-*"))
+	dirs, _ := filepath.Glob(filepath.Join("..", "papers", "0001-*"))
 	if len(dirs) != 1 {
 		t.Fatalf("papers/0001-*: %v, want one directory", dirs)
 	}

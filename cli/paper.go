@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/merlin-net/merlin/internal/bench"
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/figures"
 	"github.com/merlin-net/merlin/internal/paper"
 )

@@ -36,6 +36,9 @@ type Profile struct {
 	// and stays idle. It needs the recording's SchedEvents. What it
 	// recovers is measured in package bench's KProfile.Ratio.
 	Woken int64
+	// NoStack counts the process's samples that perf could not walk (no
+	// frames at all), in Other.
+	NoStack int64
 	// OtherLeaves counts the leaf symbols of the samples in Other, to
 	// show what the rules miss.
 	OtherLeaves map[string]int64
@@ -118,7 +121,10 @@ func (p *Profile) add(s *Sample, c string) {
 	p.Ns += s.Period
 	p.ByCategory[c]++
 	p.NsByCategory[c] += s.Period
-	if c == Other && len(s.Stack) > 0 {
+	switch {
+	case len(s.Stack) == 0:
+		p.NoStack++
+	case c == Other:
 		p.OtherLeaves[s.Stack[0].Sym]++
 	}
 }

@@ -62,7 +62,8 @@ type Scanner struct {
 	err  error
 	next string // a header read past the end of a tracepoint's record
 
-	lost int64
+	lost    int64
+	noStack int64
 }
 
 // NewScanner returns a Scanner reading r.
@@ -175,15 +176,20 @@ func isFrame(line string) bool {
 	return true
 }
 
-// end ends the current sample, which must have a frame unless it is a
-// tracepoint's record.
+// end ends the current sample. A sample whose header a blank line
+// follows has no stack: perf could not walk it (a thread in exec or exit,
+// a user stack it could not read). It is a sample all the same, and is
+// counted as such (Other); a recording made without -g is told apart by
+// its headers following each other (see Scan).
 func (sc *Scanner) end() bool {
 	if len(sc.s.Stack) == 0 && !sc.s.Tracepoint() {
-		sc.err = fmt.Errorf("perf script line %d: a sample without frames (want -F %s)", sc.line, ScriptFields)
-		return false
+		sc.noStack++
 	}
 	return true
 }
+
+// NoStack returns how many samples so far had no stack.
+func (sc *Scanner) NoStack() int64 { return sc.noStack }
 
 // Sample returns the current sample; its Stack is reused by the next
 // Scan.

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/procstat"
 	"github.com/merlin-net/merlin/loadgen"
 	"github.com/merlin-net/merlin/transports"
@@ -70,109 +73,151 @@ Examples:
 // load is "merlin load".
 func load(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("load", loadSynopsis)
-	app := fs.String("app", "echo", "workload: echo, or http (GET with keep-alive)")
-	mode := fs.String("mode", "closed", "`mode`: closed (open loop with -rate), churn or idle")
-	network := fs.String("network", "tcp", "`network`: tcp, tcp4, tcp6 or unix")
-	addr := fs.String("addr", "", "server `address`: host:port (default "+defaultAddr+"), or for unix a socket path (required)")
-	conns := fs.Int("conns", 64, "concurrent connections (workers for churn)")
-	size := fs.String("size", "64", "echo message `size` in bytes (k and m suffixes: 4k)")
-	depth := fs.Int("depth", 1, "requests per write (pipelining depth)")
-	rate := fs.Float64("rate", 0, "open loop: requests per second offered over all connections (0: closed loop)")
-	warmup := fs.Duration("warmup", 0, "how long to run before measuring")
-	duration := fs.Duration("duration", 10*time.Second, "the measured window (requests in flight when it ends are finished, not counted)")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound on each dial and each exchange")
-	seed := fs.Uint64("seed", 1, "seed of the payload pattern")
-	path := fs.String("path", loadgen.DefaultHTTPPath, "http: the path requested")
-	body := fs.String("body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
-	spec := fs.String("transport", "net", "the client's transport `spec`: net (Go's net package) or a transport (see \"merlin transports\")")
-	engine := fs.String("engine", loadgen.EngineNet, "how the generator drives its connections: net (a goroutine each, any workload) or ring (one thread through io_uring, busy-polling: echo only; never the bottleneck)")
-	pid := fs.Int("pid", 0, "the server's process `id`: report its CPU time over the window, and whether the run was client-bound")
-	check := fs.String("check", "", "grade the echo server at `address` (see above) instead of loading it")
-	checks := fs.String("checks", "", "with -check: a comma `list` of the checks to run (default all)")
-	jsonOut := fs.Bool("json", false, "print the result as one JSON object instead of text")
+	var a loadArgs
+	a.register(fs)
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return status
 	}
-	if err := checkNetwork(*network); err != nil {
+	if err := checkNetwork(a.network); err != nil {
 		return usageError(fs, stderr, "%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *check != "" {
-		return runCheck(ctx, *network, *check, *timeout, splitList(*checks), stdout, stderr)
+	if a.check != "" {
+		return runCheck(ctx, a.network, a.check, a.cfg.Timeout, bench.SplitList(a.checks), stdout, stderr)
 	}
-	if *addr == "" {
-		if *network == "unix" {
-			return usageError(fs, stderr, "-network unix needs -addr, a socket path")
-		}
-		*addr = defaultAddr
+	if err := a.finish(); err != nil {
+		return usageError(fs, stderr, "%v", err)
 	}
-	sz, err := transports.ParseSize(*size)
-	switch {
-	case err != nil || sz < 1:
-		return usageError(fs, stderr, "-size %s: want a positive byte count", *size)
-	case *conns < 1 || *depth < 1:
-		return usageError(fs, stderr, "-conns and -depth must be at least 1")
-	case *duration <= 0 || *timeout <= 0 || *warmup < 0:
-		return usageError(fs, stderr, "-duration and -timeout must be positive, -warmup not negative")
-	case *rate < 0:
-		return usageError(fs, stderr, "-rate must not be negative")
+	if a.cfg.Workload != loadgen.Echo && a.cfg.Workload != loadgen.HTTP {
+		return fail(stderr, "load", fmt.Errorf("unknown app %q (load drives: echo, http)", a.cfg.Workload))
 	}
-	if *app != loadgen.Echo && *app != loadgen.HTTP {
-		return fail(stderr, "load", fmt.Errorf("unknown app %q (load drives: echo, http)", *app))
-	}
-
-	cfg := loadgen.Config{
-		Network: *network, Addr: *addr, Workload: *app, Mode: *mode,
-		Conns: *conns, Size: sz, Depth: *depth, Rate: *rate,
-		Warmup: *warmup, Duration: *duration, Timeout: *timeout, Seed: *seed,
-		HTTPPath: *path, Engine: *engine,
-	}
-	if *body != "" {
-		cfg.HTTPBody = []byte(*body)
-	}
-	if *spec != "net" {
-		t, err := transports.Open(*spec, transports.Config{})
-		if err != nil {
-			return fail(stderr, "load", err)
-		}
-		defer t.Close()
-		cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
-			return transports.DialNet(ctx, t, network, address)
-		}
-	}
-	var srv serverWindow
-	if *pid > 0 {
-		if _, err := procstat.Read(*pid); err != nil {
-			return fail(stderr, "load", fmt.Errorf("-pid %d: %w", *pid, err))
-		}
-		cfg.OnWindow = srv.sampler(*pid)
-	}
-	if isTerminal(stdout) && !*jsonOut {
-		var last loadgen.Progress
-		cfg.Progress = func(p loadgen.Progress) {
-			secs := (p.Elapsed - last.Elapsed).Seconds()
-			phase := "warm-up"
-			if p.Measuring {
-				phase = "measuring"
-			}
-			fmt.Fprintf(stdout, "%6.1fs %12.0f req/s %10.2f MB/s %6d errors  %s\n", p.Elapsed.Seconds(),
-				float64(p.Requests-last.Requests)/secs, float64(p.Bytes-last.Bytes)/secs/1e6, p.Errors, phase)
-			last = p
-		}
-	}
-
-	res, err := cfg.Run(ctx)
+	closeClient, err := a.dialer()
 	if err != nil {
 		return fail(stderr, "load", err)
 	}
-	rep := newLoadReport(res, srv, *pid > 0)
-	if *jsonOut {
+	defer closeClient()
+	var srv serverWindow
+	if a.pid > 0 {
+		if _, err := procstat.Read(a.pid); err != nil {
+			return fail(stderr, "load", fmt.Errorf("-pid %d: %w", a.pid, err))
+		}
+		a.cfg.OnWindow = srv.sampler(a.pid)
+	}
+	if isTerminal(stdout) && !a.json {
+		a.cfg.Progress = progressLines(stdout)
+	}
+	res, err := a.cfg.Run(ctx)
+	if err != nil {
+		return fail(stderr, "load", err)
+	}
+	return a.report(res, srv, stdout, stderr)
+}
+
+// loadArgs are merlin load's flags; most go straight into cfg.
+type loadArgs struct {
+	cfg           loadgen.Config
+	network       string // cfg's, checked
+	size, body    string
+	spec          string
+	pid           int
+	check, checks string
+	json          bool
+}
+
+func (a *loadArgs) register(fs *flag.FlagSet) {
+	c := &a.cfg
+	fs.StringVar(&c.Workload, "app", "echo", "workload: echo, or http (GET with keep-alive)")
+	fs.StringVar(&c.Mode, "mode", "closed", "`mode`: closed (open loop with -rate), churn or idle")
+	fs.StringVar(&a.network, "network", "tcp", "`network`: tcp, tcp4, tcp6 or unix")
+	fs.StringVar(&c.Addr, "addr", "", "server `address`: host:port (default "+defaultAddr+"), or for unix a socket path (required)")
+	fs.IntVar(&c.Conns, "conns", 64, "concurrent connections (workers for churn)")
+	fs.StringVar(&a.size, "size", "64", "echo message `size` in bytes (k and m suffixes: 4k)")
+	fs.IntVar(&c.Depth, "depth", 1, "requests per write (pipelining depth)")
+	fs.Float64Var(&c.Rate, "rate", 0, "open loop: requests per second offered over all connections (0: closed loop)")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "how long to run before measuring")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "the measured window (requests in flight when it ends are finished, not counted)")
+	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "bound on each dial and each exchange")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the payload pattern")
+	fs.StringVar(&c.HTTPPath, "path", loadgen.DefaultHTTPPath, "http: the path requested")
+	fs.StringVar(&a.body, "body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
+	fs.StringVar(&a.spec, "transport", "net", "the client's transport `spec`: net (Go's net package) or a transport (see \"merlin transports\")")
+	fs.StringVar(&c.Engine, "engine", loadgen.EngineNet, "how the generator drives its connections: net (a goroutine each, any workload) or ring (one thread through io_uring, busy-polling: echo only; never the bottleneck)")
+	fs.IntVar(&a.pid, "pid", 0, "the server's process `id`: report its CPU time over the window, and whether the run was client-bound")
+	fs.StringVar(&a.check, "check", "", "grade the echo server at `address` (see above) instead of loading it")
+	fs.StringVar(&a.checks, "checks", "", "with -check: a comma `list` of the checks to run (default all)")
+	fs.BoolVar(&a.json, "json", false, "print the result as one JSON object instead of text")
+}
+
+// finish validates a load run's flags and completes cfg from them.
+func (a *loadArgs) finish() error {
+	c := &a.cfg
+	c.Network = a.network
+	if c.Addr == "" {
+		if c.Network == "unix" {
+			return errors.New("-network unix needs -addr, a socket path")
+		}
+		c.Addr = defaultAddr
+	}
+	sz, err := transports.ParseSize(a.size)
+	switch {
+	case err != nil || sz < 1:
+		return fmt.Errorf("-size %s: want a positive byte count", a.size)
+	case c.Conns < 1 || c.Depth < 1:
+		return errors.New("-conns and -depth must be at least 1")
+	case c.Duration <= 0 || c.Timeout <= 0 || c.Warmup < 0:
+		return errors.New("-duration and -timeout must be positive, -warmup not negative")
+	case c.Rate < 0:
+		return errors.New("-rate must not be negative")
+	}
+	c.Size = sz
+	if a.body != "" {
+		c.HTTPBody = []byte(a.body)
+	}
+	return nil
+}
+
+// dialer makes cfg dial through the -transport spec, unless it is net;
+// close releases that transport.
+func (a *loadArgs) dialer() (close func(), err error) {
+	if a.spec == "net" {
+		return func() {}, nil
+	}
+	t, err := transports.Open(a.spec, transports.Config{})
+	if err != nil {
+		return nil, err
+	}
+	a.cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		return transports.DialNet(ctx, t, network, address)
+	}
+	return func() { t.Close() }, nil
+}
+
+// progressLines prints a line of throughput per progress report.
+func progressLines(w io.Writer) func(loadgen.Progress) {
+	var last loadgen.Progress
+	return func(p loadgen.Progress) {
+		secs := (p.Elapsed - last.Elapsed).Seconds()
+		phase := "warm-up"
+		if p.Measuring {
+			phase = "measuring"
+		}
+		fmt.Fprintf(w, "%6.1fs %12.0f req/s %10.2f MB/s %6d errors  %s\n", p.Elapsed.Seconds(),
+			float64(p.Requests-last.Requests)/secs, float64(p.Bytes-last.Bytes)/secs/1e6, p.Errors, phase)
+		last = p
+	}
+}
+
+// report prints res (text or JSON) and returns the exit status: 1 if a
+// connection failed or nothing completed.
+func (a *loadArgs) report(res loadgen.Result, srv serverWindow, stdout, stderr io.Writer) int {
+	rep := newLoadReport(res, srv, a.pid > 0)
+	if a.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(rep)
 	} else {
-		rep.print(stdout, *spec)
+		rep.print(stdout, a.spec)
 	}
 	if res.Errors > 0 {
 		fmt.Fprintf(stderr, "merlin load: %d of %d connections failed; first: %v\n", res.Errors, res.Config.Conns, res.FirstErrors[0])

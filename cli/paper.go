@@ -70,15 +70,96 @@ const defaultOverhead = 500 * time.Millisecond
 // paperCmd is "merlin paper".
 func paperCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("paper", paperSynopsis)
-	replot := fs.Bool("replot", false, "regenerate figures, tables, host.md and README.md from DIR's results, without running")
-	dryRun := fs.Bool("dry-run", false, "print the merlin bench runs and the estimated time, and stop")
-	out := fs.String("out", "", "run into `DIR2` instead of DIR, then compare DIR2's shape with DIR's")
-	compareDir := fs.String("compare", "", "compare `DIR2`'s results with DIR's, without running")
-	overheadFlag := fs.Duration("overhead", 0, "per-run time beyond warm-up and window for the estimate (default: the spec's, else 500ms)")
-	dpi := fs.Int("png-dpi", figures.DefaultDPI, "resolution of the PNG figures, in dots per inch")
-	typed := args // as given, for the record in run.json
-	// DIR may come before the flags or after them.
-	var dir string
+	var a paperArgs
+	a.register(fs)
+	dir, status, ok := parsePaperArgs(fs, args, stdout, stderr)
+	if !ok {
+		return status
+	}
+	switch {
+	case boolCount(a.replot, a.dryRun, a.out != "", a.compare != "") > 1:
+		return usageError(fs, stderr, "-replot, -dry-run, -out and -compare go alone")
+	case a.compare != "":
+		return comparePapers(dir, a.compare, stdout, stderr)
+	case a.replot:
+		return render(dir, a.dpi, stdout, stderr)
+	}
+	spec, err := paper.LoadSpec(dir)
+	if err != nil {
+		return fail(stderr, "paper", err)
+	}
+	overhead := cmp.Or(a.overhead, spec.Overhead, defaultOverhead)
+	target := cmp.Or(a.out, dir)
+	plan, total, err := planPaper(spec, target, overhead)
+	if err != nil {
+		return fail(stderr, "paper", err)
+	}
+	printPlan(stdout, dir, spec.Title, plan, total, overhead)
+	if a.dryRun {
+		fmt.Fprintln(stdout)
+		for _, p := range plan {
+			fmt.Fprintf(stdout, "merlin bench %s\n", paper.QuoteArgs(p.args))
+		}
+		return 0
+	}
+	info := &paper.RunInfo{
+		Command:  "merlin paper " + paper.QuoteArgs(args),
+		Commit:   merlinCommit(dir),
+		Started:  time.Now().UTC(),
+		Estimate: total.Seconds(),
+		Overhead: overhead.Seconds(),
+	}
+	return runPaper(dir, target, plan, info, a.dpi, stdout, stderr)
+}
+
+// runPaper runs the plan of paper dir into target, renders target, and
+// compares it with dir if they differ; it returns the exit status.
+func runPaper(dir, target string, plan []plannedPart, info *paper.RunInfo, dpi int, stdout, stderr io.Writer) int {
+	if target != dir {
+		if err := copySpec(dir, target); err != nil {
+			return fail(stderr, "paper", err)
+		}
+	}
+	failed, err := runParts(plan, target, info, stdout, stderr)
+	if err != nil {
+		return fail(stderr, "paper", err)
+	}
+	fmt.Fprintf(stdout, "\nran %s in %v (estimated %v)\n", dir, time.Duration(info.Elapsed*float64(time.Second)).Round(time.Second), time.Duration(info.Estimate*float64(time.Second)).Round(time.Second))
+	if status := render(target, dpi, stdout, stderr); status != 0 {
+		return status
+	}
+	if target != dir {
+		if status := comparePapers(dir, target, stdout, stderr); status != 0 {
+			return status
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(stderr, "merlin paper: %d parts had failed runs (see their results)\n", failed)
+		return 1
+	}
+	return 0
+}
+
+// paperArgs are merlin paper's flags.
+type paperArgs struct {
+	replot, dryRun bool
+	out, compare   string
+	overhead       time.Duration
+	dpi            int
+}
+
+func (a *paperArgs) register(fs *flag.FlagSet) {
+	fs.BoolVar(&a.replot, "replot", false, "regenerate figures, tables, host.md and README.md from DIR's results, without running")
+	fs.BoolVar(&a.dryRun, "dry-run", false, "print the merlin bench runs and the estimated time, and stop")
+	fs.StringVar(&a.out, "out", "", "run into `DIR2` instead of DIR, then compare DIR2's shape with DIR's")
+	fs.StringVar(&a.compare, "compare", "", "compare `DIR2`'s results with DIR's, without running")
+	fs.DurationVar(&a.overhead, "overhead", 0, "per-run time beyond warm-up and window for the estimate (default: the spec's, else 500ms)")
+	fs.IntVar(&a.dpi, "png-dpi", figures.DefaultDPI, "resolution of the PNG figures, in dots per inch")
+}
+
+// parsePaperArgs parses paper's command line, whose DIR may come before
+// the flags or after them. ok false means stop with status.
+func parsePaperArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (dir string, status int, ok bool) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		dir, args = args[0], args[1:]
 	}
@@ -93,148 +174,133 @@ func paperCmd(args []string, stdout, stderr io.Writer) int {
 	case err == flag.ErrHelp:
 		fs.SetOutput(stdout)
 		fs.Usage()
-		return 0
+		return "", 0, false
 	case err != nil:
-		return usageError(fs, stderr, "%s", strings.TrimSpace(msg.String()))
+		return "", usageError(fs, stderr, "%s", strings.TrimSpace(msg.String())), false
 	}
 	if dir == "" && fs.NArg() > 0 {
 		dir = fs.Arg(0)
 		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return usageError(fs, stderr, "%v", err)
+			return "", usageError(fs, stderr, "%v", err), false
 		}
 	}
 	switch {
 	case dir == "":
-		return usageError(fs, stderr, "name the paper's directory")
+		return "", usageError(fs, stderr, "name the paper's directory"), false
 	case fs.NArg() > 0:
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
-	case boolCount(*replot, *dryRun, *out != "", *compareDir != "") > 1:
-		return usageError(fs, stderr, "-replot, -dry-run, -out and -compare go alone")
+		return "", usageError(fs, stderr, "unexpected argument %q", fs.Arg(0)), false
 	}
+	return dir, 0, true
+}
 
-	if *compareDir != "" {
-		return comparePapers(dir, *compareDir, stdout, stderr)
-	}
-	if *replot {
-		return render(dir, *dpi, stdout, stderr)
-	}
+// plannedPart is one part of a paper, its bench flags parsed and checked
+// by the bench library.
+type plannedPart struct {
+	part  paper.Part
+	args  []string // merlin bench's, -out included
+	flags *bench.Flags
+	plan  bench.Plan
+}
 
-	spec, err := paper.LoadSpec(dir)
+// planPaper parses every part's bench arguments, sending its results to
+// target, and estimates its time.
+func planPaper(spec *paper.Spec, target string, overhead time.Duration) ([]plannedPart, time.Duration, error) {
+	self, err := os.Executable()
 	if err != nil {
-		return fail(stderr, "paper", err)
+		return nil, 0, err
 	}
-	overhead := cmp.Or(*overheadFlag, spec.Overhead, defaultOverhead)
-	target := cmp.Or(*out, dir)
-
-	// The plan, up front.
-	type planned struct {
-		part   paper.Part
-		args   []string
-		runs   int
-		est    time.Duration
-		detail string
-	}
-	var plan []planned
+	var plan []plannedPart
 	var total time.Duration
 	for _, p := range spec.Parts {
 		args := append(spec.Args(p), "-out", filepath.Join(target, paper.ResultsDir, p.Name))
-		pl, err := planBench(spec.Args(p), overhead)
+		f, err := bench.ParseFlags(args)
 		if err != nil {
-			return fail(stderr, "paper", fmt.Errorf("part %s: %w", p.Name, err))
+			return nil, 0, fmt.Errorf("part %s: merlin bench %s: %w", p.Name, paper.QuoteArgs(spec.Args(p)), err)
 		}
-		plan = append(plan, planned{part: p, args: args, runs: pl.runs, est: pl.total, detail: pl.String(overhead)})
-		total += pl.total
+		pl, err := f.Plan(self, overhead)
+		if err != nil {
+			return nil, 0, fmt.Errorf("part %s: %w", p.Name, err)
+		}
+		plan = append(plan, plannedPart{part: p, args: args, flags: f, plan: pl})
+		total += pl.Total
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "paper %s: %s\n", dir, spec.Title)
+	return plan, total, nil
+}
+
+// printPlan prints the plan of paper dir, up front.
+func printPlan(w io.Writer, dir, title string, plan []plannedPart, total, overhead time.Duration) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "paper %s: %s\n", dir, title)
 	for _, p := range plan {
-		fmt.Fprintf(tw, "  %s\t%s\t~%v\n", p.part.Name, p.detail, p.est.Round(time.Second))
+		fmt.Fprintf(tw, "  %s\t%s\t~%v\n", p.part.Name, p.plan.String(overhead), p.plan.Total.Round(time.Second))
 	}
 	fmt.Fprintf(tw, "  total\t\t~%v (finishing about %s)\n", total.Round(time.Second), time.Now().Add(total).Format("15:04"))
 	tw.Flush()
-	if *dryRun {
-		fmt.Fprintln(stdout)
-		for _, p := range plan {
-			fmt.Fprintf(stdout, "merlin bench %s\n", paper.QuoteArgs(p.args))
-		}
-		return 0
-	}
+}
 
-	if target != dir {
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return fail(stderr, "paper", err)
+// copySpec copies dir's spec and template into target.
+func copySpec(dir, target string) error {
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{paper.SpecFile, paper.TemplateFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(target, f), b, 0o644)
 		}
-		for _, f := range []string{paper.SpecFile, paper.TemplateFile} {
-			b, err := os.ReadFile(filepath.Join(dir, f))
-			if err == nil {
-				err = os.WriteFile(filepath.Join(target, f), b, 0o644)
-			}
-			if err != nil {
-				return fail(stderr, "paper", err)
-			}
+		if err != nil {
+			return err
 		}
 	}
-	info := &paper.RunInfo{
-		Command:  "merlin paper " + paper.QuoteArgs(typed),
-		Commit:   merlinCommit(dir),
-		Started:  time.Now().UTC(),
-		Estimate: total.Seconds(),
-		Overhead: overhead.Seconds(),
-	}
-	// merlin bench stops its run at SIGINT or SIGTERM and returns; the
-	// paper then stops too, instead of going on with the next part.
+	return nil
+}
+
+// runParts runs every part's bench into target, recording each in info
+// and info in target's run.json. It returns how many parts had failed
+// runs. SIGINT or SIGTERM stops the part in progress, and the paper.
+func runParts(plan []plannedPart, target string, info *paper.RunInfo, stdout, stderr io.Writer) (failed int, err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	failed := 0
 	for i, p := range plan {
 		if ctx.Err() != nil {
-			return fail(stderr, "paper", fmt.Errorf("interrupted before part %s: %s holds the parts run so far, not a paper", p.part.Name, target))
+			return failed, fmt.Errorf("interrupted before part %s: %s holds the parts run so far, not a paper", p.part.Name, target)
 		}
-		resDir := filepath.Join(target, paper.ResultsDir, p.part.Name)
-		if err := os.RemoveAll(resDir); err != nil {
-			return fail(stderr, "paper", err)
-		}
-		if err := os.MkdirAll(resDir, 0o755); err != nil {
-			return fail(stderr, "paper", err)
-		}
-		log, err := os.Create(filepath.Join(resDir, "output.txt"))
-		if err != nil {
-			return fail(stderr, "paper", err)
-		}
-		fmt.Fprintf(stdout, "\n== part %s (%d of %d): %d runs, ~%v\n", p.part.Name, i+1, len(plan), p.runs, p.est.Round(time.Second))
+		fmt.Fprintf(stdout, "\n== part %s (%d of %d): %d runs, ~%v\n", p.part.Name, i+1, len(plan), p.plan.Runs, p.plan.Total.Round(time.Second))
 		start := time.Now()
-		status := benchCmd(p.args, io.MultiWriter(stdout, log), stderr)
-		log.Close()
+		n, err := runPart(ctx, p, stdout, stderr)
 		took := time.Since(start)
-		info.Parts = append(info.Parts, paper.PartInfo{Name: p.part.Name, Args: p.args, Runs: p.runs, Estimate: p.est.Seconds(), Elapsed: took.Seconds(), Status: status})
-		fmt.Fprintf(stdout, "== part %s: %v (estimated %v), exit status %d\n", p.part.Name, took.Round(time.Second), p.est.Round(time.Second), status)
+		status := 0
+		if n > 0 {
+			status, failed = 1, failed+1
+		}
+		info.Parts = append(info.Parts, paper.PartInfo{Name: p.part.Name, Args: p.args, Runs: p.plan.Runs, Estimate: p.plan.Total.Seconds(), Elapsed: took.Seconds(), Status: status})
 		if ctx.Err() != nil {
-			return fail(stderr, "paper", fmt.Errorf("interrupted during part %s: %s holds the parts run so far, not a paper", p.part.Name, target))
+			return failed, fmt.Errorf("interrupted during part %s: %s holds the parts run so far, not a paper", p.part.Name, target)
 		}
-		if status == 2 {
-			return fail(stderr, "paper", fmt.Errorf("part %s: merlin bench refused its arguments", p.part.Name))
+		if err != nil {
+			return failed, fmt.Errorf("part %s: %w", p.part.Name, err)
 		}
-		if status != 0 {
-			failed++
-			if _, err := os.Stat(filepath.Join(resDir, "results.json")); err != nil {
-				return fail(stderr, "paper", fmt.Errorf("part %s: merlin bench wrote no results", p.part.Name))
-			}
-		}
+		fmt.Fprintf(stdout, "== part %s: %v (estimated %v), %d failed runs\n", p.part.Name, took.Round(time.Second), p.plan.Total.Round(time.Second), n)
 	}
 	info.Elapsed = time.Since(info.Started).Seconds()
-	if err := paper.WriteRunInfo(target, info); err != nil {
-		return fail(stderr, "paper", err)
+	return failed, paper.WriteRunInfo(target, info)
+}
+
+// runPart runs one part's bench into its fresh results directory, its
+// output also in output.txt there, and returns how many runs failed.
+func runPart(ctx context.Context, p plannedPart, stdout, stderr io.Writer) (int, error) {
+	if err := os.RemoveAll(p.flags.Out); err != nil {
+		return 0, err
 	}
-	fmt.Fprintf(stdout, "\nran %s in %v (estimated %v)\n", dir, time.Duration(info.Elapsed*float64(time.Second)).Round(time.Second), total.Round(time.Second))
-	status := render(target, *dpi, stdout, stderr)
-	if status == 0 && target != dir {
-		status = comparePapers(dir, target, stdout, stderr)
+	if err := os.MkdirAll(p.flags.Out, 0o755); err != nil {
+		return 0, err
 	}
-	if status == 0 && failed > 0 {
-		fmt.Fprintf(stderr, "merlin paper: %d parts had failed runs (see their results)\n", failed)
-		status = 1
+	log, err := os.Create(filepath.Join(p.flags.Out, "output.txt"))
+	if err != nil {
+		return 0, err
 	}
-	return status
+	defer log.Close()
+	return runBench(ctx, p.flags, io.MultiWriter(stdout, log), stderr)
 }
 
 func boolCount(bs ...bool) int {
@@ -305,89 +371,4 @@ func merlinCommit(dir string) string {
 		c += "+dirty"
 	}
 	return c
-}
-
-// benchPlan is a part's plan: its runs and their estimated time.
-type benchPlan struct {
-	servers, workloads, count int
-	runs                      int
-	warmup, duration          time.Duration
-	total                     time.Duration
-}
-
-func (p benchPlan) String(overhead time.Duration) string {
-	w := fmt.Sprint(p.workloads)
-	if n := p.runs / max(1, p.servers*p.count); n > p.workloads {
-		// Relative rates need their closed loops measured first.
-		w = fmt.Sprintf("(%d + %d closed loops for the rates)", p.workloads, n-p.workloads)
-	}
-	return fmt.Sprintf("%d runs = %d servers x %s workloads x %d rounds, each %v warm-up + %v window + %v overhead",
-		p.runs, p.servers, w, p.count, p.warmup, p.duration, overhead)
-}
-
-// planBench parses a part's merlin bench arguments as bench does, as far
-// as its plan needs (the servers, the matrix, the rounds, the windows),
-// and estimates its time with bench.Estimate. The flags and defaults
-// mirror bench.go's; TestPaperMirrorsBenchFlags keeps them in step.
-func planBench(args []string, overhead time.Duration) (benchPlan, error) {
-	fs, a := benchMirror()
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		return benchPlan{}, fmt.Errorf("merlin bench %s: %w", paper.QuoteArgs(args), err)
-	}
-	if fs.NArg() > 0 {
-		return benchPlan{}, fmt.Errorf("merlin bench: unexpected argument %q", fs.Arg(0))
-	}
-	matrix, err := buildMatrix(a.workloads, a.conns, a.sizes, a.depths, a.rates, a.idleConns)
-	if err != nil {
-		return benchPlan{}, err
-	}
-	var srvs []bench.Server
-	for _, s := range splitList(a.servers) {
-		srvs = append(srvs, bench.Server{Name: s})
-	}
-	if len(srvs) == 0 {
-		return benchPlan{}, fmt.Errorf("no servers: name them with -servers")
-	}
-	o := bench.Options{Servers: srvs, Workloads: matrix, Count: a.count, Warmup: a.warmup, Duration: a.duration, IdleHold: a.idleHold}
-	runs, total := bench.Estimate(o, overhead)
-	return benchPlan{servers: len(srvs), workloads: len(matrix), count: a.count, runs: runs, warmup: a.warmup, duration: a.duration, total: total}, nil
-}
-
-// benchArgs are the merlin bench flags a plan needs.
-type benchArgs struct {
-	servers, workloads, conns, sizes, depths, rates, idleConns string
-	count                                                      int
-	warmup, duration, idleHold                                 time.Duration
-}
-
-// benchMirror returns a flag set with merlin bench's flags and defaults.
-func benchMirror() (*flag.FlagSet, *benchArgs) {
-	a := &benchArgs{}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.StringVar(&a.servers, "servers", "", "")
-	fs.StringVar(&a.workloads, "workloads", "echo", "")
-	fs.StringVar(&a.conns, "conns", "64", "")
-	fs.StringVar(&a.sizes, "sizes", "64", "")
-	fs.StringVar(&a.depths, "depths", "1,16", "")
-	fs.StringVar(&a.rates, "rates", "closed", "")
-	fs.StringVar(&a.idleConns, "idle-conns", "1000", "")
-	fs.IntVar(&a.count, "count", 5, "")
-	fs.DurationVar(&a.warmup, "warmup", 2*time.Second, "")
-	fs.DurationVar(&a.duration, "duration", 10*time.Second, "")
-	fs.DurationVar(&a.idleHold, "idle-hold", time.Second, "")
-	// The others: parsed, not needed for the plan.
-	for _, s := range []string{"peers", "peers-dir", "perf", "out", "client-transport", "generator", "http-path", "http-body"} {
-		fs.String(s, "", "")
-	}
-	fs.Duration("timeout", 10*time.Second, "")
-	fs.Duration("kprofile-period", 0, "")
-	fs.Int("server-cpu", 0, "")
-	fs.Int("client-cpu", 1, "")
-	for _, s := range []string{"quick", "netconn", "profile", "kprofile"} {
-		fs.Bool(s, false, "")
-	}
-	var sc syscallsValue
-	fs.Var(&sc, "syscalls", "")
-	return fs, a
 }

@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,82 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/merlin-net/merlin/bench"
 	"github.com/merlin-net/merlin/internal/paper"
 )
-
-// paper plans a part by parsing its merlin bench arguments with a mirror
-// of bench's flags: the mirror has every flag bench has, of the same
-// kind (boolean or not), and bench's defaults for those the plan reads.
-func TestPaperMirrorsBenchFlags(t *testing.T) {
-	var out bytes.Buffer
-	if status := benchCmd([]string{"-h"}, &out, io.Discard); status != 0 {
-		t.Fatalf("merlin bench -h: status %d", status)
-	}
-	type info struct {
-		isBool bool
-		def    string // "" if bench prints none (a zero value)
-	}
-	bench := map[string]info{}
-	head := regexp.MustCompile(`^  -(\S+)( \S+)?$`)
-	def := regexp.MustCompile(`\(default (.*)\)$`)
-	var cur string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if m := head.FindStringSubmatch(line); m != nil {
-			cur = m[1]
-			bench[cur] = info{isBool: m[2] == ""}
-			continue
-		}
-		if cur != "" {
-			if m := def.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
-				i := bench[cur]
-				i.def = strings.Trim(m[1], `"`)
-				bench[cur] = i
-			}
-		}
-	}
-	if len(bench) < 20 {
-		t.Fatalf("parsed %d flags from merlin bench -h:\n%s", len(bench), out.String())
-	}
-	fs, _ := benchMirror()
-	planned := map[string]bool{"servers": true, "workloads": true, "conns": true, "sizes": true, "depths": true, "rates": true,
-		"idle-conns": true, "count": true, "warmup": true, "duration": true, "idle-hold": true}
-	seen := map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) {
-		seen[f.Name] = true
-		b, ok := bench[f.Name]
-		if !ok {
-			t.Errorf("the mirror has -%s, merlin bench does not", f.Name)
-			return
-		}
-		bf, isBool := f.Value.(interface{ IsBoolFlag() bool })
-		if (isBool && bf.IsBoolFlag()) != b.isBool {
-			t.Errorf("-%s: boolean in the mirror %v, in merlin bench %v", f.Name, isBool, b.isBool)
-		}
-		if planned[f.Name] && f.DefValue != b.def && !(b.def == "" && (f.DefValue == "0" || f.DefValue == "")) {
-			t.Errorf("-%s: default %q in the mirror, %q in merlin bench", f.Name, f.DefValue, b.def)
-		}
-	})
-	for name := range bench {
-		if !seen[name] {
-			t.Errorf("merlin bench has -%s, the mirror does not: add it to benchMirror", name)
-		}
-	}
-}
-
-func TestPaperPlan(t *testing.T) {
-	p, err := planBench([]string{"-servers", "a,b", "-conns", "1,64", "-sizes", "64,4k", "-depths", "1", "-count", "3", "-warmup", "1s", "-duration", "2s"}, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p.runs != 2*4*3 || p.total != 24*4*time.Second {
-		t.Errorf("plan: %d runs, %v; want 24 runs, 1m36s", p.runs, p.total)
-	}
-	for _, bad := range [][]string{{"-conns", "1"}, {"-servers", "a", "-conns", "x"}, {"-servers", "a", "-nosuchflag"}, {"-servers", "a", "stray"}} {
-		if _, err := planBench(bad, 0); err == nil {
-			t.Errorf("planBench(%q): nil error", bad)
-		}
-	}
-}
 
 // The published paper's spec parses and plans within the issue's budget:
 // at most 40 minutes estimated, so the run fits in 45.
@@ -101,11 +25,15 @@ func TestPaperSpec0001(t *testing.T) {
 	}
 	var total time.Duration
 	for _, p := range s.Parts {
-		pl, err := planBench(s.Args(p), s.Overhead)
+		f, err := bench.ParseFlags(s.Args(p))
 		if err != nil {
 			t.Fatalf("part %s: %v", p.Name, err)
 		}
-		total += pl.total
+		pl, err := f.Plan("merlin", s.Overhead)
+		if err != nil {
+			t.Fatalf("part %s: %v", p.Name, err)
+		}
+		total += pl.Total
 	}
 	if total > 40*time.Minute {
 		t.Errorf("papers/0001 is estimated at %v, more than 40 minutes", total)

@@ -70,28 +70,37 @@ func (p *profiling) start(log *slog.Logger) (stop func() error, err error) {
 		})
 	}
 	if p.pprofAddr != "" {
-		ln, err := net.Listen("tcp", p.pprofAddr)
+		stopPprof, err := servePprof(p.pprofAddr, log)
 		if err != nil {
-			return nil, fmt.Errorf("-pprof: %w", err)
+			return nil, err
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		done := make(chan struct{})
-		go func() {
-			srv.Serve(ln)
-			close(done)
-		}()
-		log.Info("pprof", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/debug/pprof/")
-		stops = append(stops, func() error {
-			err := srv.Close()
-			<-done
-			return err
-		})
+		stops = append(stops, stopPprof)
 	}
 	return stop, nil
+}
+
+// servePprof serves net/http/pprof on a listener of its own at addr.
+func servePprof(addr string, log *slog.Logger) (stop func() error, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		srv.Serve(ln)
+		close(done)
+	}()
+	log.Info("pprof", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() error {
+		err := srv.Close()
+		<-done
+		return err
+	}, nil
 }

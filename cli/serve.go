@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -77,55 +79,24 @@ Examples:
 // serve is "merlin serve".
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", serveSynopsis)
-	spec := fs.String("transport", "auto", "transport `spec`: a name, auto, or name:key=value,... (see \"merlin transports\")")
-	app := fs.String("app", "echo", "application to serve: "+appNames())
-	network := fs.String("network", "tcp", "`network`: tcp, tcp4, tcp6 or unix")
-	addr := fs.String("addr", "", "`address` to listen on: host:port (default "+defaultAddr+"; port 0 picks a free one), or for unix a socket path (required)")
-	timeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for connections to close before aborting them")
-	stats := fs.Bool("stats", false, "print the transport's counters to stdout at exit (one line of key=value)")
-	verbose := fs.Bool("v", false, "log at debug level")
-	netconn := fs.Bool("netconn", false, "run the application behind the net.Conn adapter, a goroutine per connection (http: net/http)")
-	useTLS := fs.Bool("tls", false, "serve over TLS (crypto/tls behind the net.Conn adapter; implies -netconn)")
-	certFile := fs.String("tls-cert", "", "with -tls: the certificate chain `file` (PEM); default: a generated self-signed certificate")
-	keyFile := fs.String("tls-key", "", "with -tls: the private key `file` (PEM) of -tls-cert")
-	var prof profiling
-	prof.flags(fs)
+	var a serveArgs
+	a.register(fs)
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return status
 	}
-	if err := checkNetwork(*network); err != nil {
+	if err := a.check(); err != nil {
 		return usageError(fs, stderr, "%v", err)
 	}
-	if *addr == "" {
-		if *network == "unix" {
-			return usageError(fs, stderr, "-network unix needs -addr, a socket path")
-		}
-		*addr = defaultAddr
-	}
-	if *timeout <= 0 {
-		return usageError(fs, stderr, "-shutdown-timeout must be positive")
-	}
-	if !*useTLS && (*certFile != "" || *keyFile != "") {
-		return usageError(fs, stderr, "-tls-cert and -tls-key need -tls")
-	}
-	if (*certFile == "") != (*keyFile == "") {
-		return usageError(fs, stderr, "-tls-cert and -tls-key go together")
-	}
-	h, ok := apps[*app]
+	h, ok := apps[a.app]
 	if !ok {
-		return fail(stderr, "serve", fmt.Errorf("unknown app %q (apps: %s)", *app, appNames()))
+		return fail(stderr, "serve", fmt.Errorf("unknown app %q (apps: %s)", a.app, appNames()))
 	}
-	if *useTLS {
-		*netconn = true
-	}
-
 	level := slog.LevelInfo
-	if *verbose {
+	if a.verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	stopProf, err := prof.start(log)
+	stopProf, err := a.prof.start(log)
 	if err != nil {
 		return fail(stderr, "serve", err)
 	}
@@ -134,74 +105,110 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "merlin serve: %v\n", err)
 		}
 	}()
-
 	var cert *serverCert
-	if *useTLS {
-		if cert, err = loadServerCert(*certFile, *keyFile, os.TempDir()); err != nil {
+	if a.tls {
+		if cert, err = loadServerCert(a.certFile, a.keyFile, os.TempDir()); err != nil {
 			return fail(stderr, "serve", err)
 		}
 		defer cert.cleanup()
 	}
-
-	t, err := transports.Open(*spec, transports.Config{Logger: log})
+	t, err := transports.Open(a.spec, transports.Config{Logger: log})
 	if err != nil {
 		return fail(stderr, "serve", err)
 	}
 	defer t.Close()
-
 	// Catch the signals before saying we listen: a client that signals
 	// as soon as it reads the line must reach the graceful path.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-
-	var (
-		lnAddr  net.Addr
-		stopNet func(context.Context) error
-	)
-	if *netconn {
-		nl, err := transports.NetListener(t, *network, *addr)
-		if err != nil {
-			return fail(stderr, "serve", err)
-		}
-		lnAddr = nl.Addr()
-		if cert != nil {
-			nl = tls.NewListener(nl, cert.tlsConfig())
-		}
-		switch *app {
-		case "http":
-			stopNet = serveHTTP(nl, netHTTPServer(log))
-		default:
-			stopNet = serveNetConn(nl)
-		}
-	} else {
-		ln, err := t.Listen(*network, *addr, h)
-		if err != nil {
-			return fail(stderr, "serve", err)
-		}
-		lnAddr = ln.Addr()
+	lnAddr, stopNet, err := a.listen(t, h, cert, log)
+	if err != nil {
+		return fail(stderr, "serve", err)
 	}
-	// out serialises stdout between the stats lines and the rest.
-	var out sync.Mutex
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	var swg sync.WaitGroup
-	statsDone := make(chan struct{})
-	defer swg.Wait()
-	defer close(statsDone)
-	swg.Go(func() {
-		for {
-			select {
-			case <-usr1:
-				out.Lock()
-				fmt.Fprintln(stdout, statsLine(t.Stats()))
-				out.Unlock()
-			case <-statsDone:
-				return
-			}
-		}
-	})
+	return a.serveUntil(ctx, stop, t, lnAddr, stopNet, cert, log, stdout, stderr)
+}
 
+// serveArgs are merlin serve's flags.
+type serveArgs struct {
+	spec, app, network, addr string
+	timeout                  time.Duration
+	stats, verbose, netconn  bool
+	tls                      bool
+	certFile, keyFile        string
+	prof                     profiling
+}
+
+func (a *serveArgs) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.spec, "transport", "auto", "transport `spec`: a name, auto, or name:key=value,... (see \"merlin transports\")")
+	fs.StringVar(&a.app, "app", "echo", "application to serve: "+appNames())
+	fs.StringVar(&a.network, "network", "tcp", "`network`: tcp, tcp4, tcp6 or unix")
+	fs.StringVar(&a.addr, "addr", "", "`address` to listen on: host:port (default "+defaultAddr+"; port 0 picks a free one), or for unix a socket path (required)")
+	fs.DurationVar(&a.timeout, "shutdown-timeout", 10*time.Second, "how long graceful shutdown waits for connections to close before aborting them")
+	fs.BoolVar(&a.stats, "stats", false, "print the transport's counters to stdout at exit (one line of key=value)")
+	fs.BoolVar(&a.verbose, "v", false, "log at debug level")
+	fs.BoolVar(&a.netconn, "netconn", false, "run the application behind the net.Conn adapter, a goroutine per connection (http: net/http)")
+	fs.BoolVar(&a.tls, "tls", false, "serve over TLS (crypto/tls behind the net.Conn adapter; implies -netconn)")
+	fs.StringVar(&a.certFile, "tls-cert", "", "with -tls: the certificate chain `file` (PEM); default: a generated self-signed certificate")
+	fs.StringVar(&a.keyFile, "tls-key", "", "with -tls: the private key `file` (PEM) of -tls-cert")
+	a.prof.flags(fs)
+}
+
+// check validates the flags and fills in what they imply.
+func (a *serveArgs) check() error {
+	if err := checkNetwork(a.network); err != nil {
+		return err
+	}
+	if a.addr == "" {
+		if a.network == "unix" {
+			return errors.New("-network unix needs -addr, a socket path")
+		}
+		a.addr = defaultAddr
+	}
+	switch {
+	case a.timeout <= 0:
+		return errors.New("-shutdown-timeout must be positive")
+	case !a.tls && (a.certFile != "" || a.keyFile != ""):
+		return errors.New("-tls-cert and -tls-key need -tls")
+	case (a.certFile == "") != (a.keyFile == ""):
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	if a.tls {
+		a.netconn = true
+	}
+	return nil
+}
+
+// listen listens on t: with h inline, or (-netconn) the app behind the
+// net.Conn adapter, through TLS with cert. stopNet, if not nil, shuts the
+// adapter's server down.
+func (a *serveArgs) listen(t transports.Transport, h transports.Handler, cert *serverCert, log *slog.Logger) (addr net.Addr, stopNet func(context.Context) error, err error) {
+	if !a.netconn {
+		ln, err := t.Listen(a.network, a.addr, h)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ln.Addr(), nil, nil
+	}
+	nl, err := transports.NetListener(t, a.network, a.addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	addr = nl.Addr()
+	if cert != nil {
+		nl = tls.NewListener(nl, cert.tlsConfig())
+	}
+	if a.app == "http" {
+		return addr, serveHTTP(nl, netHTTPServer(log)), nil
+	}
+	return addr, serveNetConn(nl), nil
+}
+
+// serveUntil says where it listens, serves until ctx ends (printing the
+// counters at each SIGUSR1), then shuts down within the timeout and
+// returns the exit status.
+func (a *serveArgs) serveUntil(ctx context.Context, stop func(), t transports.Transport, lnAddr net.Addr, stopNet func(context.Context) error, cert *serverCert, log *slog.Logger, stdout, stderr io.Writer) int {
+	var out sync.Mutex // serialises stdout between the stats lines and the rest
+	defer printStatsOnUSR1(t, &out, stdout)()
 	out.Lock()
 	line := fmt.Sprintf("listening on %s (transport %s)\n", lnAddr, t.Name())
 	if cert != nil {
@@ -209,14 +216,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	io.WriteString(stdout, line) // one write: a reader of the first line may read both
 	out.Unlock()
-	log.Info("serving", "app", *app, "network", *network, "addr", lnAddr.String(), "transport", t.Name(), "spec", *spec, "netconn", *netconn, "tls", *useTLS)
+	log.Info("serving", "app", a.app, "network", a.network, "addr", lnAddr.String(), "transport", t.Name(), "spec", a.spec, "netconn", a.netconn, "tls", a.tls)
 
 	<-ctx.Done()
 	stop() // a second signal now ends the process at once
-	log.Info("shutting down", "timeout", *timeout, "open", t.Stats().Open())
-	sctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	log.Info("shutting down", "timeout", a.timeout, "open", t.Stats().Open())
+	sctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
-	err = nil
+	var err error
 	if stopNet != nil {
 		err = stopNet(sctx)
 	}
@@ -225,16 +232,42 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	status := 0
 	if err != nil {
-		status = fail(stderr, "serve", fmt.Errorf("shutdown: connections still open after %v were aborted: %w", *timeout, err))
+		status = fail(stderr, "serve", fmt.Errorf("shutdown: connections still open after %v were aborted: %w", a.timeout, err))
 	} else {
 		log.Info("shut down")
 	}
-	if *stats {
+	if a.stats {
 		out.Lock()
 		fmt.Fprintln(stdout, statsLine(t.Stats()))
 		out.Unlock()
 	}
 	return status
+}
+
+// printStatsOnUSR1 prints t's counters to stdout, under out, at each
+// SIGUSR1, until the function it returns is called.
+func printStatsOnUSR1(t transports.Transport, out *sync.Mutex, stdout io.Writer) (stop func()) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-usr1:
+				out.Lock()
+				fmt.Fprintln(stdout, statsLine(t.Stats()))
+				out.Unlock()
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		signal.Stop(usr1)
+		close(done)
+		wg.Wait()
+	}
 }
 
 // statsLine formats s as one line: "stats accepted=1 dialed=0 ...", the

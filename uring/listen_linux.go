@@ -54,12 +54,16 @@ func (ln *listener) Addr() net.Addr { return ln.addr }
 // Close stops accepting: the sockets stop listening at once (shutdown),
 // the multishot accepts are cancelled and the descriptors closed. It waits
 // for that unless called from a loop (a callback), where waiting would
-// wait for itself.
+// wait for itself: the acceptors finish on their loops. That holds for
+// a second Close too, while another goroutine's Close waits.
 func (ln *listener) Close() error {
+	wait := !ln.t.inCallback()
 	ln.mu.Lock()
 	if ln.closed {
 		ln.mu.Unlock()
-		<-ln.done
+		if wait {
+			<-ln.done
+		}
 		return nil
 	}
 	ln.closed = true
@@ -81,7 +85,7 @@ func (ln *listener) Close() error {
 			}
 		})
 	}
-	if !ln.t.inCallback() {
+	if wait {
 		<-ln.done
 	}
 	return nil

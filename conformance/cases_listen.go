@@ -1,11 +1,16 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,9 +18,11 @@ import (
 )
 
 // listenCases are about listeners and the edges of a connection's life
-// around them: Listener.Close from callbacks.
+// around them: Listener.Close from callbacks, and a Dial still connecting
+// when the transport closes.
 var listenCases = []testCase{
 	{name: "listener-close-from-callback", run: listenCloseFromCallback},
+	{name: "dial-during-close", tcpOnly: true, run: listenDialDuringClose},
 }
 
 // listenCloseFromCallback: Listener.Close from a callback never waits for
@@ -98,6 +105,136 @@ func listenCloseFromCallback(t *testing.T, s *Suite) {
 	})
 }
 
+// listenDialDuringClose: a Dial still connecting when the transport's
+// Close or Shutdown begins ends at once with an error matching
+// net.ErrClosed, and Close or Shutdown returns without waiting for the
+// connect (the kernel would give up on the address only after its SYN
+// retries, minutes later); no callback runs.
+func listenDialDuringClose(t *testing.T, s *Suite) {
+	for _, end := range []struct {
+		name string
+		f    func(transports.Transport) error
+	}{
+		{name: "close", f: transports.Transport.Close},
+		{name: "shutdown", f: func(tr transports.Transport) error { return tr.Shutdown(lcContext(t)) }},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			addr := lsBlackhole(t)
+			var stuck atomic.Bool
+			tr := lsOpen(t, s, &stuck)
+			h := newLCClient()
+			dialed := make(chan error, 1)
+			go func() {
+				// The context outlives the case's waits: only the end
+				// of the transport may end this Dial.
+				ctx, cancel := context.WithTimeout(context.Background(), 3*lcTimeout)
+				defer cancel()
+				c, err := tr.Dial(ctx, "tcp", addr.String(), h)
+				if err == nil {
+					c.Close()
+				}
+				dialed <- err
+			}()
+			lsWaitFor(t, &stuck, "the Dial's SYN to "+addr.String(), func() bool {
+				return lsTCPSocketIn(t, tcpSynSent, 0, addr.Port)
+			})
+			ended := make(chan error, 1)
+			go func() { ended <- end.f(tr) }()
+			if err := lsRecv(t, ended, &stuck, "%s to return while a Dial connects", end.name); err != nil {
+				t.Errorf("%s = %v, want nil", end.name, err)
+			}
+			err := lsRecv(t, dialed, &stuck, "the Dial to return after %s", end.name)
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Dial ended by %s: %v, want an error matching net.ErrClosed", end.name, err)
+			}
+			var oe *net.OpError
+			if !errors.As(err, &oe) || oe.Op != "dial" {
+				t.Errorf("Dial error = %#v, want a *net.OpError with Op \"dial\"", err)
+			}
+			if n, m := h.opens.Load(), h.closes.Load(); n != 0 || m != 0 {
+				t.Errorf("%d OnOpen and %d OnClose calls for the failed Dial, want none", n, m)
+			}
+		})
+	}
+}
+
+// lsBlackhole returns a loopback address where a connect hangs in
+// SYN_SENT: a listening socket whose accept queue is full. Its backlog is
+// 0, and the kernel queues one connection more than the backlog, then
+// drops the SYNs that come while the queue is full; nobody accepts.
+func lsBlackhole(t *testing.T) *net.TCPAddr {
+	t.Helper()
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	rc, err := l.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = syscall.Listen(int(fd), 0) }); cerr != nil || err != nil {
+		t.Fatalf("listen(2) again with a backlog of 0: %v, %v", cerr, err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	filler, err := net.DialTimeout("tcp4", addr.String(), lcTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	// The queue is full once the filler's server side is established.
+	lsWaitFor(t, nil, "the filler connection's server side", func() bool {
+		return lsTCPSocketIn(t, tcpEstablished, addr.Port, filler.LocalAddr().(*net.TCPAddr).Port)
+	})
+	return addr
+}
+
+// TCP states as /proc/net/tcp shows them (include/net/tcp_states.h).
+const (
+	tcpEstablished = 0x01
+	tcpSynSent     = 0x02
+)
+
+// lsTCPSocketIn reports whether this network namespace has a TCP socket in
+// state whose local port is local and remote port is remote (0: any). It
+// reads /proc/net/tcp and /proc/net/tcp6: the kernel's view, which no
+// transport can tell a case.
+func lsTCPSocketIn(t *testing.T, state, local, remote int) bool {
+	t.Helper()
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("reading the kernel's TCP sockets: %v", err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// "sl local_address rem_address st ...", addresses as
+			// hex "ADDR:PORT".
+			fields := strings.Fields(line)
+			if len(fields) < 4 {
+				continue
+			}
+			port := func(a string) int {
+				_, hex, _ := strings.Cut(a, ":")
+				p, err := strconv.ParseUint(hex, 16, 16)
+				if err != nil {
+					return -1
+				}
+				return int(p)
+			}
+			st, err := strconv.ParseUint(fields[3], 16, 8)
+			if err != nil || int(st) != state {
+				continue
+			}
+			if (local == 0 || port(fields[1]) == local) && (remote == 0 || port(fields[2]) == remote) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // lsOpen opens the transport under test with one loop, so that a
 // callback holds the loop every listener and connection is on. Unlike
 // Suite.Open, its cleanup leaves the transport open if a failed case set
@@ -113,7 +250,7 @@ func lsOpen(t *testing.T, s *Suite, stuck *atomic.Bool) transports.Transport {
 	}
 	t.Cleanup(func() {
 		if stuck.Load() {
-			t.Errorf("transport left open: a loop is stuck")
+			t.Errorf("transport left open: a call into it never returned")
 			return
 		}
 		if err := tr.Close(); err != nil {
@@ -154,13 +291,16 @@ func lsRecv[T any](t *testing.T, ch <-chan T, stuck *atomic.Bool, format string,
 }
 
 // lsWaitFor polls cond, a state of the system the case cannot be told of,
-// until it holds; after lcTimeout it marks the transport stuck and fails t.
+// until it holds; after lcTimeout it marks the transport stuck (if stuck
+// is not nil) and fails t.
 func lsWaitFor(t *testing.T, stuck *atomic.Bool, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(lcTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			stuck.Store(true)
+			if stuck != nil {
+				stuck.Store(true)
+			}
 			t.Fatalf("waited %v for %s", lcTimeout, what)
 		}
 		time.Sleep(time.Millisecond)

@@ -456,10 +456,12 @@ func (c *conn) onConnect(res int32) {
 	switch {
 	case res == -int32(syscall.ECANCELED) && d.ctxErr != nil:
 		d.err = c.opError("dial", d.ctxErr)
+	case c.dying || t.isClosed():
+		// The transport's Close or Shutdown killed c, cancelling the
+		// connect (ECANCELED), or began while it connected.
+		d.err = c.opError("dial", net.ErrClosed)
 	case res < 0:
 		d.err = c.opError("dial", os.NewSyscallError("connect", syscall.Errno(-res)))
-	case c.dying || t.isClosed():
-		d.err = c.opError("dial", net.ErrClosed)
 	}
 	if d.err != nil {
 		c.dying = true

@@ -341,8 +341,15 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	c.raddr = ra
 	d := &dialState{sa: rawSockaddr(sa), done: make(chan error, 1)}
 	c.more().dial = d
+	if testHookDialCounted != nil {
+		testHookDialCounted()
+	}
 	l.postTask(func() {
-		if l.stopping {
+		if l.stopping || t.isClosed() {
+			// Close or Shutdown has begun, and its kill tasks may have
+			// run here already, before c had a slot: a connect made now
+			// would outlive them, and hold Close until the kernel gave
+			// up on an address that never answers.
 			unix.Close(fd)
 			d.err = opErr(ra, net.ErrClosed)
 			d.fail(c)
@@ -458,8 +465,15 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	}
 	t.closeListeners()
 	t.eachConn(func(c *conn) {
-		if c.opened {
+		switch {
+		case c.opened:
 			c.requestShutdown()
+		case c.dialing() != nil:
+			// Its Dial would fail with net.ErrClosed once connected:
+			// end it now rather than wait for the connect.
+			if c.kill(net.ErrClosed) {
+				c.l.markDirty(c)
+			}
 		}
 	})
 	var err error
@@ -485,10 +499,18 @@ func (t *Transport) Close() error {
 	}
 	t.closeListeners()
 	t.killAll()
+	if testHookCloseKilled != nil {
+		testHookCloseKilled()
+	}
 	t.waitConns(context.Background())
 	t.finishClose()
 	return nil
 }
+
+// Test hooks, nil outside tests: testHookDialCounted runs in Dial once
+// the dial counts as a conn, before its connect is posted to the loop;
+// testHookCloseKilled runs in Close once it has posted its kill tasks.
+var testHookDialCounted, testHookCloseKilled func()
 
 func (t *Transport) finishClose() {
 	t.stopLoops()

@@ -33,8 +33,11 @@ type listener struct {
 
 	mu      sync.Mutex
 	closed  bool
-	pending int           // acceptors not yet finished
-	done    chan struct{} // closed once every acceptor has finished and the fds are closed
+	pending int // acceptors not yet finished
+	// handing counts the descriptors handed over to other loops (msgring)
+	// that their targets have not taken yet: they find ln by its id.
+	handing int
+	done    chan struct{} // closed once every acceptor has finished, the fds are closed and no descriptor is on its way
 }
 
 // acceptor is a multishot accept on one loop.
@@ -75,7 +78,6 @@ func (ln *listener) Close() error {
 	if ln.path != "" {
 		unix.Unlink(ln.path)
 	}
-	ln.t.forgetListener(ln)
 	for _, l := range ln.t.loops {
 		l.postTask(func() {
 			for _, a := range l.acceptors {
@@ -91,8 +93,9 @@ func (ln *listener) Close() error {
 	return nil
 }
 
-// Done is closed once ln is closed: its acceptors have finished and its
-// descriptors are closed (transports.DoneListener).
+// Done is closed once ln is closed: its acceptors have finished, its
+// descriptors are closed, and every descriptor it handed to another loop
+// has been taken there (transports.DoneListener).
 func (ln *listener) Done() <-chan struct{} { return ln.done }
 
 // acceptorDone counts one acceptor finished; the last closes the fds.
@@ -100,13 +103,44 @@ func (ln *listener) acceptorDone() {
 	ln.mu.Lock()
 	ln.pending--
 	last := ln.pending == 0
+	end := last && ln.handing == 0
 	ln.mu.Unlock()
 	if last {
 		for _, fd := range ln.fds {
 			unix.Close(fd)
 		}
-		close(ln.done)
 	}
+	if end {
+		ln.end()
+	}
+}
+
+// handOver counts a descriptor handed over to another loop.
+func (ln *listener) handOver() {
+	ln.mu.Lock()
+	ln.handing++
+	ln.mu.Unlock()
+}
+
+// handedOver counts a descriptor handed over that its target has taken,
+// or that never left (the MSG_RING failed). Every hand-over is made by an
+// acceptor before it finishes, so once none is pending, handing only
+// falls.
+func (ln *listener) handedOver() {
+	ln.mu.Lock()
+	ln.handing--
+	end := ln.pending == 0 && ln.handing == 0
+	ln.mu.Unlock()
+	if end {
+		ln.end()
+	}
+}
+
+// end forgets ln, for which no descriptor can arrive any more, and closes
+// done.
+func (ln *listener) end() {
+	ln.t.forgetListener(ln)
+	close(ln.done)
 }
 
 // arm arms the multishot accept.
@@ -131,14 +165,10 @@ func (a *acceptor) close() {
 	a.finish()
 }
 
+// finish forgets the acceptor. Descriptors it handed over may still be
+// on their way: the listener counts them (handing), and its end waits
+// for them.
 func (a *acceptor) finish() {
-	if a.l.msgsOut > 0 && a.ln.t.opt.accept == acceptMsgRing {
-		// Wait for the hand-offs in flight: their targets must see the
-		// descriptors before the loops may stop.
-		a.tm = &timer{idx: -1, f: a.finish}
-		a.l.setTimer(a.tm, time.Now().Add(time.Millisecond))
-		return
-	}
 	a.l.acceptors[a.slot] = nil
 	a.ln.acceptorDone()
 }
@@ -213,9 +243,10 @@ func (l *loop) dispatchFD(fd int, ln *listener) {
 		if target != l {
 			tfd := target.fdOut.Load()
 			if tfd >= 0 {
+				ln.handOver()
 				s := l.sqe()
 				s.PrepareMsgRing(int(tfd), uint32(fd), mkUD(opMsgFD, ln.id, 0), 0)
-				s.UserData = mkUD(opMsgSent, 0, uint32(fd))
+				s.UserData = mkUD(opMsgSent, ln.id, uint32(fd))
 				l.msgsOut++
 				return
 			}
@@ -226,15 +257,28 @@ func (l *loop) dispatchFD(fd int, ln *listener) {
 
 // onHandedFD serves a descriptor another loop handed over.
 func (l *loop) onHandedFD(fd int, lnID uint32) {
-	if fd < 0 {
-		return
-	}
 	ln := l.t.listenerByID(lnID)
 	if ln == nil {
-		unix.Close(fd)
+		// The transport has closed, and forgotten every listener.
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return
 	}
-	l.acceptFD(fd, ln)
+	if fd >= 0 {
+		l.acceptFD(fd, ln)
+	}
+	ln.handedOver() // after acceptFD: the conn counts in the transport by now
+}
+
+// handOffFailed handles a MSG_RING that did not deliver descriptor fd,
+// handed over for listener lnID: the descriptor is still ours.
+func (l *loop) handOffFailed(fd int, lnID uint32, errno syscall.Errno) {
+	unix.Close(fd)
+	l.t.cfg.Logger.Error("uring: MSG_RING hand-off failed", "err", errno)
+	if ln := l.t.listenerByID(lnID); ln != nil {
+		ln.handedOver()
+	}
 }
 
 // acceptFD makes a conn of an accepted descriptor and opens it.

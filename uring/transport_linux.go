@@ -23,15 +23,17 @@ type Transport struct {
 	rr     atomic.Uint32 // round-robin for Dial and msgring hand-offs
 	bufInc atomic.Uint64 // 1 if the buffer rings are consumed incrementally (IOU_PBUF_RING_INC)
 
-	mu        sync.Mutex
-	cond      sync.Cond // signalled when nconns reaches 0
-	closed    bool
-	nconns    int // conns opened (or dialing) whose OnClose has not returned
-	listeners map[*listener]struct{}
-	byID      map[uint32]*listener // every listener, for descriptors handed over late
-	nextID    uint32
-	done      chan struct{}
-	wg        sync.WaitGroup
+	mu     sync.Mutex
+	cond   sync.Cond // signalled when nconns reaches 0
+	closed bool
+	nconns int // conns opened (or dialing) whose OnClose has not returned
+	// byID holds every listener that is open, or closed with descriptors
+	// it handed to other loops (msgring) still on their way: the MSG_RING
+	// names it by id.
+	byID   map[uint32]*listener
+	nextID uint32
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 var _ transports.Transport = (*Transport)(nil)
@@ -53,12 +55,11 @@ func newTransport(cfg transports.Config, o options) (transports.Transport, error
 		return nil, errorf("uring: rawwait %v is longer than %v: the Go scheduler preempts a goroutine that holds its P for 10 ms", o.rawWait, maxRawWait)
 	}
 	t := &Transport{
-		cfg:       cfg,
-		opt:       o,
-		feat:      f,
-		listeners: map[*listener]struct{}{},
-		byID:      map[uint32]*listener{},
-		done:      make(chan struct{}),
+		cfg:  cfg,
+		opt:  o,
+		feat: f,
+		byID: map[uint32]*listener{},
+		done: make(chan struct{}),
 	}
 	t.cond.L = &t.mu
 	n := max(cfg.Loops, 1)
@@ -187,9 +188,13 @@ func (t *Transport) listenerByID(id uint32) *listener {
 	return t.byID[id]
 }
 
+// forgetListener drops ln from byID: no descriptor can arrive for it any
+// more.
 func (t *Transport) forgetListener(ln *listener) {
 	t.mu.Lock()
-	delete(t.listeners, ln)
+	if t.byID[ln.id] == ln {
+		delete(t.byID, ln.id)
+	}
 	t.mu.Unlock()
 }
 
@@ -276,7 +281,6 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	}
 	t.nextID++
 	ln.id = t.nextID
-	t.listeners[ln] = struct{}{}
 	t.byID[ln.id] = ln
 	t.mu.Unlock()
 	for _, p := range places {
@@ -392,11 +396,12 @@ func (t *Transport) beginClose() bool {
 	return true
 }
 
-// closeListeners closes every listener and waits for them.
+// closeListeners closes every listener and waits for them, and for those
+// closed from a callback whose descriptors are still on their way.
 func (t *Transport) closeListeners() {
 	t.mu.Lock()
 	var ls []*listener
-	for ln := range t.listeners {
+	for _, ln := range t.byID {
 		ls = append(ls, ln)
 	}
 	t.mu.Unlock()

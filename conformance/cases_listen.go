@@ -14,15 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/testutil"
 	"github.com/merlin-net/merlin/transports"
 )
 
 // listenCases are about listeners and the edges of a connection's life
-// around them: Listener.Close from callbacks, and a Dial still connecting
-// when the transport closes.
+// around them: Listener.Close from callbacks, a Dial still connecting
+// when the transport closes, and the addresses of a connection reset
+// before it was accepted.
 var listenCases = []testCase{
 	{name: "listener-close-from-callback", run: listenCloseFromCallback},
 	{name: "dial-during-close", tcpOnly: true, run: listenDialDuringClose},
+	{name: "addresses-after-reset", tcpOnly: true, run: listenAddressesAfterReset},
 }
 
 // listenCloseFromCallback: Listener.Close from a callback never waits for
@@ -155,6 +158,85 @@ func listenDialDuringClose(t *testing.T, s *Suite) {
 				t.Errorf("%d OnOpen and %d OnClose calls for the failed Dial, want none", n, m)
 			}
 		})
+	}
+}
+
+// listenAddressesAfterReset: a connection whose peer reset it before the
+// transport accepted it still has both addresses, as package net reports
+// them (accept(2) gives the peer's address even then): RemoteAddr is the
+// peer's, LocalAddr the listener's. A nil address panics a handler that
+// logs it.
+func listenAddressesAfterReset(t *testing.T, s *Suite) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		t.Run(network, func(t *testing.T) {
+			if network == "tcp6" {
+				if err := testutil.IPv6Loopback(); err != nil {
+					s.Skip(t, err.Error())
+				}
+			}
+			lsAddressesAfterReset(t, s, network)
+		})
+	}
+}
+
+func lsAddressesAfterReset(t *testing.T, s *Suite, network string) {
+	var stuck atomic.Bool
+	tr := lsOpen(t, s, &stuck)
+	type addrs struct{ local, remote net.Addr }
+	var (
+		opened  = make(chan addrs, 2)
+		held    = make(chan struct{})
+		release = make(chan struct{})
+		first   atomic.Bool
+	)
+	h := handler(hooks{
+		Open: func(c transports.Conn) { opened <- addrs{c.LocalAddr(), c.RemoteAddr()} },
+		Data: func(c transports.Conn, in []byte) int {
+			if !first.Swap(true) {
+				// Hold the one loop: the transport accepts the next
+				// connection only after its reset.
+				close(held)
+				<-release
+			}
+			return len(in)
+		},
+	})
+	releaseLoop := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseLoop)
+	ln := lsListen(t, tr, network, testutil.LoopbackAddress(t, network), h, &stuck)
+	lnPort := ln.Addr().(*net.TCPAddr).Port
+	holder := s.DialClient(t, ln)
+	if _, err := holder.Write([]byte("x")); err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	lsRecv(t, opened, &stuck, "OnOpen of the first connection")
+	lsRecv(t, held, &stuck, "OnData of the first connection")
+
+	c, err := net.DialTimeout(network, ln.Addr().String(), lcTimeout)
+	if err != nil {
+		t.Fatalf("dial %v: %v", ln.Addr(), err)
+	}
+	peer := c.LocalAddr().(*net.TCPAddr)
+	lsWaitFor(t, &stuck, "the kernel to queue the connection to accept", func() bool {
+		return lsTCPSocketIn(t, tcpEstablished, lnPort, peer.Port)
+	})
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close() // RST
+	lsWaitFor(t, &stuck, "the reset to close the queued connection", func() bool {
+		return !lsTCPSocketIn(t, tcpEstablished, lnPort, peer.Port)
+	})
+	releaseLoop()
+
+	got := lsRecv(t, opened, &stuck, "OnOpen of the connection reset before it was accepted")
+	if got.remote == nil {
+		t.Errorf("RemoteAddr of a connection reset before it was accepted is nil, want %v", peer)
+	} else if got.remote.Network() != "tcp" || got.remote.String() != peer.String() {
+		t.Errorf("RemoteAddr of a connection reset before it was accepted = %s %v, want tcp %v", got.remote.Network(), got.remote, peer)
+	}
+	if got.local == nil {
+		t.Errorf("LocalAddr of a connection reset before it was accepted is nil, want %v", ln.Addr())
+	} else if got.local.Network() != "tcp" || got.local.String() != ln.Addr().String() {
+		t.Errorf("LocalAddr of a connection reset before it was accepted = %s %v, want tcp %v", got.local.Network(), got.local, ln.Addr())
 	}
 }
 

@@ -24,6 +24,7 @@ type listener struct {
 	id      uint32
 	h       transports.Handler
 	network string
+	family  int // the sockets' address family
 	addr    net.Addr
 	local   net.Addr // the accepted conns' local address, if not a wildcard
 	path    string   // unix socket path to remove at Close
@@ -290,15 +291,27 @@ func (l *loop) acceptFD(fd int, ln *listener) {
 			c.laddr = sockaddrToAddr(ln.network, sa)
 		}
 		l.stats.Syscalls.Add(1)
-	}
-	if sa, err := unix.Getpeername(fd); err == nil {
-		if sa4, ok := sa.(*unix.SockaddrInet4); ok && sa4.Port != 0 {
-			c.peer4, c.peerPort = sa4.Addr, uint16(sa4.Port)
-		} else {
-			c.raddr = sockaddrToAddr(ln.network, sa)
+		if c.laddr == nil {
+			c.laddr = ln.addr // the wildcard; never nil, as package net
 		}
 	}
+	sa, err := unix.Getpeername(fd)
 	l.stats.Syscalls.Add(1)
+	if err != nil {
+		// The peer reset the connection before the accept: the socket
+		// is closed, and getpeername says ENOTCONN. accept(2) would
+		// still have told the address, and SO_PEERNAME does.
+		sa, _ = peerName(fd, ln.family)
+		l.stats.Syscalls.Add(1)
+	}
+	if sa4, ok := sa.(*unix.SockaddrInet4); ok && sa4.Port != 0 {
+		c.peer4, c.peerPort = sa4.Addr, uint16(sa4.Port)
+	} else {
+		c.raddr = sockaddrToAddr(ln.network, sa)
+		if c.raddr == nil {
+			c.raddr = unknownAddr(ln.network) // never nil, as package net
+		}
+	}
 	if !l.t.connAdd() {
 		unix.Close(fd)
 		return
@@ -338,6 +351,48 @@ func (l *loop) open(c *conn, added bool) {
 		d.done <- nil
 	}
 	l.markDirty(c)
+}
+
+// peerName returns the peer's address of fd, a TCP socket of family, by
+// SO_PEERNAME, which unlike getpeername(2) answers once the connection is
+// closed (the kernel reads the address as accept(2) does). The kernel
+// wants a length no longer than the address: the family's.
+func peerName(fd, family int) (unix.Sockaddr, error) {
+	var raw unix.RawSockaddrAny
+	var n uint32
+	switch family {
+	case unix.AF_INET:
+		n = unix.SizeofSockaddrInet4
+	case unix.AF_INET6:
+		n = unix.SizeofSockaddrInet6
+	default:
+		return nil, syscall.EAFNOSUPPORT
+	}
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERNAME, uintptr(unsafe.Pointer(&raw)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return nil, os.NewSyscallError("getsockopt", e)
+	}
+	switch raw.Addr.Family {
+	case unix.AF_INET:
+		r := (*unix.RawSockaddrInet4)(unsafe.Pointer(&raw))
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		return &unix.SockaddrInet4{Port: int(p[0])<<8 | int(p[1]), Addr: r.Addr}, nil
+	case unix.AF_INET6:
+		r := (*unix.RawSockaddrInet6)(unsafe.Pointer(&raw))
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		return &unix.SockaddrInet6{Port: int(p[0])<<8 | int(p[1]), ZoneId: r.Scope_id, Addr: r.Addr}, nil
+	}
+	return nil, syscall.EAFNOSUPPORT
+}
+
+// unknownAddr is the address of a connection whose kernel would not tell
+// it: an empty one of network's kind, which, unlike nil, a handler can
+// print.
+func unknownAddr(network string) net.Addr {
+	if network == "unix" {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
 }
 
 // sockaddrToAddr converts a socket address to a net.Addr as package net
@@ -514,6 +569,9 @@ func (c *conn) onConnect(res int32) {
 	}
 	if sa, err := unix.Getsockname(int(c.fd)); err == nil {
 		c.laddr = sockaddrToAddr(c.network(), sa)
+	}
+	if c.laddr == nil {
+		c.laddr = unknownAddr(c.network()) // never nil, as package net
 	}
 	c.l.stats.Syscalls.Add(1)
 	c.l.stats.Dialed.Add(1)

@@ -222,7 +222,7 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, opErr(err)
 	}
-	ln := &listener{t: t, h: h, network: network, fds: []int{fd}, done: make(chan struct{})}
+	ln := &listener{t: t, h: h, network: network, family: fam, fds: []int{fd}, done: make(chan struct{})}
 	bound, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)

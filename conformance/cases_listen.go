@@ -1,11 +1,14 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,12 +23,13 @@ import (
 
 // listenCases are about listeners and the edges of a connection's life
 // around them: Listener.Close from callbacks, a Dial still connecting
-// when the transport closes, and the addresses of a connection reset
-// before it was accepted.
+// when the transport closes, the addresses of a connection reset before
+// it was accepted, and abstract unix addresses.
 var listenCases = []testCase{
 	{name: "listener-close-from-callback", run: listenCloseFromCallback},
 	{name: "dial-during-close", tcpOnly: true, run: listenDialDuringClose},
 	{name: "addresses-after-reset", tcpOnly: true, run: listenAddressesAfterReset},
+	{name: "abstract-unix", run: listenAbstractUnix},
 }
 
 // listenCloseFromCallback: Listener.Close from a callback never waits for
@@ -237,6 +241,106 @@ func lsAddressesAfterReset(t *testing.T, s *Suite, network string) {
 		t.Errorf("LocalAddr of a connection reset before it was accepted is nil, want %v", ln.Addr())
 	} else if got.local.Network() != "tcp" || got.local.String() != ln.Addr().String() {
 		t.Errorf("LocalAddr of a connection reset before it was accepted = %s %v, want tcp %v", got.local.Network(), got.local, ln.Addr())
+	}
+}
+
+// listenAbstractUnix: a unix address "@name" is a name in Linux's abstract
+// namespace, as package net has it, for Listen and Dial alike: no file is
+// made, dialled or removed. A file "@name" in the working directory, where
+// the path "@name" would lead, is left alone, with or without a file
+// there beforehand; a Dial of "@name" reaches the listener, as a Go
+// client's does.
+func listenAbstractUnix(t *testing.T, s *Suite) {
+	if s.Network != "unix" {
+		t.Skip("abstract addresses are unix sockets'")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the abstract namespace of unix sockets is Linux's")
+	}
+	for _, file := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no-file", true: "file"}[file], func(t *testing.T) {
+			t.Chdir(t.TempDir()) // where a path "@name" would lead
+			name := fmt.Sprintf("@merlin-conformance-%s-%d-%d", s.Name, os.Getpid(), time.Now().UnixNano())
+			const content = "not a socket"
+			if file {
+				if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkFile := func(when string) {
+				t.Helper()
+				b, err := os.ReadFile(name)
+				switch {
+				case !file && err == nil:
+					t.Errorf("%s: a file %q was made in the working directory", when, name)
+				case !file && !errors.Is(err, fs.ErrNotExist):
+					t.Errorf("%s: %v", when, err)
+				case file && err != nil:
+					t.Errorf("%s: the file %q in the working directory: %v, want it left alone", when, name, err)
+				case file && string(b) != content:
+					t.Errorf("%s: the file %q in the working directory holds %q, want %q", when, name, b, content)
+				}
+			}
+
+			tr := s.Open(t, nil)
+			locals := make(chan string, 2)
+			h := handler(hooks{
+				Open: func(c transports.Conn) { locals <- lcAddrString(c.LocalAddr()) },
+				Data: lcEchoData,
+			})
+			ln, err := tr.Listen("unix", name, h)
+			if err != nil {
+				t.Fatalf("Listen(unix, %s): %v", name, err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			checkFile("after Listen")
+			want := "unix " + name
+			if got := lcAddrString(ln.Addr()); got != want {
+				t.Errorf("Listener.Addr = %s, want %s", got, want)
+			}
+
+			// A Go client finds the listener in the abstract namespace.
+			c, err := net.DialTimeout("unix", name, lcTimeout)
+			if err != nil {
+				t.Fatalf("a Go client's dial of %s: %v", name, err)
+			}
+			t.Cleanup(func() { c.Close() })
+			lcEcho(t, c, []byte("from a Go client"))
+			if got := lcRecv(t, locals); got != want {
+				t.Errorf("LocalAddr of the accepted Conn = %s, want %s", got, want)
+			}
+
+			// So does the transport's Dial. (If it fails, the checks of
+			// Close below still run.)
+			ch := newLCClient()
+			ch.greeting = []byte("from the transport's Dial")
+			d, err := tr.Dial(lcContext(t), "unix", name, ch)
+			if err != nil {
+				t.Errorf("Dial(unix, %s): %v", name, err)
+			} else {
+				if got := ch.wait(t, len(ch.greeting)); !bytes.Equal(got, ch.greeting) {
+					t.Errorf("echo of the dialed Conn = %q, want %q", got, ch.greeting)
+				}
+				if got := lcAddrString(d.RemoteAddr()); got != want {
+					t.Errorf("RemoteAddr of the dialed Conn = %s, want %s", got, want)
+				}
+				lcRecv(t, locals)
+				d.Close()
+				if err := ch.waitClose(t); err != nil {
+					t.Errorf("OnClose err of the dialed Conn = %v, want nil", err)
+				}
+			}
+			checkFile("after Dial")
+
+			if err := ln.Close(); err != nil {
+				t.Errorf("Listener.Close = %v", err)
+			}
+			checkFile("after Listener.Close")
+			if err := tr.Close(); err != nil {
+				t.Errorf("transport Close = %v", err)
+			}
+			checkFile("after the transport's Close")
+		})
 	}
 }
 

@@ -295,8 +295,8 @@ func (t *Transport) listenSocket(family int, sa unix.Sockaddr, flags int) (fd in
 		return fail(err)
 	}
 	if err := sys("listen", unix.Listen(fd, listenBacklog())); err != nil {
-		if family == unix.AF_UNIX {
-			unix.Unlink(sa.(*unix.SockaddrUnix).Name)
+		if ua, ok := sa.(*unix.SockaddrUnix); ok && !abstractUnix(ua.Name) {
+			unix.Unlink(ua.Name)
 		}
 		return fail(err)
 	}
@@ -873,7 +873,7 @@ func (ln *listener) Close() error {
 }
 
 func (ln *listener) unlink() {
-	if ln.path != "" && ln.path[0] != '@' {
+	if ln.path != "" && !abstractUnix(ln.path) {
 		os.Remove(ln.path)
 	}
 }

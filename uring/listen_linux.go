@@ -27,7 +27,7 @@ type listener struct {
 	family  int // the sockets' address family
 	addr    net.Addr
 	local   net.Addr // the accepted conns' local address, if not a wildcard
-	path    string   // unix socket path to remove at Close
+	path    string   // unix socket file to remove at Close ("" for an abstract name)
 	fds     []int
 
 	stopped atomic.Bool // Close has begun: accept errors are expected
@@ -600,9 +600,24 @@ func rawSockaddr(sa unix.Sockaddr) []byte {
 		var r unix.RawSockaddrUnix
 		r.Family = unix.AF_UNIX
 		n := copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.Path[0])), len(r.Path)-1), sa.Name)
-		return append([]byte(nil), (*[unix.SizeofSockaddrUnix]byte)(unsafe.Pointer(&r))[:2+n+1]...)
+		size := 2 + n + 1 // family, path, NUL
+		if abstractUnix(sa.Name) {
+			// A name in the abstract namespace: a NUL where package net
+			// writes '@', and no NUL after it (the length ends it), as
+			// unix.Connect and unix.Bind send it.
+			r.Path[0] = 0
+			size--
+		}
+		return append([]byte(nil), (*[unix.SizeofSockaddrUnix]byte)(unsafe.Pointer(&r))[:size]...)
 	}
 	return nil
+}
+
+// abstractUnix reports whether a unix socket address names no file but a
+// name in Linux's abstract namespace: it begins with '@' (as package net
+// writes it) or a NUL.
+func abstractUnix(name string) bool {
+	return name != "" && (name[0] == '@' || name[0] == 0)
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

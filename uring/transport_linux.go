@@ -229,8 +229,11 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 		return nil, opErr(err)
 	}
 	if fam == unix.AF_UNIX {
-		ln.path = a.(*net.UnixAddr).Name
-		ln.addr = &net.UnixAddr{Name: ln.path, Net: "unix"}
+		name := a.(*net.UnixAddr).Name
+		if !abstractUnix(name) {
+			ln.path = name
+		}
+		ln.addr = &net.UnixAddr{Name: name, Net: "unix"}
 		ln.local = ln.addr
 	} else {
 		ln.addr = sockaddrToAddr(network, bound)

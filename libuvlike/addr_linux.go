@@ -86,6 +86,14 @@ func resolve(network, address string, listen bool) (sockAddr, error) {
 	return r, nil
 }
 
+// abstractUnix reports whether a unix socket address names no file but a
+// name in Linux's abstract namespace: it begins with '@' (as package net
+// writes it, and unix.Bind and unix.Connect take it) or a NUL. Such a
+// name has no file to remove.
+func abstractUnix(name string) bool {
+	return name != "" && (name[0] == '@' || name[0] == 0)
+}
+
 // zoneIndex returns the interface index an IPv6 zone names.
 func zoneIndex(zone string) uint32 {
 	if n, err := strconv.Atoi(zone); err == nil {

@@ -295,8 +295,8 @@ func (t *Transport) listenSocket(family int, sa unix.Sockaddr, flags int) (fd in
 		return fail(err)
 	}
 	if err := sys("listen", unix.Listen(fd, listenBacklog())); err != nil {
-		if family == unix.AF_UNIX {
-			unix.Unlink(sa.(*unix.SockaddrUnix).Name)
+		if ua, ok := sa.(*unix.SockaddrUnix); ok && !abstractUnix(ua.Name) {
+			unix.Unlink(ua.Name)
 		}
 		return fail(err)
 	}
@@ -826,9 +826,8 @@ type listener struct {
 	fds     []int      // until handed to the loops
 	handles []*lhandle // immutable once Listen returns
 
-	closed atomic.Bool
-	once   sync.Once
-	done   chan struct{} // closed by Close
+	closed atomic.Bool   // set by the first Close
+	done   chan struct{} // closed by the first Close
 }
 
 func (ln *listener) Addr() net.Addr { return ln.addr }
@@ -839,37 +838,42 @@ func (ln *listener) Done() <-chan struct{} { return ln.done }
 // Close stops accepting and removes a unix socket's file; connections
 // accepted go on. The loops close the listening sockets; Close waits for
 // them, except when called from a callback (it would wait for its own
-// loop), where the other loops close theirs right after.
+// loop), where the other loops close theirs right after. A later Close
+// waits as the first does, and from a callback not at all: the first may
+// be waiting for the caller's loop.
 func (ln *listener) Close() error {
-	ln.once.Do(func() {
-		ln.closed.Store(true)
-		t := ln.t
-		t.mu.Lock()
-		delete(t.listeners, ln)
-		t.mu.Unlock()
-		ln.unlink()
-		wait := !t.inCallback()
-		var wg sync.WaitGroup
-		for _, lh := range ln.handles {
-			if lh.el.loop.InLoop() {
-				lh.close() // a start still queued sees ln.closed
-				continue
-			}
-			wg.Add(1)
-			if !lh.el.post(func() { lh.close(); wg.Done() }) {
-				wg.Done() // the loop has stopped: it closed the socket
-			}
-		}
+	t := ln.t
+	wait := !t.inCallback()
+	if ln.closed.Swap(true) {
 		if wait {
-			wg.Wait()
+			<-ln.done
 		}
-		close(ln.done)
-	})
+		return nil
+	}
+	t.mu.Lock()
+	delete(t.listeners, ln)
+	t.mu.Unlock()
+	ln.unlink()
+	var wg sync.WaitGroup
+	for _, lh := range ln.handles {
+		if lh.el.loop.InLoop() {
+			lh.close() // a start still queued sees ln.closed
+			continue
+		}
+		wg.Add(1)
+		if !lh.el.post(func() { lh.close(); wg.Done() }) {
+			wg.Done() // the loop has stopped: it closed the socket
+		}
+	}
+	if wait {
+		wg.Wait()
+	}
+	close(ln.done)
 	return nil
 }
 
 func (ln *listener) unlink() {
-	if ln.path != "" && ln.path[0] != '@' {
+	if ln.path != "" && !abstractUnix(ln.path) {
 		os.Remove(ln.path)
 	}
 }

@@ -49,7 +49,14 @@ type Transport struct {
 	// only ones that run callbacks; see inCallback.
 	loops map[uint64]struct{}
 	done  chan struct{} // closed once Shutdown or Close has finished
-	wg    sync.WaitGroup
+	// wg counts the goroutines t started and the Dials in flight (whose
+	// sockets t opened).
+	wg sync.WaitGroup
+
+	// stopDials cancels closing, which ends every Dial still connecting,
+	// when Shutdown or Close begins.
+	closing   context.Context
+	stopDials context.CancelFunc
 }
 
 var _ transports.Transport = (*Transport)(nil)
@@ -64,6 +71,7 @@ func New(cfg transports.Config) *Transport {
 		done:      make(chan struct{}),
 	}
 	t.cond = sync.NewCond(&t.mu)
+	t.closing, t.stopDials = context.WithCancel(context.Background())
 	return t
 }
 
@@ -123,16 +131,37 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	if t.inCallback() {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: transports.ErrInCallback}
 	}
-	if t.isClosed() {
+	// The dial counts in t.wg until its socket is a conn or closed, and
+	// Shutdown or Close ends it: they return only once every descriptor
+	// t opened is closed, and a connect to an address that never answers
+	// would hold them for the kernel's SYN timeout.
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.ErrClosed}
 	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.closing, cancel)
 	var d net.Dialer
 	d.SetMultipathTCP(false)
 	nc, err := d.DialContext(ctx, network, address)
+	stop()
+	cancel()
 	if err != nil {
+		t.wg.Done()
+		if t.closing.Err() != nil {
+			oe := &net.OpError{Op: "dial", Net: network, Err: net.ErrClosed}
+			if e, ok := err.(*net.OpError); ok {
+				oe.Addr = e.Addr
+			}
+			return nil, oe
+		}
 		return nil, err
 	}
 	c, err := t.start(nc, network, h, &t.stats[0].Dialed)
+	t.wg.Done()
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: nc.RemoteAddr(), Err: err}
 	}
@@ -255,6 +284,7 @@ func (t *Transport) beginClose() ([]*conn, bool) {
 		return nil, false
 	}
 	t.closed = true
+	t.stopDials()
 	var ls []*listener
 	for l := range t.listeners {
 		ls = append(ls, l)

@@ -24,17 +24,21 @@ type listener struct {
 	id      uint32
 	h       transports.Handler
 	network string
+	family  int // the sockets' address family
 	addr    net.Addr
 	local   net.Addr // the accepted conns' local address, if not a wildcard
-	path    string   // unix socket path to remove at Close
+	path    string   // unix socket file to remove at Close ("" for an abstract name)
 	fds     []int
 
 	stopped atomic.Bool // Close has begun: accept errors are expected
 
 	mu      sync.Mutex
 	closed  bool
-	pending int           // acceptors not yet finished
-	done    chan struct{} // closed once every acceptor has finished and the fds are closed
+	pending int // acceptors not yet finished
+	// handing counts the descriptors handed over to other loops (msgring)
+	// that their targets have not taken yet: they find ln by its id.
+	handing int
+	done    chan struct{} // closed once every acceptor has finished, the fds are closed and no descriptor is on its way
 }
 
 // acceptor is a multishot accept on one loop.
@@ -54,12 +58,16 @@ func (ln *listener) Addr() net.Addr { return ln.addr }
 // Close stops accepting: the sockets stop listening at once (shutdown),
 // the multishot accepts are cancelled and the descriptors closed. It waits
 // for that unless called from a loop (a callback), where waiting would
-// wait for itself.
+// wait for itself: the acceptors finish on their loops. That holds for
+// a second Close too, while another goroutine's Close waits.
 func (ln *listener) Close() error {
+	wait := !ln.t.inCallback()
 	ln.mu.Lock()
 	if ln.closed {
 		ln.mu.Unlock()
-		<-ln.done
+		if wait {
+			<-ln.done
+		}
 		return nil
 	}
 	ln.closed = true
@@ -71,7 +79,6 @@ func (ln *listener) Close() error {
 	if ln.path != "" {
 		unix.Unlink(ln.path)
 	}
-	ln.t.forgetListener(ln)
 	for _, l := range ln.t.loops {
 		l.postTask(func() {
 			for _, a := range l.acceptors {
@@ -81,14 +88,15 @@ func (ln *listener) Close() error {
 			}
 		})
 	}
-	if !ln.t.inCallback() {
+	if wait {
 		<-ln.done
 	}
 	return nil
 }
 
-// Done is closed once ln is closed: its acceptors have finished and its
-// descriptors are closed (transports.DoneListener).
+// Done is closed once ln is closed: its acceptors have finished, its
+// descriptors are closed, and every descriptor it handed to another loop
+// has been taken there (transports.DoneListener).
 func (ln *listener) Done() <-chan struct{} { return ln.done }
 
 // acceptorDone counts one acceptor finished; the last closes the fds.
@@ -96,13 +104,44 @@ func (ln *listener) acceptorDone() {
 	ln.mu.Lock()
 	ln.pending--
 	last := ln.pending == 0
+	end := last && ln.handing == 0
 	ln.mu.Unlock()
 	if last {
 		for _, fd := range ln.fds {
 			unix.Close(fd)
 		}
-		close(ln.done)
 	}
+	if end {
+		ln.end()
+	}
+}
+
+// handOver counts a descriptor handed over to another loop.
+func (ln *listener) handOver() {
+	ln.mu.Lock()
+	ln.handing++
+	ln.mu.Unlock()
+}
+
+// handedOver counts a descriptor handed over that its target has taken,
+// or that never left (the MSG_RING failed). Every hand-over is made by an
+// acceptor before it finishes, so once none is pending, handing only
+// falls.
+func (ln *listener) handedOver() {
+	ln.mu.Lock()
+	ln.handing--
+	end := ln.pending == 0 && ln.handing == 0
+	ln.mu.Unlock()
+	if end {
+		ln.end()
+	}
+}
+
+// end forgets ln, for which no descriptor can arrive any more, and closes
+// done.
+func (ln *listener) end() {
+	ln.t.forgetListener(ln)
+	close(ln.done)
 }
 
 // arm arms the multishot accept.
@@ -127,14 +166,10 @@ func (a *acceptor) close() {
 	a.finish()
 }
 
+// finish forgets the acceptor. Descriptors it handed over may still be
+// on their way: the listener counts them (handing), and its end waits
+// for them.
 func (a *acceptor) finish() {
-	if a.l.msgsOut > 0 && a.ln.t.opt.accept == acceptMsgRing {
-		// Wait for the hand-offs in flight: their targets must see the
-		// descriptors before the loops may stop.
-		a.tm = &timer{idx: -1, f: a.finish}
-		a.l.setTimer(a.tm, time.Now().Add(time.Millisecond))
-		return
-	}
 	a.l.acceptors[a.slot] = nil
 	a.ln.acceptorDone()
 }
@@ -209,9 +244,10 @@ func (l *loop) dispatchFD(fd int, ln *listener) {
 		if target != l {
 			tfd := target.fdOut.Load()
 			if tfd >= 0 {
+				ln.handOver()
 				s := l.sqe()
 				s.PrepareMsgRing(int(tfd), uint32(fd), mkUD(opMsgFD, ln.id, 0), 0)
-				s.UserData = mkUD(opMsgSent, 0, uint32(fd))
+				s.UserData = mkUD(opMsgSent, ln.id, uint32(fd))
 				l.msgsOut++
 				return
 			}
@@ -222,15 +258,28 @@ func (l *loop) dispatchFD(fd int, ln *listener) {
 
 // onHandedFD serves a descriptor another loop handed over.
 func (l *loop) onHandedFD(fd int, lnID uint32) {
-	if fd < 0 {
-		return
-	}
 	ln := l.t.listenerByID(lnID)
 	if ln == nil {
-		unix.Close(fd)
+		// The transport has closed, and forgotten every listener.
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return
 	}
-	l.acceptFD(fd, ln)
+	if fd >= 0 {
+		l.acceptFD(fd, ln)
+	}
+	ln.handedOver() // after acceptFD: the conn counts in the transport by now
+}
+
+// handOffFailed handles a MSG_RING that did not deliver descriptor fd,
+// handed over for listener lnID: the descriptor is still ours.
+func (l *loop) handOffFailed(fd int, lnID uint32, errno syscall.Errno) {
+	unix.Close(fd)
+	l.t.cfg.Logger.Error("uring: MSG_RING hand-off failed", "err", errno)
+	if ln := l.t.listenerByID(lnID); ln != nil {
+		ln.handedOver()
+	}
 }
 
 // acceptFD makes a conn of an accepted descriptor and opens it.
@@ -242,15 +291,27 @@ func (l *loop) acceptFD(fd int, ln *listener) {
 			c.laddr = sockaddrToAddr(ln.network, sa)
 		}
 		l.stats.Syscalls.Add(1)
-	}
-	if sa, err := unix.Getpeername(fd); err == nil {
-		if sa4, ok := sa.(*unix.SockaddrInet4); ok && sa4.Port != 0 {
-			c.peer4, c.peerPort = sa4.Addr, uint16(sa4.Port)
-		} else {
-			c.raddr = sockaddrToAddr(ln.network, sa)
+		if c.laddr == nil {
+			c.laddr = ln.addr // the wildcard; never nil, as package net
 		}
 	}
+	sa, err := unix.Getpeername(fd)
 	l.stats.Syscalls.Add(1)
+	if err != nil {
+		// The peer reset the connection before the accept: the socket
+		// is closed, and getpeername says ENOTCONN. accept(2) would
+		// still have told the address, and SO_PEERNAME does.
+		sa, _ = peerName(fd, ln.family)
+		l.stats.Syscalls.Add(1)
+	}
+	if sa4, ok := sa.(*unix.SockaddrInet4); ok && sa4.Port != 0 {
+		c.peer4, c.peerPort = sa4.Addr, uint16(sa4.Port)
+	} else {
+		c.raddr = sockaddrToAddr(ln.network, sa)
+		if c.raddr == nil {
+			c.raddr = unknownAddr(ln.network) // never nil, as package net
+		}
+	}
 	if !l.t.connAdd() {
 		unix.Close(fd)
 		return
@@ -290,6 +351,48 @@ func (l *loop) open(c *conn, added bool) {
 		d.done <- nil
 	}
 	l.markDirty(c)
+}
+
+// peerName returns the peer's address of fd, a TCP socket of family, by
+// SO_PEERNAME, which unlike getpeername(2) answers once the connection is
+// closed (the kernel reads the address as accept(2) does). The kernel
+// wants a length no longer than the address: the family's.
+func peerName(fd, family int) (unix.Sockaddr, error) {
+	var raw unix.RawSockaddrAny
+	var n uint32
+	switch family {
+	case unix.AF_INET:
+		n = unix.SizeofSockaddrInet4
+	case unix.AF_INET6:
+		n = unix.SizeofSockaddrInet6
+	default:
+		return nil, syscall.EAFNOSUPPORT
+	}
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERNAME, uintptr(unsafe.Pointer(&raw)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return nil, os.NewSyscallError("getsockopt", e)
+	}
+	switch raw.Addr.Family {
+	case unix.AF_INET:
+		r := (*unix.RawSockaddrInet4)(unsafe.Pointer(&raw))
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		return &unix.SockaddrInet4{Port: int(p[0])<<8 | int(p[1]), Addr: r.Addr}, nil
+	case unix.AF_INET6:
+		r := (*unix.RawSockaddrInet6)(unsafe.Pointer(&raw))
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		return &unix.SockaddrInet6{Port: int(p[0])<<8 | int(p[1]), ZoneId: r.Scope_id, Addr: r.Addr}, nil
+	}
+	return nil, syscall.EAFNOSUPPORT
+}
+
+// unknownAddr is the address of a connection whose kernel would not tell
+// it: an empty one of network's kind, which, unlike nil, a handler can
+// print.
+func unknownAddr(network string) net.Addr {
+	if network == "unix" {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return &net.TCPAddr{}
 }
 
 // sockaddrToAddr converts a socket address to a net.Addr as package net
@@ -452,10 +555,12 @@ func (c *conn) onConnect(res int32) {
 	switch {
 	case res == -int32(syscall.ECANCELED) && d.ctxErr != nil:
 		d.err = c.opError("dial", d.ctxErr)
+	case c.dying || t.isClosed():
+		// The transport's Close or Shutdown killed c, cancelling the
+		// connect (ECANCELED), or began while it connected.
+		d.err = c.opError("dial", net.ErrClosed)
 	case res < 0:
 		d.err = c.opError("dial", os.NewSyscallError("connect", syscall.Errno(-res)))
-	case c.dying || t.isClosed():
-		d.err = c.opError("dial", net.ErrClosed)
 	}
 	if d.err != nil {
 		c.dying = true
@@ -464,6 +569,9 @@ func (c *conn) onConnect(res int32) {
 	}
 	if sa, err := unix.Getsockname(int(c.fd)); err == nil {
 		c.laddr = sockaddrToAddr(c.network(), sa)
+	}
+	if c.laddr == nil {
+		c.laddr = unknownAddr(c.network()) // never nil, as package net
 	}
 	c.l.stats.Syscalls.Add(1)
 	c.l.stats.Dialed.Add(1)
@@ -492,9 +600,24 @@ func rawSockaddr(sa unix.Sockaddr) []byte {
 		var r unix.RawSockaddrUnix
 		r.Family = unix.AF_UNIX
 		n := copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.Path[0])), len(r.Path)-1), sa.Name)
-		return append([]byte(nil), (*[unix.SizeofSockaddrUnix]byte)(unsafe.Pointer(&r))[:2+n+1]...)
+		size := 2 + n + 1 // family, path, NUL
+		if abstractUnix(sa.Name) {
+			// A name in the abstract namespace: a NUL where package net
+			// writes '@', and no NUL after it (the length ends it), as
+			// unix.Connect and unix.Bind send it.
+			r.Path[0] = 0
+			size--
+		}
+		return append([]byte(nil), (*[unix.SizeofSockaddrUnix]byte)(unsafe.Pointer(&r))[:size]...)
 	}
 	return nil
+}
+
+// abstractUnix reports whether a unix socket address names no file but a
+// name in Linux's abstract namespace: it begins with '@' (as package net
+// writes it) or a NUL.
+func abstractUnix(name string) bool {
+	return name != "" && (name[0] == '@' || name[0] == 0)
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

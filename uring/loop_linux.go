@@ -38,7 +38,7 @@ const (
 	opAccept   // multishot accept; index: acceptor slot
 	opWake     // eventfd read: another goroutine wants the loop
 	opMsgFD    // (target ring) a descriptor from the acceptor ring; aux: listener id, res: fd
-	opMsgSent  // (acceptor ring) the MSG_RING that sent descriptor index
+	opMsgSent  // (acceptor ring) the MSG_RING that sent descriptor index; aux: its listener id
 	opCancel   // ASYNC_CANCEL (CQE only on failure, which is ignored)
 	opRdhup    // unix sockets: POLL_ADD for the peer's shutdown
 )
@@ -517,8 +517,7 @@ func (l *loop) dispatch(c *cqe) {
 	case opMsgSent:
 		l.msgsOut--
 		if c.Res < 0 {
-			unix.Close(int(idx)) // not delivered: still ours
-			l.t.cfg.Logger.Error("uring: MSG_RING hand-off failed", "err", syscall.Errno(-c.Res))
+			l.handOffFailed(int(idx), udAux(c.UserData), syscall.Errno(-c.Res))
 		}
 	case opCancel, opNone:
 	default:

@@ -23,15 +23,17 @@ type Transport struct {
 	rr     atomic.Uint32 // round-robin for Dial and msgring hand-offs
 	bufInc atomic.Uint64 // 1 if the buffer rings are consumed incrementally (IOU_PBUF_RING_INC)
 
-	mu        sync.Mutex
-	cond      sync.Cond // signalled when nconns reaches 0
-	closed    bool
-	nconns    int // conns opened (or dialing) whose OnClose has not returned
-	listeners map[*listener]struct{}
-	byID      map[uint32]*listener // every listener, for descriptors handed over late
-	nextID    uint32
-	done      chan struct{}
-	wg        sync.WaitGroup
+	mu     sync.Mutex
+	cond   sync.Cond // signalled when nconns reaches 0
+	closed bool
+	nconns int // conns opened (or dialing) whose OnClose has not returned
+	// byID holds every listener that is open, or closed with descriptors
+	// it handed to other loops (msgring) still on their way: the MSG_RING
+	// names it by id.
+	byID   map[uint32]*listener
+	nextID uint32
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 var _ transports.Transport = (*Transport)(nil)
@@ -53,12 +55,11 @@ func newTransport(cfg transports.Config, o options) (transports.Transport, error
 		return nil, errorf("uring: rawwait %v is longer than %v: the Go scheduler preempts a goroutine that holds its P for 10 ms", o.rawWait, maxRawWait)
 	}
 	t := &Transport{
-		cfg:       cfg,
-		opt:       o,
-		feat:      f,
-		listeners: map[*listener]struct{}{},
-		byID:      map[uint32]*listener{},
-		done:      make(chan struct{}),
+		cfg:  cfg,
+		opt:  o,
+		feat: f,
+		byID: map[uint32]*listener{},
+		done: make(chan struct{}),
 	}
 	t.cond.L = &t.mu
 	n := max(cfg.Loops, 1)
@@ -187,9 +188,13 @@ func (t *Transport) listenerByID(id uint32) *listener {
 	return t.byID[id]
 }
 
+// forgetListener drops ln from byID: no descriptor can arrive for it any
+// more.
 func (t *Transport) forgetListener(ln *listener) {
 	t.mu.Lock()
-	delete(t.listeners, ln)
+	if t.byID[ln.id] == ln {
+		delete(t.byID, ln.id)
+	}
 	t.mu.Unlock()
 }
 
@@ -217,15 +222,18 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, opErr(err)
 	}
-	ln := &listener{t: t, h: h, network: network, fds: []int{fd}, done: make(chan struct{})}
+	ln := &listener{t: t, h: h, network: network, family: fam, fds: []int{fd}, done: make(chan struct{})}
 	bound, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
 		return nil, opErr(err)
 	}
 	if fam == unix.AF_UNIX {
-		ln.path = a.(*net.UnixAddr).Name
-		ln.addr = &net.UnixAddr{Name: ln.path, Net: "unix"}
+		name := a.(*net.UnixAddr).Name
+		if !abstractUnix(name) {
+			ln.path = name
+		}
+		ln.addr = &net.UnixAddr{Name: name, Net: "unix"}
 		ln.local = ln.addr
 	} else {
 		ln.addr = sockaddrToAddr(network, bound)
@@ -276,7 +284,6 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	}
 	t.nextID++
 	ln.id = t.nextID
-	t.listeners[ln] = struct{}{}
 	t.byID[ln.id] = ln
 	t.mu.Unlock()
 	for _, p := range places {
@@ -341,8 +348,15 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	c.raddr = ra
 	d := &dialState{sa: rawSockaddr(sa), done: make(chan error, 1)}
 	c.more().dial = d
+	if testHookDialCounted != nil {
+		testHookDialCounted()
+	}
 	l.postTask(func() {
-		if l.stopping {
+		if l.stopping || t.isClosed() {
+			// Close or Shutdown has begun, and its kill tasks may have
+			// run here already, before c had a slot: a connect made now
+			// would outlive them, and hold Close until the kernel gave
+			// up on an address that never answers.
 			unix.Close(fd)
 			d.err = opErr(ra, net.ErrClosed)
 			d.fail(c)
@@ -385,11 +399,12 @@ func (t *Transport) beginClose() bool {
 	return true
 }
 
-// closeListeners closes every listener and waits for them.
+// closeListeners closes every listener and waits for them, and for those
+// closed from a callback whose descriptors are still on their way.
 func (t *Transport) closeListeners() {
 	t.mu.Lock()
 	var ls []*listener
-	for ln := range t.listeners {
+	for _, ln := range t.byID {
 		ls = append(ls, ln)
 	}
 	t.mu.Unlock()
@@ -458,8 +473,15 @@ func (t *Transport) Shutdown(ctx context.Context) error {
 	}
 	t.closeListeners()
 	t.eachConn(func(c *conn) {
-		if c.opened {
+		switch {
+		case c.opened:
 			c.requestShutdown()
+		case c.dialing() != nil:
+			// Its Dial would fail with net.ErrClosed once connected:
+			// end it now rather than wait for the connect.
+			if c.kill(net.ErrClosed) {
+				c.l.markDirty(c)
+			}
 		}
 	})
 	var err error
@@ -485,10 +507,18 @@ func (t *Transport) Close() error {
 	}
 	t.closeListeners()
 	t.killAll()
+	if testHookCloseKilled != nil {
+		testHookCloseKilled()
+	}
 	t.waitConns(context.Background())
 	t.finishClose()
 	return nil
 }
+
+// Test hooks, nil outside tests: testHookDialCounted runs in Dial once
+// the dial counts as a conn, before its connect is posted to the loop;
+// testHookCloseKilled runs in Close once it has posted its kill tasks.
+var testHookDialCounted, testHookCloseKilled func()
 
 func (t *Transport) finishClose() {
 	t.stopLoops()

@@ -23,7 +23,10 @@ func (nopHandler) OnClose(transports.Conn, error)         {}
 // goroutines on different CPUs do not contend for one set of counters;
 // Stats sums the shards.
 func TestCountersPerConnection(t *testing.T) {
-	tr := New(transports.Config{})
+	tr, err := New(transports.Config{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer tr.Close()
 	const n = 8
 	opened := make(chan struct{}, n)

@@ -24,7 +24,11 @@ func init() {
 		Preference: 10,
 		Probe:      func() (string, error) { return "Go " + runtime.Version() + " net package", nil },
 		New: func(cfg transports.Config, _ transports.Settings) (transports.Transport, error) {
-			return New(cfg), nil
+			t, err := New(cfg, Options{})
+			if err != nil {
+				return nil, err // not a nil *Transport in a non-nil interface
+			}
+			return t, nil
 		},
 	})
 }
@@ -61,8 +65,16 @@ type Transport struct {
 
 var _ transports.Transport = (*Transport)(nil)
 
+// Options are the transport's own settings, beyond transports.Config:
+// it has none, as Go's net package decides the rest. The type keeps
+// every transport's constructor the same shape.
+type Options struct{}
+
 // New returns a Transport with cfg (zero fields take their defaults).
-func New(cfg transports.Config) *Transport {
+func New(cfg transports.Config, _ Options) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	t := &Transport{
 		cfg:       cfg.WithDefaults(),
 		listeners: map[*listener]struct{}{},
@@ -72,7 +84,7 @@ func New(cfg transports.Config) *Transport {
 	}
 	t.cond = sync.NewCond(&t.mu)
 	t.closing, t.stopDials = context.WithCancel(context.Background())
-	return t
+	return t, nil
 }
 
 // Name returns "sockets".

@@ -2,7 +2,6 @@ package uring
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -239,7 +238,7 @@ func (a *acceptor) onAccept(res int32, flags uint32) {
 // loop, handed over with MSG_RING.
 func (l *loop) dispatchFD(fd int, ln *listener) {
 	t := l.t
-	if t.opt.accept == acceptMsgRing && len(t.loops) > 1 {
+	if t.opt.accept == AcceptMsgRing && len(t.loops) > 1 {
 		target := t.loops[int(t.rr.Add(1))%len(t.loops)]
 		if target != l {
 			tfd := target.fdOut.Load()
@@ -619,5 +618,3 @@ func rawSockaddr(sa unix.Sockaddr) []byte {
 func abstractUnix(name string) bool {
 	return name != "" && (name[0] == '@' || name[0] == 0)
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -218,7 +218,7 @@ func (f *features) check(o options) error {
 			return err
 		}
 	}
-	if o.accept == acceptMsgRing {
+	if o.accept == AcceptMsgRing {
 		if err := f.needOp(opMsgRing); err != nil {
 			return err
 		}

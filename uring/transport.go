@@ -1,21 +1,114 @@
 package uring
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/merlin-net/merlin/transports"
 )
 
-// Accept modes (the "accept" key).
+// Accept modes (Options.Accept, the "accept" key).
 const (
-	// acceptReusePort gives every loop its own SO_REUSEPORT listening
+	// AcceptReusePort gives every loop its own SO_REUSEPORT listening
 	// socket (unix sockets: one socket shared by every loop) with a
 	// multishot accept in each ring.
-	acceptReusePort = "reuseport"
-	// acceptMsgRing accepts on the first loop's ring only and hands each
+	AcceptReusePort = "reuseport"
+	// AcceptMsgRing accepts on the first loop's ring only and hands each
 	// descriptor to the next loop, round-robin, with IORING_OP_MSG_RING.
-	acceptMsgRing = "msgring"
+	AcceptMsgRing = "msgring"
 )
+
+// Defaults of Options' fields.
+const (
+	DefaultEntries  = 4096
+	DefaultBufSize  = 64 << 10
+	DefaultBufCount = 64
+)
+
+// Options are the transport's own settings, beyond transports.Config:
+// the driver's keys, typed. A zero field takes its default.
+type Options struct {
+	// Entries is the submission queue's size per ring (the completion
+	// queue has four times as many), at most 32768. Default 4096.
+	Entries int
+	// BufSize is the size of each provided receive buffer. Default 64 KiB.
+	BufSize int
+	// BufCount is the number of provided receive buffers per ring, a
+	// power of two, at most 32768. Default 64.
+	BufCount int
+	// SQPoll has a kernel thread poll each submission queue.
+	SQPoll bool
+	// ZeroCopy sends writes of at least this many bytes with SEND_ZC; 0
+	// never does.
+	ZeroCopy int
+	// Accept is AcceptReusePort (the default) or AcceptMsgRing.
+	Accept string
+	// FixedFiles registers each socket in its ring's file table. Default
+	// On.
+	FixedFiles transports.Switch
+	// MinWait lets a wait for a batch of completions take fewer after this
+	// long (min_wait_usec: Linux 6.12); 0 wakes at the first.
+	MinWait time.Duration
+	// RawWait is how long a wait may block in a raw io_uring_enter that
+	// keeps the Go scheduler's P, at most 5 ms; 0 is off.
+	RawWait time.Duration
+}
+
+// internal returns o's values, defaults filled in, or an error naming the
+// first bad one.
+func (o Options) internal() (options, error) {
+	v := options{
+		entries: o.Entries, bufSize: o.BufSize, bufCount: o.BufCount, sqpoll: o.SQPoll, zcThreshold: o.ZeroCopy,
+		accept: o.Accept, fixedFiles: o.FixedFiles.Or(true), minWait: o.MinWait, rawWait: o.RawWait,
+	}
+	if v.entries == 0 {
+		v.entries = DefaultEntries
+	}
+	if v.bufSize == 0 {
+		v.bufSize = DefaultBufSize
+	}
+	if v.bufCount == 0 {
+		v.bufCount = DefaultBufCount
+	}
+	switch v.accept {
+	case "":
+		v.accept = AcceptReusePort
+	case AcceptReusePort, AcceptMsgRing:
+	default:
+		return v, fmt.Errorf("uring: accept %q: want %s or %s", o.Accept, AcceptReusePort, AcceptMsgRing)
+	}
+	switch {
+	case v.entries < 0 || v.entries > 32768:
+		return v, fmt.Errorf("uring: entries %d out of range (1 to 32768)", v.entries)
+	case v.bufCount < 0 || v.bufCount > 32768 || v.bufCount&(v.bufCount-1) != 0:
+		return v, fmt.Errorf("uring: bufcount %d: want a power of two, at most 32768", v.bufCount)
+	case v.bufSize < 0 || v.zcThreshold < 0 || v.minWait < 0 || v.rawWait < 0:
+		return v, fmt.Errorf("uring: negative option in %+v", o)
+	case v.rawWait > maxRawWait:
+		return v, fmt.Errorf("uring: rawwait %v is longer than %v: the Go scheduler preempts a goroutine that holds its P for 10 ms", v.rawWait, maxRawWait)
+	}
+	return v, nil
+}
+
+// maxRawWait bounds the rawwait key: a loop blocked in a raw wait holds
+// its P, and the scheduler would preempt it at 10 ms anyway (by a signal
+// that ends the wait with EINTR).
+const maxRawWait = 5 * time.Millisecond
+
+// New starts a transport with cfg (zero fields take their defaults) and
+// opt: its loops and rings run from now until Shutdown or Close. Where
+// the kernel lacks io_uring or a feature opt asks for, the error wraps
+// errors.ErrUnsupported and names it.
+func New(cfg transports.Config, opt Options) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o, err := opt.internal()
+	if err != nil {
+		return nil, err
+	}
+	return newTransport(cfg.WithDefaults(), o)
+}
 
 // options are the values of the transport's own keys.
 type options struct {
@@ -36,7 +129,7 @@ var driverOptions = []transports.Option{
 	{Key: "bufcount", Kind: transports.Int, Default: "64", Help: "provided receive buffers per ring (a power of two, at most 32768)"},
 	{Key: "sqpoll", Kind: transports.Bool, Default: "false", Help: "a kernel thread polls each submission queue (IORING_SETUP_SQPOLL with SINGLE_ISSUER)"},
 	{Key: "zerocopy", Kind: transports.Size, Default: "0", Help: "sends of at least this many bytes use IORING_OP_SEND_ZC; 0 turns zero-copy off"},
-	{Key: "accept", Kind: transports.Enum, Default: acceptReusePort, Values: []string{acceptReusePort, acceptMsgRing},
+	{Key: "accept", Kind: transports.Enum, Default: AcceptReusePort, Values: []string{AcceptReusePort, AcceptMsgRing},
 		Help: "reuseport: a listening socket and multishot accept per ring; msgring: one acceptor ring hands descriptors to the others with MSG_RING"},
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
 	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first"},
@@ -51,18 +144,32 @@ func init() {
 		Preference: 30,
 		Probe:      probeDriver,
 		New: func(cfg transports.Config, s transports.Settings) (transports.Transport, error) {
-			o := options{
-				entries:     s.Int("entries"),
-				bufSize:     s.Int("bufsize"),
-				bufCount:    s.Int("bufcount"),
-				sqpoll:      s.Bool("sqpoll"),
-				zcThreshold: s.Int("zerocopy"),
-				accept:      s.String("accept"),
-				fixedFiles:  s.Bool("fixedfiles"),
-				rawWait:     s.Duration("rawwait"),
-				minWait:     s.Duration("minwait"),
+			// A key given as 0 is refused rather than taken as Options'
+			// "default".
+			for _, k := range []string{"entries", "bufsize", "bufcount"} {
+				if s.Int(k) < 1 {
+					return nil, fmt.Errorf("uring: %s=%d: want at least 1", k, s.Int(k))
+				}
 			}
-			return newTransport(cfg, o)
+			fixed := transports.Off
+			if s.Bool("fixedfiles") {
+				fixed = transports.On
+			}
+			t, err := New(cfg, Options{
+				Entries:    s.Int("entries"),
+				BufSize:    s.Int("bufsize"),
+				BufCount:   s.Int("bufcount"),
+				SQPoll:     s.Bool("sqpoll"),
+				ZeroCopy:   s.Int("zerocopy"),
+				Accept:     s.String("accept"),
+				FixedFiles: fixed,
+				RawWait:    s.Duration("rawwait"),
+				MinWait:    s.Duration("minwait"),
+			})
+			if err != nil {
+				return nil, err // not a nil *Transport in a non-nil interface
+			}
+			return t, nil
 		},
 	})
 }

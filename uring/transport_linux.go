@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/merlin-net/merlin/transports"
@@ -38,21 +37,12 @@ type Transport struct {
 
 var _ transports.Transport = (*Transport)(nil)
 
-// maxRawWait bounds the rawwait key: a loop blocked in a raw wait holds
-// its P, and the scheduler would preempt it at 10 ms anyway (by a signal
-// that ends the wait with EINTR).
-const maxRawWait = 5 * time.Millisecond
-
-func newTransport(cfg transports.Config, o options) (transports.Transport, error) {
+// newTransport starts a transport with cfg, defaults filled in, and o,
+// checked.
+func newTransport(cfg transports.Config, o options) (*Transport, error) {
 	f := probed()
 	if err := f.check(o); err != nil {
 		return nil, err
-	}
-	if o.entries <= 0 || o.entries > 32768 {
-		return nil, errorf("uring: entries %d out of range (1 to 32768)", o.entries)
-	}
-	if o.rawWait > maxRawWait {
-		return nil, errorf("uring: rawwait %v is longer than %v: the Go scheduler preempts a goroutine that holds its P for 10 ms", o.rawWait, maxRawWait)
 	}
 	t := &Transport{
 		cfg:  cfg,
@@ -217,7 +207,7 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, opErr(err)
 	}
-	reuse := t.opt.accept == acceptReusePort && fam != unix.AF_UNIX && len(t.loops) > 1
+	reuse := t.opt.accept == AcceptReusePort && fam != unix.AF_UNIX && len(t.loops) > 1
 	fd, err := t.listenSocket(network, sa, fam, reuse)
 	if err != nil {
 		return nil, opErr(err)
@@ -259,7 +249,7 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	}
 	var places []place
 	switch {
-	case t.opt.accept == acceptMsgRing:
+	case t.opt.accept == AcceptMsgRing:
 		places = []place{{t.loops[0], fd}}
 	case reuse:
 		for i, l := range t.loops {

@@ -111,6 +111,7 @@ const (
 	cfFinishing             // the socket is closing; OnClose comes next
 	cfDirty                 // on the loop's list of connections to flush
 	cfDeferred              // on the loop's list of connections with kept bytes due
+	cfEOFDue                // the peer's FIN was read while reading was paused: its rules wait for reading to resume
 )
 
 // maxSpare bounds the output buffer a connection keeps for reuse; larger
@@ -446,10 +447,11 @@ func (c *conn) markDirty() {
 	}
 }
 
-// deferKept schedules an OnData with the kept bytes, once reading has
-// resumed; it runs after the current callback, never inside it.
+// deferKept schedules an OnData with the kept bytes (and the rules of a
+// FIN read while paused), once reading has resumed; it runs after the
+// current callback, never inside it.
 func (c *conn) deferKept() {
-	if len(c.kept) > 0 && c.flags&cfDeferred == 0 {
+	if (len(c.kept) > 0 || c.flags&cfEOFDue != 0) && c.flags&cfDeferred == 0 {
 		c.flags |= cfDeferred
 		c.el.deferred = append(c.el.deferred, c)
 	}
@@ -601,12 +603,17 @@ func (c *conn) callData(in []byte) (n int, ok bool) {
 	return c.h.OnData(c, in), true
 }
 
-// offerKept runs OnData with the kept bytes, where reading has resumed.
+// offerKept runs OnData with the kept bytes, where reading has resumed,
+// or the rules of a FIN read while paused.
 func (c *conn) offerKept() {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
 	}
 	f := c.flags
+	if f&(cfEOFDue|cfFinishing) == cfEOFDue {
+		c.eofRules()
+		return
+	}
 	if f&(cfClosing|cfFinishing|cfEOF|cfAppPaused) != 0 || f&cfBPPaused != 0 && !c.duplex || len(c.kept) == 0 {
 		return
 	}
@@ -648,8 +655,7 @@ func (c *conn) panicked(name string, v any) {
 	c.kill(transports.PanicError(name, v))
 }
 
-// readEOF handles the peer's FIN: kept bytes are offered once more, then
-// OnReadEOF runs, or the connection closes as Close does.
+// readEOF handles the peer's FIN (see eofRules).
 func (c *conn) readEOF() {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
@@ -657,14 +663,40 @@ func (c *conn) readEOF() {
 	if c.flags&cfFinishing != 0 {
 		return
 	}
-	if c.flags&cfClosing == 0 && len(c.kept) > 0 {
-		c.deliver(c.kept, true)
-	}
-	c.releaseKept()
 	c.flags |= cfEOF
-	if c.flags&cfFinishing != 0 {
+	c.eofRules()
+}
+
+// pausedRead reports whether OnData must not start: the application's
+// pause, or output at its limit (unless full duplex).
+func (c *conn) pausedRead() bool {
+	return c.flags&cfAppPaused != 0 || c.flags&cfBPPaused != 0 && !c.duplex
+}
+
+// eofRules runs the rules of the peer's FIN: kept bytes are offered once
+// more, then OnReadEOF runs, or the connection closes as Close does. While
+// reading is paused (a PauseRead from another goroutine, applied just
+// before the FIN was handled, or one made by that last OnData) they wait,
+// with the kept bytes, until it resumes (deferKept); after Close the kept
+// bytes are discarded.
+func (c *conn) eofRules() {
+	if c.flags&cfClosing == 0 && c.pausedRead() {
+		c.flags |= cfEOFDue
 		return
 	}
+	c.flags &^= cfEOFDue
+	if c.flags&cfClosing == 0 && len(c.kept) > 0 {
+		c.deliver(c.kept, true)
+		c.releaseKept() // what is still kept is discarded
+		if c.flags&cfFinishing != 0 {
+			return
+		}
+		if c.flags&cfClosing == 0 && c.pausedRead() {
+			c.flags |= cfEOFDue
+			return
+		}
+	}
+	c.releaseKept()
 	if c.flags&cfClosing == 0 {
 		if c.onEOF != nil {
 			c.callback(cbReadEOF)
@@ -694,14 +726,18 @@ func (c *conn) beginClose() {
 		return
 	}
 	c.flags |= cfClosing | cfWantShut
+	c.flags &^= cfEOFDue // the rules of a FIN read while paused are moot: kept bytes are discarded
 	c.releaseKept()
 	c.updateReading()
-	if c.flags&cfShutSent == 0 {
+	switch {
+	case c.flags&cfShutSent == 0:
 		c.timer.Start(c.timerCb, c.el.t.cfg.CloseTimeout, 0)
 		c.markDirty()
-	} else if c.flags&cfEOF == 0 {
+	case c.flags&cfEOF == 0:
 		c.flags |= cfLinger
 		c.timer.Start(c.timerCb, c.el.t.cfg.CloseLinger, 0)
+	default:
+		c.finish(nil) // both FINs have gone by: nothing is left to wait for
 	}
 }
 
@@ -828,7 +864,7 @@ func (c *conn) onShutdown(_ *ShutdownReq, err error) {
 	c.flags |= cfShutSent
 	c.timer.Stop()
 	switch {
-	case c.flags&cfEOF != 0:
+	case c.flags&(cfEOF|cfEOFDue) == cfEOF:
 		c.finish(nil)
 	case c.flags&cfClosing != 0:
 		c.flags |= cfLinger

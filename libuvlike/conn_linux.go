@@ -112,10 +112,15 @@ const (
 	cfDirty                 // on the loop's list of connections to flush
 	cfDeferred              // on the loop's list of connections with kept bytes due
 	cfEOFDue                // the peer's FIN was read while reading was paused: its rules wait for reading to resume
+	cfOutTail               // out is the unwritten tail of a buffer larger than maxSpare
+	cfReqTail               // reqBuf[0] is such a tail
+	_                       // cfReqTail<<1: reqBuf[1] is such a tail
 )
 
 // maxSpare bounds the output buffer a connection keeps for reuse; larger
-// ones go back to the garbage collector once written.
+// ones go back to the garbage collector once written. The tail of a larger
+// one, left by a short write, is not kept either, whatever its own
+// capacity: it would hold the whole buffer.
 const maxSpare = 256 << 10
 
 func newConn(el *evloop, h transports.Handler, network string) *conn {
@@ -767,11 +772,15 @@ func (c *conn) wrote(n int, err error) {
 	c.sent(n)
 	switch {
 	case n < len(c.out):
+		if cap(c.out) > maxSpare {
+			c.flags |= cfOutTail
+		}
 		c.out = c.out[n:]
-	case cap(c.out) <= maxSpare:
+	case cap(c.out) <= maxSpare && c.flags&cfOutTail == 0:
 		c.out = c.out[:0]
 	default:
 		c.out = nil
+		c.flags &^= cfOutTail
 	}
 	c.checkDrain()
 }
@@ -793,6 +802,9 @@ func (c *conn) queueRest() {
 			b := c.out
 			c.out, c.spare = c.spare, nil
 			c.reqBuf[i] = b
+			if c.flags&cfOutTail != 0 {
+				c.flags = c.flags&^cfOutTail | cfReqTail<<i
+			}
 			c.iovs[i][0] = b
 			if err := c.tcp.Write(&c.reqs[i], c.iovs[i][:], c.writeCb); err != nil {
 				c.reqBuf[i] = nil
@@ -831,6 +843,8 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 	}
 	b := c.reqBuf[i]
 	c.reqBuf[i], c.iovs[i][0] = nil, nil
+	tail := c.flags&(cfReqTail<<i) != 0
+	c.flags &^= cfReqTail << i
 	if c.flags&cfFinishing != 0 {
 		return
 	}
@@ -839,7 +853,7 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 		return
 	}
 	c.sent(len(b))
-	if cap(b) <= maxSpare {
+	if cap(b) <= maxSpare && !tail {
 		if c.out == nil {
 			c.out = b[:0]
 		} else if c.spare == nil {

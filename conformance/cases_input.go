@@ -2,7 +2,10 @@ package conformance
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,9 +15,11 @@ import (
 )
 
 // inputCases check the input rules at their edges: the peer's FIN while
-// the application has paused reading or closed.
+// the application has paused reading or closed, and what a paused Conn
+// may take in.
 var inputCases = []testCase{
 	{name: "fin-while-paused", run: inFINWhilePaused},
+	{name: "paused-input-bounded", run: inPausedInputBounded},
 }
 
 // inHold is how long a case watches for a callback that must not come.
@@ -183,4 +188,157 @@ func inAwaitSyscall(t testing.TB, tr transports.Transport, before uint64) {
 		}
 		time.Sleep(time.Millisecond) // polling a counter
 	}
+}
+
+// inPausedInputBounded: PauseRead stops reading from the socket, so TCP
+// flow control pushes back on the peer (DESIGN.md, Input). What a paused
+// Conn takes in is at most what one read had under way when the pause
+// came, so the first OnData after ResumeRead holds at most MaxReadBuffer
+// and one read ("in may exceed the limit by at most one read"), and so
+// does every OnData. The case makes the transport fall behind a flood:
+// the first OnData (the flood's first byte, sent alone) holds until the
+// client, sending the rest behind it, stalls; then the next OnData
+// pauses, and the case resumes at once. A transport that had read far
+// ahead of the pause (a multishot recv that took much of the flood before
+// its cancel took effect) offers all of it. Every byte must then arrive,
+// in order, once.
+func inPausedInputBounded(t *testing.T, s *Suite) {
+	const (
+		total = 32 << 20 // more than the kernel's buffers take while the server reads nothing
+		chunk = 64 << 10
+		stall = 300 * time.Millisecond // a write that makes no progress for this long has stalled
+	)
+	edit := func(c *transports.Config) { c.MaxReadBuffer = 16 << 10 }
+	maxRead := bufEffective(t, s, edit).MaxReadBuffer
+	oneRead := inOneRead(t, s)
+	bound := maxRead + oneRead
+
+	var (
+		faults   bufFaults
+		calls    int   // owned by the callbacks
+		consumed int64 // owned by the callbacks
+		paused   atomic.Bool
+		conns    = make(chan transports.Conn, 1)
+		first    = make(chan struct{}, 1)
+		flooded  = make(chan struct{})
+		pausing  = make(chan struct{}, 1)
+		resumed  = make(chan int, 1)
+		eof      = make(chan int64, 1)
+		closed   = make(chan error, 1)
+	)
+	h := handler(hooks{
+		Open: func(c transports.Conn) { conns <- c },
+		Data: func(c transports.Conn, in []byte) int {
+			calls++
+			if paused.Load() {
+				faults.add("OnData %d (%d bytes) started while reading was paused", calls, len(in))
+			}
+			if i := bufMismatch(consumed, in); i >= 0 {
+				faults.add("OnData %d: the byte at offset %d differs from what the client sent", calls, consumed+int64(i))
+			}
+			if len(in) > bound && calls != 3 {
+				faults.add("OnData %d got %d bytes; want at most %d (MaxReadBuffer %d + one read %d)", calls, len(in), bound, maxRead, oneRead)
+			}
+			switch calls {
+			case 1:
+				first <- struct{}{}
+				select {
+				case <-flooded:
+				case <-time.After(stepTimeout):
+					faults.add("the client did not stall within %v", stepTimeout)
+				}
+			case 2:
+				c.PauseRead()
+				paused.Store(true)
+				pausing <- struct{}{}
+			case 3:
+				resumed <- len(in)
+			}
+			consumed += int64(len(in))
+			return len(in)
+		},
+		ReadEOF: func(c transports.Conn) {
+			eof <- consumed
+			c.Close()
+		},
+		Close: func(_ transports.Conn, err error) { closed <- err },
+	})
+	tr := s.Open(t, edit)
+	c := s.DialClient(t, s.Listen(t, tr, h))
+	sc := bufAwait(t, conns, "OnOpen")
+	if _, err := (deadlineConn{c}).Write(bufPatternAt(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	bufAwait(t, first, "the first OnData")
+
+	written := make(chan error, 1)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { c.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var once sync.Once
+		for off := int64(1); off < total; {
+			wait := stall
+			select {
+			case <-flooded:
+				wait = stepTimeout
+			default:
+			}
+			if err := c.SetWriteDeadline(time.Now().Add(wait)); err != nil {
+				written <- err
+				return
+			}
+			n, err := c.Write(bufPatternAt(off, int(min(chunk, total-off))))
+			off += int64(n)
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded) && wait == stall:
+				once.Do(func() { close(flooded) })
+			case err != nil:
+				written <- err
+				return
+			}
+		}
+		written <- c.(halfCloser).CloseWrite()
+	}()
+
+	bufAwait(t, pausing, "the OnData that pauses")
+	paused.Store(false)
+	sc.ResumeRead()
+	if n := bufAwait(t, resumed, "the first OnData after ResumeRead"); n > bound {
+		t.Errorf("after ResumeRead, OnData got %d bytes; want at most %d (MaxReadBuffer %d + one read %d): the transport read on while paused", n, bound, maxRead, oneRead)
+	}
+	if err := bufAwait(t, written, "the client's writes"); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if got := bufAwait(t, eof, "OnReadEOF"); got != total {
+		t.Errorf("OnData received %d bytes in all; the client sent %d", got, total)
+	}
+	bufExpectEOF(t, c, "after the handler's Close")
+	if err := bufAwait(t, closed, "OnClose"); err != nil {
+		t.Errorf("OnClose err = %v, want nil", err)
+	}
+	faults.check(t)
+}
+
+// inOneRead is the most one read may bring on the transport under test:
+// 64 KiB at every transport's defaults (sockets' read buffer, libuvlike's
+// readbuf, uring's bufsize), or the spec's readbuf or bufsize if larger.
+func inOneRead(t testing.TB, s *Suite) int {
+	t.Helper()
+	n := 64 << 10
+	sp, err := transports.ParseSpec(s.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range sp.Settings {
+		if kv.Key == "readbuf" || kv.Key == "bufsize" {
+			v, err := transports.ParseSize(kv.Value)
+			if err != nil {
+				t.Fatalf("spec %q: %s: %v", s.Spec, kv.Key, err)
+			}
+			n = max(n, v)
+		}
+	}
+	return n
 }

@@ -16,10 +16,11 @@ import (
 
 // inputCases check the input rules at their edges: the peer's FIN while
 // the application has paused reading or closed, and what a paused Conn
-// may take in.
+// may take in; and what OutboundBuffered says of output an abort dropped.
 var inputCases = []testCase{
 	{name: "fin-while-paused", run: inFINWhilePaused},
 	{name: "paused-input-bounded", run: inPausedInputBounded},
+	{name: "outbound-after-abort", run: inOutboundAfterAbort},
 }
 
 // inHold is how long a case watches for a callback that must not come.
@@ -341,4 +342,106 @@ func inOneRead(t testing.TB, s *Suite) int {
 		}
 	}
 	return n
+}
+
+// inOutboundAfterAbort: Abort drops pending output (DESIGN.md, Closing),
+// and so does any other end with an error; OutboundBuffered, which counts
+// bytes written and not yet taken by the kernel, must then say 0: at once
+// after Abort returns, from another goroutine or inside a callback, and
+// in OnClose after the peer reset the connection. The case first writes,
+// from another goroutine, until 1 MiB waits to go out to a client that
+// reads nothing (in abort-in-callback, while an OnData holds, so that the
+// loop or goroutine that would flush it waits too).
+func inOutboundAfterAbort(t *testing.T, s *Suite) {
+	const pending = 1 << 20
+	for _, v := range []struct {
+		name string
+		how  string // "abort" from the case's goroutine, "abort-in-callback" in OnData, "peer-close": the client closes with unread input
+	}{
+		{name: "abort-other-goroutine", how: "abort"},
+		{name: "abort-in-callback", how: "abort-in-callback"},
+		{name: "peer-close", how: "peer-close"},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			var (
+				conns   = make(chan transports.Conn, 1)
+				holding = make(chan struct{}, 1)
+				filled  = make(chan struct{})
+				inData  = make(chan int, 1)
+				atClose = make(chan int, 1)
+				closed  = make(chan error, 1)
+			)
+			h := handler(hooks{
+				Open: func(c transports.Conn) { conns <- c },
+				Data: func(c transports.Conn, in []byte) int {
+					holding <- struct{}{}
+					select {
+					case <-filled:
+					case <-time.After(stepTimeout):
+					}
+					c.Abort()
+					inData <- c.OutboundBuffered()
+					return len(in)
+				},
+				Close: func(c transports.Conn, err error) {
+					atClose <- c.OutboundBuffered()
+					closed <- err
+				},
+			})
+			tr := s.Open(t, nil)
+			c := s.DialClient(t, s.Listen(t, tr, h))
+			sc := bufAwait(t, conns, "OnOpen")
+			if v.how == "abort-in-callback" {
+				if _, err := (deadlineConn{c}).Write([]byte("x")); err != nil {
+					t.Fatal(err)
+				}
+				bufAwait(t, holding, "the OnData that will abort")
+			}
+
+			const chunk = 256 << 10
+			var written int
+			for sc.OutboundBuffered() < pending {
+				if written > 256<<20 {
+					t.Fatalf("wrote %d bytes to a client that reads nothing, and OutboundBuffered is %d; want it to reach %d", written, sc.OutboundBuffered(), pending)
+				}
+				if _, err := sc.Write(bufPatternAt(int64(written), chunk)); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				written += chunk
+			}
+			before := sc.OutboundBuffered()
+
+			switch v.how {
+			case "abort":
+				if err := sc.Abort(); err != nil {
+					t.Fatalf("Abort: %v", err)
+				}
+				if n := sc.OutboundBuffered(); n != 0 {
+					t.Errorf("OutboundBuffered = %d right after Abort returned (%d before); want 0: Abort dropped the output", n, before)
+				}
+			case "abort-in-callback":
+				close(filled)
+				if n := bufAwait(t, inData, "the OnData that aborts"); n != 0 {
+					t.Errorf("OutboundBuffered = %d in OnData right after Abort returned (%d before); want 0: Abort dropped the output", n, before)
+				}
+			case "peer-close":
+				// Read a byte first: closing with unread input resets the
+				// connection (RST on TCP, ECONNRESET on unix sockets).
+				if _, err := io.ReadFull(deadlineConn{c}, make([]byte, 1)); err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+			}
+			if n := bufAwait(t, atClose, "OnClose"); n != 0 {
+				t.Errorf("OutboundBuffered = %d in OnClose (%d before the end); want 0", n, before)
+			}
+			err := bufAwait(t, closed, "OnClose")
+			switch {
+			case v.how != "peer-close" && !errors.Is(err, transports.ErrAborted):
+				t.Errorf("OnClose err = %v, want one matching ErrAborted", err)
+			case v.how == "peer-close" && err == nil:
+				t.Errorf("OnClose err = nil; want the error of the peer's reset")
+			}
+		})
+	}
 }

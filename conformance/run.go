@@ -42,7 +42,7 @@ func cases() []testCase {
 		lifecycleCases, // cases_lifecycle.go: Shutdown, EMFILE, Dial, addresses
 		netconnCases,   // cases_netconn.go: the net.Conn adapter, nettest, net/http
 		hazardCases,    // cases_hazard.go: lost bytes after deadlines, aborts mid-send, churn
-		inputCases,     // cases_input.go: the FIN while paused or closing, what a paused Conn takes in
+		inputCases,     // cases_input.go: the FIN while paused or closing, what a paused Conn takes in, output after Abort
 	)
 }
 

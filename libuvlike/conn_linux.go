@@ -270,8 +270,12 @@ func (c *conn) postLocked(cmds uint32) {
 }
 
 // OutboundBuffered returns the bytes written and not yet taken by the
-// kernel.
+// kernel: none once c is killed (Abort, from any goroutine, as soon as it
+// returns), since its output is dropped.
 func (c *conn) OutboundBuffered() int {
+	if c.st.Load()&stKilled != 0 {
+		return 0
+	}
 	if c.onLoop() {
 		return int(c.obLoop + c.fob.Load())
 	}
@@ -905,8 +909,11 @@ func (c *conn) kill(err error) {
 	}
 	c.st.Or(stKilled | stClosing | stWrShut)
 	c.out = nil
+	c.obLoop = 0
+	c.obPub.Store(0)
 	c.mu.Lock()
 	c.fout = nil
+	c.fob.Store(0)
 	c.mu.Unlock()
 	c.releaseKept()
 	c.finish(err)

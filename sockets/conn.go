@@ -241,10 +241,15 @@ func (c *conn) flush(block bool) {
 }
 
 // sentLocked accounts for n bytes taken by the kernel, and resumes reading
-// with OnDrain once output falls to half of MaxWriteBuffer.
+// with OnDrain once output falls to half of MaxWriteBuffer. A write that
+// returns after kill dropped the output (out and head reset) accounts
+// for nothing: head would pass len(out), and OutboundBuffered go below 0.
 func (c *conn) sentLocked(n int) {
-	c.head += n
 	c.st.BytesOut.Add(uint64(n))
+	if c.killErr != nil || c.closed {
+		return
+	}
+	c.head += n
 	if c.bpPaused && len(c.out)-c.head <= c.maxWrite/2 {
 		c.bpPaused = false
 		c.offerKept = true

@@ -286,6 +286,7 @@ func (c *conn) kill(err error) bool {
 	}
 	c.killErr = err
 	c.wbuf = nil
+	c.queued = 0 // the output is dropped (sent clamps what completes later)
 	post := c.postLocked()
 	c.mu.Unlock()
 	if post {

@@ -43,6 +43,7 @@ func cases() []testCase {
 		netconnCases,   // cases_netconn.go: the net.Conn adapter, nettest, net/http
 		hazardCases,    // cases_hazard.go: lost bytes after deadlines, aborts mid-send, churn
 		listenCases,    // cases_listen.go: listeners, Dial against Close, addresses
+		inputCases,     // cases_input.go: the FIN while paused or closing, what a paused Conn takes in, output after Abort
 	)
 }
 

@@ -111,10 +111,16 @@ const (
 	cfFinishing             // the socket is closing; OnClose comes next
 	cfDirty                 // on the loop's list of connections to flush
 	cfDeferred              // on the loop's list of connections with kept bytes due
+	cfEOFDue                // the peer's FIN was read while reading was paused: its rules wait for reading to resume
+	cfOutTail               // out is the unwritten tail of a buffer larger than maxSpare
+	cfReqTail               // reqBuf[0] is such a tail
+	_                       // cfReqTail<<1: reqBuf[1] is such a tail
 )
 
 // maxSpare bounds the output buffer a connection keeps for reuse; larger
-// ones go back to the garbage collector once written.
+// ones go back to the garbage collector once written. The tail of a larger
+// one, left by a short write, is not kept either, whatever its own
+// capacity: it would hold the whole buffer.
 const maxSpare = 256 << 10
 
 func newConn(el *evloop, h transports.Handler, network string) *conn {
@@ -264,8 +270,12 @@ func (c *conn) postLocked(cmds uint32) {
 }
 
 // OutboundBuffered returns the bytes written and not yet taken by the
-// kernel.
+// kernel: none once c is killed (Abort, from any goroutine, as soon as it
+// returns), since its output is dropped.
 func (c *conn) OutboundBuffered() int {
+	if c.st.Load()&stKilled != 0 {
+		return 0
+	}
 	if c.onLoop() {
 		return int(c.obLoop + c.fob.Load())
 	}
@@ -446,10 +456,11 @@ func (c *conn) markDirty() {
 	}
 }
 
-// deferKept schedules an OnData with the kept bytes, once reading has
-// resumed; it runs after the current callback, never inside it.
+// deferKept schedules an OnData with the kept bytes (and the rules of a
+// FIN read while paused), once reading has resumed; it runs after the
+// current callback, never inside it.
 func (c *conn) deferKept() {
-	if len(c.kept) > 0 && c.flags&cfDeferred == 0 {
+	if (len(c.kept) > 0 || c.flags&cfEOFDue != 0) && c.flags&cfDeferred == 0 {
 		c.flags |= cfDeferred
 		c.el.deferred = append(c.el.deferred, c)
 	}
@@ -601,12 +612,17 @@ func (c *conn) callData(in []byte) (n int, ok bool) {
 	return c.h.OnData(c, in), true
 }
 
-// offerKept runs OnData with the kept bytes, where reading has resumed.
+// offerKept runs OnData with the kept bytes, where reading has resumed,
+// or the rules of a FIN read while paused.
 func (c *conn) offerKept() {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
 	}
 	f := c.flags
+	if f&(cfEOFDue|cfFinishing) == cfEOFDue {
+		c.eofRules()
+		return
+	}
 	if f&(cfClosing|cfFinishing|cfEOF|cfAppPaused) != 0 || f&cfBPPaused != 0 && !c.duplex || len(c.kept) == 0 {
 		return
 	}
@@ -648,8 +664,7 @@ func (c *conn) panicked(name string, v any) {
 	c.kill(transports.PanicError(name, v))
 }
 
-// readEOF handles the peer's FIN: kept bytes are offered once more, then
-// OnReadEOF runs, or the connection closes as Close does.
+// readEOF handles the peer's FIN (see eofRules).
 func (c *conn) readEOF() {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
@@ -657,14 +672,40 @@ func (c *conn) readEOF() {
 	if c.flags&cfFinishing != 0 {
 		return
 	}
-	if c.flags&cfClosing == 0 && len(c.kept) > 0 {
-		c.deliver(c.kept, true)
-	}
-	c.releaseKept()
 	c.flags |= cfEOF
-	if c.flags&cfFinishing != 0 {
+	c.eofRules()
+}
+
+// pausedRead reports whether OnData must not start: the application's
+// pause, or output at its limit (unless full duplex).
+func (c *conn) pausedRead() bool {
+	return c.flags&cfAppPaused != 0 || c.flags&cfBPPaused != 0 && !c.duplex
+}
+
+// eofRules runs the rules of the peer's FIN: kept bytes are offered once
+// more, then OnReadEOF runs, or the connection closes as Close does. While
+// reading is paused (a PauseRead from another goroutine, applied just
+// before the FIN was handled, or one made by that last OnData) they wait,
+// with the kept bytes, until it resumes (deferKept); after Close the kept
+// bytes are discarded.
+func (c *conn) eofRules() {
+	if c.flags&cfClosing == 0 && c.pausedRead() {
+		c.flags |= cfEOFDue
 		return
 	}
+	c.flags &^= cfEOFDue
+	if c.flags&cfClosing == 0 && len(c.kept) > 0 {
+		c.deliver(c.kept, true)
+		c.releaseKept() // what is still kept is discarded
+		if c.flags&cfFinishing != 0 {
+			return
+		}
+		if c.flags&cfClosing == 0 && c.pausedRead() {
+			c.flags |= cfEOFDue
+			return
+		}
+	}
+	c.releaseKept()
 	if c.flags&cfClosing == 0 {
 		if c.onEOF != nil {
 			c.callback(cbReadEOF)
@@ -694,14 +735,18 @@ func (c *conn) beginClose() {
 		return
 	}
 	c.flags |= cfClosing | cfWantShut
+	c.flags &^= cfEOFDue // the rules of a FIN read while paused are moot: kept bytes are discarded
 	c.releaseKept()
 	c.updateReading()
-	if c.flags&cfShutSent == 0 {
+	switch {
+	case c.flags&cfShutSent == 0:
 		c.timer.Start(c.timerCb, c.el.t.cfg.CloseTimeout, 0)
 		c.markDirty()
-	} else if c.flags&cfEOF == 0 {
+	case c.flags&cfEOF == 0:
 		c.flags |= cfLinger
 		c.timer.Start(c.timerCb, c.el.t.cfg.CloseLinger, 0)
+	default:
+		c.finish(nil) // both FINs have gone by: nothing is left to wait for
 	}
 }
 
@@ -731,11 +776,15 @@ func (c *conn) wrote(n int, err error) {
 	c.sent(n)
 	switch {
 	case n < len(c.out):
+		if cap(c.out) > maxSpare {
+			c.flags |= cfOutTail
+		}
 		c.out = c.out[n:]
-	case cap(c.out) <= maxSpare:
+	case cap(c.out) <= maxSpare && c.flags&cfOutTail == 0:
 		c.out = c.out[:0]
 	default:
 		c.out = nil
+		c.flags &^= cfOutTail
 	}
 	c.checkDrain()
 }
@@ -757,6 +806,9 @@ func (c *conn) queueRest() {
 			b := c.out
 			c.out, c.spare = c.spare, nil
 			c.reqBuf[i] = b
+			if c.flags&cfOutTail != 0 {
+				c.flags = c.flags&^cfOutTail | cfReqTail<<i
+			}
 			c.iovs[i][0] = b
 			if err := c.tcp.Write(&c.reqs[i], c.iovs[i][:], c.writeCb); err != nil {
 				c.reqBuf[i] = nil
@@ -795,6 +847,8 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 	}
 	b := c.reqBuf[i]
 	c.reqBuf[i], c.iovs[i][0] = nil, nil
+	tail := c.flags&(cfReqTail<<i) != 0
+	c.flags &^= cfReqTail << i
 	if c.flags&cfFinishing != 0 {
 		return
 	}
@@ -803,7 +857,7 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 		return
 	}
 	c.sent(len(b))
-	if cap(b) <= maxSpare {
+	if cap(b) <= maxSpare && !tail {
 		if c.out == nil {
 			c.out = b[:0]
 		} else if c.spare == nil {
@@ -828,7 +882,7 @@ func (c *conn) onShutdown(_ *ShutdownReq, err error) {
 	c.flags |= cfShutSent
 	c.timer.Stop()
 	switch {
-	case c.flags&cfEOF != 0:
+	case c.flags&(cfEOF|cfEOFDue) == cfEOF:
 		c.finish(nil)
 	case c.flags&cfClosing != 0:
 		c.flags |= cfLinger
@@ -855,8 +909,11 @@ func (c *conn) kill(err error) {
 	}
 	c.st.Or(stKilled | stClosing | stWrShut)
 	c.out = nil
+	c.obLoop = 0
+	c.obPub.Store(0)
 	c.mu.Lock()
 	c.fout = nil
+	c.fob.Store(0)
 	c.mu.Unlock()
 	c.releaseKept()
 	c.finish(err)

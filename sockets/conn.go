@@ -61,6 +61,8 @@ type conn struct {
 	closing      bool      // Close (or the default close at FIN) began
 	lingerUntil  time.Time // after FIN sent while closing: wait for the peer's FIN until then
 	eofSeen      bool      // the peer's FIN was read
+	eofOffered   bool      // ... and the kept bytes were offered once more
+	eofDone      bool      // ... and OnReadEOF (or the default close) has had its turn
 	shutdownReq  bool      // Transport.Shutdown asks for OnShutdown
 	drainPending bool      // OnDrain is due
 	killErr      error     // the conn is being torn down with this error
@@ -239,10 +241,15 @@ func (c *conn) flush(block bool) {
 }
 
 // sentLocked accounts for n bytes taken by the kernel, and resumes reading
-// with OnDrain once output falls to half of MaxWriteBuffer.
+// with OnDrain once output falls to half of MaxWriteBuffer. A write that
+// returns after kill dropped the output (out and head reset) accounts
+// for nothing: head would pass len(out), and OutboundBuffered go below 0.
 func (c *conn) sentLocked(n int) {
-	c.head += n
 	c.st.BytesOut.Add(uint64(n))
+	if c.killErr != nil || c.closed {
+		return
+	}
+	c.head += n
 	if c.bpPaused && len(c.out)-c.head <= c.maxWrite/2 {
 		c.bpPaused = false
 		c.offerKept = true
@@ -462,6 +469,20 @@ func (c *conn) loop() error {
 				continue
 			}
 		}
+		if c.eofSeen && !c.eofDone {
+			switch {
+			case c.closing:
+				// Close came first (an Abort ends the loop above): the
+				// kept bytes are discarded.
+				c.kept = nil
+				c.eofDone = true
+			case c.appPaused || (c.bpPaused && !c.duplex):
+				c.cond.Wait() // the FIN's rules wait for reading to resume
+			default:
+				c.readEOFLocked()
+			}
+			continue
+		}
 		if c.eofSeen {
 			// Nothing more to read: wait for our FIN to go out (CloseWrite,
 			// Close, the default close) or for the application.
@@ -519,7 +540,8 @@ func (c *conn) readLocked() error {
 		}
 		return err
 	case n == 0:
-		return c.readEOFLocked()
+		c.eofSeen = true // the loop runs the FIN's rules when reading is allowed
+		return nil
 	}
 	in := (*buf)[:n]
 	if len(c.kept) > 0 {
@@ -548,33 +570,36 @@ func (c *conn) readLocked() error {
 	return nil
 }
 
-// readEOFLocked handles the peer's FIN: kept bytes are offered once more,
-// then OnReadEOF runs, or the connection closes as Close does.
-func (c *conn) readEOFLocked() error {
-	if len(c.kept) > 0 {
+// readEOFLocked runs the rules of the peer's FIN, once the FIN has been
+// read and reading is allowed (not paused, not closing): kept bytes are
+// offered once more, then OnReadEOF runs, or the connection closes as
+// Close does. Each step is one turn of the loop, which looks at the state
+// again in between: the last OnData may pause, close or abort. Called and
+// returns with mu held.
+func (c *conn) readEOFLocked() {
+	if len(c.kept) > 0 && !c.eofOffered {
+		c.eofOffered = true
 		c.inCallback = true
 		c.mu.Unlock()
 		c.deliver(c.kept, true)
 		c.mu.Lock()
 		c.kept = nil
+		return
 	}
-	c.eofSeen = true
-	if c.killErr != nil || c.closing {
-		return nil
-	}
+	c.kept = nil
+	c.eofDone = true
 	if c.onEOF != nil {
 		c.inCallback = true
 		c.mu.Unlock()
 		c.callback("OnReadEOF", c.onEOF.OnReadEOF)
 		c.mu.Lock()
-		return nil
+		return
 	}
 	if c.closeLocked() {
 		c.mu.Unlock()
 		c.startWriter()
 		c.mu.Lock()
 	}
-	return nil
 }
 
 // discardLocked reads and drops input while closing, until the peer's FIN

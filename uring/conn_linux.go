@@ -2,6 +2,7 @@ package uring
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"runtime/debug"
@@ -285,6 +286,7 @@ func (c *conn) kill(err error) bool {
 	}
 	c.killErr = err
 	c.wbuf = nil
+	c.queued = 0 // the output is dropped (sent clamps what completes later)
 	post := c.postLocked()
 	c.mu.Unlock()
 	if post {
@@ -496,11 +498,31 @@ func (c *conn) fileRef(s *giouring.SubmissionQueueEntry) {
 }
 
 // armRecv arms a multishot recv into the buffer ring.
+//
+// Where the kernel has it (Linux 6.17), the recv ends by itself once it
+// has received MaxReadBuffer less the bytes kept (at least 1): PauseRead
+// cancels the recv, but the kernel may have received much more before the
+// cancel takes effect (a loop that fell behind found up to the whole
+// buffer ring, 4 MiB by default, received for one connection), which a
+// paused Conn would keep. With the limit, a paused Conn keeps at most
+// MaxReadBuffer and one recv, whatever the timing, and the socket stops
+// being read, so TCP flow control pushes back on the peer. A running recv
+// that reaches its limit is armed again by step, with a new one: an extra
+// submission per MaxReadBuffer received.
+//
+// Before 6.17 nothing but the buffer ring bounds what the recv brings
+// between the pause and its cancel. Aborting the Conn there instead (the
+// input limit's rule) was tried and rejected: it aborted the net.Conn
+// adapter, which pauses at MaxReadBuffer and must never trip the limit,
+// in the adapter cases of the conformance suite.
 func (c *conn) armRecv() {
 	s := c.l.sqe()
 	s.PrepareRecvMultishot(int(c.fd), 0, 0, 0)
 	s.Flags |= giouring.SqeBufferSelect
 	s.BufIG = 0
+	if c.l.recvLimit {
+		s.SpliceFdIn = int32(min(max(c.l.t.cfg.MaxReadBuffer-len(c.kept), 1), math.MaxInt32)) // optlen
+	}
 	s.UserData = mkUD(opRecv, 0, c.slot)
 	c.fileRef(s)
 	c.recvArmed = true
@@ -623,7 +645,11 @@ func (c *conn) received(data []byte) {
 		return // discarded
 	}
 	if !c.readableLocked() {
-		// Paused while the recv was under way: keep it for later.
+		// Paused while the recv was under way: keep it for later. The
+		// pause has cancelled the recv, and on Linux 6.17 and later its
+		// byte limit (armRecv) bounds what it brings meanwhile: the kept
+		// bytes stay within MaxReadBuffer and one recv, as DESIGN.md
+		// allows ("in may exceed the limit by at most one read").
 		c.mu.Unlock()
 		c.kept = append(c.kept, data...)
 		return

@@ -105,6 +105,10 @@ type loop struct {
 	msgsOut   int // MSG_RINGs sent and not completed
 	cqBuf     []cqe
 	zcSeq     uint32
+	// recvLimit: a multishot recv takes a limit on the bytes it receives
+	// in all (sqe->optlen, Linux 6.17), after which it ends; before 6.17
+	// the field is file_index, which a recv refuses.
+	recvLimit bool
 
 	// Shared with other goroutines, guarded by mu.
 	mu       sync.Mutex
@@ -187,6 +191,7 @@ func (l *loop) setup() error {
 	l.efd = efd
 	l.efdBuf = new([8]byte)
 	l.cqBuf = make([]cqe, 256)
+	l.recvLimit = l.t.feat.atLeast(6, 17)
 	return nil
 }
 

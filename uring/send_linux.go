@@ -9,8 +9,9 @@ import (
 	"github.com/pawelgaczynski/giouring"
 )
 
-// bigBuffer is the capacity above which an idle connection's output buffer
-// is dropped rather than kept for the next write.
+// bigBuffer is the capacity above which an output buffer is dropped once
+// sent rather than kept for the next write (sockets drops them above the
+// same size).
 const bigBuffer = 64 << 10
 
 // outChunk is the size of the pooled output buffers: an idle connection
@@ -21,18 +22,27 @@ const outChunk = 2048
 // sync.Pool: per-P, and emptied by the GC when memory is not reused).
 var outPool = sync.Pool{New: func() any { return new([outChunk]byte) }}
 
-// releaseOut gives c's pooled output buffers back to outPool once
-// everything is sent, so that an idle connection that wrote little holds
-// no output memory. Larger buffers stay, as recycleSbuf keeps them: one
-// that grew for 64 KiB bursts is reused by the next burst instead of
-// growing again. Called with c.mu held, by the loop.
+// releaseOut lets go of c's output buffers once everything is sent: the
+// pooled ones go back to outPool, so that an idle connection that wrote
+// little holds no output memory, and one larger than bigBuffer (grown for
+// a large Write) is dropped, so that a connection that wrote a large
+// response once does not hold its size while idle. Those in between stay,
+// as recycleSbuf keeps them: one that grew for 64 KiB bursts is reused by
+// the next burst instead of growing again. Called with c.mu held, by the
+// loop.
 func (c *conn) releaseOut() {
-	if cap(c.sbuf) == outChunk {
+	switch n := cap(c.sbuf); {
+	case n == outChunk:
 		outPool.Put((*[outChunk]byte)(c.sbuf[:outChunk]))
 		c.sbuf, c.soff = nil, 0
+	case n > bigBuffer:
+		c.sbuf, c.soff = nil, 0
 	}
-	if cap(c.wbuf) == outChunk {
+	switch n := cap(c.wbuf); {
+	case n == outChunk:
 		outPool.Put((*[outChunk]byte)(c.wbuf[:outChunk]))
+		c.wbuf = nil
+	case n > bigBuffer:
 		c.wbuf = nil
 	}
 }

@@ -14,6 +14,8 @@
 // registered transport. Cases that need a child process (a lowered
 // descriptor limit) re-execute the test binary. Goroutines and descriptors
 // are checked for leaks after every case, against a baseline taken after a
-// warm-up. MERLIN_REQUIRE, a comma list of transport names, turns a skip of
-// any of them into a failure.
+// warm-up. Every case runs under a watchdog that fails it with every
+// goroutine's stack after 3 minutes (MERLIN_CASE_TIMEOUT). MERLIN_REQUIRE,
+// a comma list of transport names, turns a skip of any of them into a
+// failure.
 package conformance

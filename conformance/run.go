@@ -117,6 +117,9 @@ type Suite struct {
 	open MakeTransport
 	// required reports that a skip must fail (MERLIN_REQUIRE).
 	required bool
+	// dog is the case's watchdog; Open hands it the transports to close
+	// should it fire.
+	dog *watchdog
 }
 
 // envChild names, in a re-executed test binary, the case whose child
@@ -133,6 +136,10 @@ func runSuite(t *testing.T, open MakeTransport, cs []testCase) {
 	}
 	if open == nil {
 		t.Fatal("conformance: a nil MakeTransport")
+	}
+	limit, err := caseTimeout()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	tr, err := open(quietConfig())
@@ -161,7 +168,11 @@ func runSuite(t *testing.T, open MakeTransport, cs []testCase) {
 	// opens lazily (its poller's descriptors), and every case would fail.
 	ws := base
 	ws.Network = "tcp"
-	warmup(t, &ws)
+	func() {
+		ws.dog = watch(t, limit)
+		defer ws.dog.stop()
+		warmup(t, &ws)
+	}()
 	baseline := testutil.TakeBaseline()
 
 	for _, network := range []string{"tcp", "unix"} {
@@ -174,6 +185,10 @@ func runSuite(t *testing.T, open MakeTransport, cs []testCase) {
 					t.Cleanup(func() { baseline.Check(t, 10*time.Second) })
 					s := base
 					s.Network = network
+					// Stopped before the leak check (cleanups run last
+					// first), and after the case's own cleanups.
+					s.dog = watch(t, limit)
+					t.Cleanup(s.dog.stop)
 					c.run(t, &s)
 				})
 			}
@@ -255,6 +270,9 @@ func (s *Suite) Open(t testing.TB, edit func(*transports.Config)) transports.Tra
 	tr, err := s.open(cfg)
 	if err != nil {
 		t.Fatalf("opening %s: %v", s.Name, err)
+	}
+	if s.dog != nil {
+		s.dog.track(tr)
 	}
 	t.Cleanup(func() {
 		if err := tr.Close(); err != nil {

@@ -44,6 +44,7 @@ func cases() []testCase {
 		lifecycleCases, // cases_lifecycle.go: Shutdown, EMFILE, Dial, addresses
 		netconnCases,   // cases_netconn.go: the net.Conn adapter, nettest, net/http
 		hazardCases,    // cases_hazard.go: lost bytes after deadlines, aborts mid-send, churn
+		raceCases,      // cases_race.go: every Conn method from many goroutines while OnData runs
 	)
 }
 

@@ -177,6 +177,7 @@ func raceMethods(t *testing.T, s *Suite) {
 	ln := s.Listen(t, tr, h)
 
 	// Dial one at a time, so that each OnOpen is known to be its client's.
+	// Each client is closed by its reader.
 	conns := make([]*raceConn, raceConns)
 	var readers sync.WaitGroup
 	t.Cleanup(func() {
@@ -188,7 +189,10 @@ func raceMethods(t *testing.T, s *Suite) {
 		readers.Wait()
 	})
 	for i := range conns {
-		client := raceDial(t, ln.Addr())
+		client, err := dialRetrying(ln.Addr())
+		if err != nil {
+			t.Fatalf("dial %v: %v", ln.Addr(), err)
+		}
 		rc := bufAwait(t, opened, fmt.Sprintf("OnOpen %d of %d", i+1, raceConns))
 		rc.client = client
 		conns[i] = rc
@@ -436,21 +440,6 @@ func raceSend(rc *raceConn) {
 	rc.sent.Add(raceChunk)
 	rc.client.SetWriteDeadline(time.Now().Add(stepTimeout))
 	rc.client.Write(ch[:])
-}
-
-// raceDial connects a client to a, retrying while a unix listener's queue
-// is full. It is closed by its reader.
-func raceDial(t *testing.T, a net.Addr) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout(a.Network(), a.String(), stepTimeout)
-	for retry := time.Now().Add(stepTimeout); errors.Is(err, syscall.EAGAIN) && time.Now().Before(retry); {
-		time.Sleep(time.Millisecond) // connect(2) says the server is behind, instead of waiting
-		c, err = net.DialTimeout(a.Network(), a.String(), stepTimeout)
-	}
-	if err != nil {
-		t.Fatalf("dial %v: %v", a, err)
-	}
-	return c
 }
 
 // raceFaults collects faults by kind, keeping a few examples of each: a

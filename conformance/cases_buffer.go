@@ -42,8 +42,8 @@ func bufWriteBackpressure(t *testing.T, s *Suite) {
 		chunk = 16 << 10
 		quiet = 300 * time.Millisecond // no progress for this long is a stall
 	)
-	edit := func(c *transports.Config) { c.MaxWriteBuffer = transports.DefaultMaxWriteBuffer }
-	maxWrite := bufEffective(t, s, edit).MaxWriteBuffer
+	tr := s.Open(t, func(c *transports.Config) { c.MaxWriteBuffer = transports.DefaultMaxWriteBuffer })
+	maxWrite := tr.Config().MaxWriteBuffer
 
 	var (
 		produced atomic.Int64 // bytes written by the handler
@@ -88,7 +88,6 @@ func bufWriteBackpressure(t *testing.T, s *Suite) {
 		},
 		Close: func(c transports.Conn, err error) { closed <- err },
 	})
-	tr := s.Open(t, edit)
 	ln := s.Listen(t, tr, h)
 	c := s.DialClient(t, ln)
 	start := time.Now()
@@ -181,7 +180,8 @@ func bufReadBackpressurePause(t *testing.T, s *Suite) {
 		limit      = 256 << 20 // a client that has not stalled by then never will
 		hold       = 500 * time.Millisecond
 	)
-	maxRead := bufEffective(t, s, nil).MaxReadBuffer
+	tr := s.Open(t, nil)
+	maxRead := tr.Config().MaxReadBuffer
 
 	var (
 		consumed  atomic.Int64
@@ -221,7 +221,6 @@ func bufReadBackpressurePause(t *testing.T, s *Suite) {
 		},
 		Close: func(c transports.Conn, err error) { closed <- err },
 	})
-	tr := s.Open(t, nil)
 	ln := s.Listen(t, tr, h)
 	c := s.DialClient(t, ln)
 	sc := bufAwait(t, conns, "OnOpen")
@@ -310,7 +309,8 @@ func bufReadBackpressurePause(t *testing.T, s *Suite) {
 // pauses, and ResumeRead from another goroutine must start an OnData with
 // exactly those k bytes.
 func bufResumeKept(t *testing.T, s *Suite) {
-	n := min(20000, bufEffective(t, s, nil).MaxReadBuffer)
+	tr := s.Open(t, nil)
+	n := min(20000, tr.Config().MaxReadBuffer)
 	k := n / 8
 	msg := bufPatternAt(0, n)
 
@@ -347,7 +347,6 @@ func bufResumeKept(t *testing.T, s *Suite) {
 			return len(in)
 		},
 	})
-	tr := s.Open(t, nil)
 	ln := s.Listen(t, tr, h)
 	c := s.DialClient(t, ln)
 	sc := bufAwait(t, conns, "OnOpen")
@@ -372,8 +371,8 @@ func bufResumeKept(t *testing.T, s *Suite) {
 // client sees the connection end.
 func bufMaxReadBuffer(t *testing.T, s *Suite) {
 	const chunk = 16 << 10
-	edit := func(c *transports.Config) { c.MaxReadBuffer = 64 << 10 }
-	limit := bufEffective(t, s, edit).MaxReadBuffer
+	tr := s.Open(t, func(c *transports.Config) { c.MaxReadBuffer = 64 << 10 })
+	limit := tr.Config().MaxReadBuffer
 	total := 2*limit + bufSlack
 
 	closed := make(chan error, 1)
@@ -381,7 +380,6 @@ func bufMaxReadBuffer(t *testing.T, s *Suite) {
 		Data:  func(c transports.Conn, in []byte) int { return 0 },
 		Close: func(c transports.Conn, err error) { closed <- err },
 	})
-	tr := s.Open(t, edit)
 	ln := s.Listen(t, tr, h)
 	c := s.DialClient(t, ln)
 
@@ -449,36 +447,24 @@ func bufAwait[T any](t testing.TB, ch <-chan T, what string) T {
 	panic("unreachable")
 }
 
-// bufEffective returns the Config the transport under test gets from
-// s.Open(t, edit): the spec's common keys win over edit's fields, and
-// zero fields take their defaults.
+// bufEffective returns the Config the transport under test runs with when
+// s.Open(t, edit) opens it: the transport's own settings win over edit's
+// fields, and zero fields take their defaults. It opens one to ask.
 func bufEffective(t testing.TB, s *Suite, edit func(*transports.Config)) transports.Config {
 	t.Helper()
-	var cfg transports.Config
+	cfg := quietConfig()
 	if edit != nil {
 		edit(&cfg)
 	}
-	sp, err := transports.ParseSpec(s.Spec)
+	tr, err := s.open(cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("opening %s: %v", s.Name, err)
 	}
-	for _, kv := range sp.Settings {
-		var err error
-		switch kv.Key {
-		case "maxwritebuffer":
-			cfg.MaxWriteBuffer, err = transports.ParseSize(kv.Value)
-		case "maxreadbuffer":
-			cfg.MaxReadBuffer, err = transports.ParseSize(kv.Value)
-		case "closetimeout":
-			cfg.CloseTimeout, err = time.ParseDuration(kv.Value)
-		case "closelinger":
-			cfg.CloseLinger, err = time.ParseDuration(kv.Value)
-		}
-		if err != nil {
-			t.Fatalf("spec %q: %s: %v", s.Spec, kv.Key, err)
-		}
+	cfg = tr.Config()
+	if err := tr.Close(); err != nil {
+		t.Errorf("transport Close: %v", err)
 	}
-	return cfg.WithDefaults()
+	return cfg
 }
 
 // bufNeed skips the case where a kernel figure it needs is not available

@@ -431,7 +431,10 @@ func errOpen(t *testing.T, s *Suite) {
 	}
 	d, ok := transports.Lookup(s.Name)
 	if !ok {
-		t.Fatalf("transport %q is not registered", s.Name)
+		// t.Skip, not s.Skip: the transport runs here, but this case is
+		// about the registry, which a transport given to RunFunc need not
+		// be in.
+		t.Skipf("%s is not registered: the case checks transports.Open's errors", s.Name)
 	}
 	spec := s.Name + ":merlin-no-such-key=1"
 	if err := open(spec); err != nil {

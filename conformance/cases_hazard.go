@@ -229,13 +229,7 @@ func hazardChurn(t *testing.T, s *Suite) {
 		go func() {
 			defer wg.Done()
 			for i := d; i < cycles; i += dialers {
-				c, err := net.DialTimeout(a.Network(), a.String(), stepTimeout)
-				for retry := time.Now().Add(stepTimeout); errors.Is(err, syscall.EAGAIN) && time.Now().Before(retry); {
-					// A unix listener's queue is full: the server is
-					// behind, and connect(2) says so instead of waiting.
-					time.Sleep(time.Millisecond)
-					c, err = net.DialTimeout(a.Network(), a.String(), stepTimeout)
-				}
+				c, err := dialRetrying(a)
 				if err != nil {
 					if failed.Add(1) == 1 {
 						firstErr.Store(err)
@@ -268,4 +262,16 @@ func hazardChurn(t *testing.T, s *Suite) {
 		}
 	}
 	t.Logf("%d connect/close cycles in %v; %d accepted (the others were reset before accept)", cycles, dialed.Round(time.Millisecond), opens.Load())
+}
+
+// dialRetrying dials a, retrying for up to stepTimeout while a unix
+// listener's queue is full: the server is behind, and connect(2) says so
+// instead of waiting.
+func dialRetrying(a net.Addr) (net.Conn, error) {
+	c, err := net.DialTimeout(a.Network(), a.String(), stepTimeout)
+	for retry := time.Now().Add(stepTimeout); errors.Is(err, syscall.EAGAIN) && time.Now().Before(retry); {
+		time.Sleep(time.Millisecond)
+		c, err = net.DialTimeout(a.Network(), a.String(), stepTimeout)
+	}
+	return c, err
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -654,7 +653,7 @@ func dialCase(t *testing.T, s *Suite) {
 			t.Logf("no server on %s: %v", d.Name, err)
 			continue
 		}
-		p, err := transports.Open(d.Name, lcQuietConfig())
+		p, err := transports.Open(d.Name, quietConfig())
 		if err != nil {
 			t.Fatalf("Open(%q): %v", d.Name, err)
 		}
@@ -918,11 +917,6 @@ func lcContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), lcTimeout)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// lcQuietConfig is a Config whose log is discarded, as Suite.Open's.
-func lcQuietConfig() transports.Config {
-	return transports.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 // lcClient is the Handler of a dialed Conn: it optionally writes a

@@ -162,7 +162,7 @@ func lcStartChild(t *testing.T, s *Suite) *lcChild {
 		t.Fatalf("lcStartChild outside a case: %s", t.Name())
 	}
 	cmd := exec.Command(os.Args[0], childArgs(parts[0])...)
-	cmd.Env = append(os.Environ(), envChild+"="+parts[1], envSpec+"="+s.Spec)
+	cmd.Env = append(os.Environ(), envChild+"="+t.Name())
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

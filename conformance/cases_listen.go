@@ -428,11 +428,11 @@ func lsTCPSocketIn(t *testing.T, state, local, remote int) bool {
 // suite instead of failing the case.
 func lsOpen(t *testing.T, s *Suite, stuck *atomic.Bool) transports.Transport {
 	t.Helper()
-	cfg := lcQuietConfig()
+	cfg := quietConfig()
 	cfg.Loops = 1
-	tr, err := transports.Open(s.Spec, cfg)
+	tr, err := s.open(cfg)
 	if err != nil {
-		t.Fatalf("Open(%q): %v", s.Spec, err)
+		t.Fatalf("opening %s: %v", s.Name, err)
 	}
 	t.Cleanup(func() {
 		if stuck.Load() {

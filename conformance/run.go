@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,7 +23,8 @@ type testCase struct {
 	// tcpOnly marks cases about TCP itself (RST, SIOCOUTQ); the others run
 	// on unix sockets too.
 	tcpOnly bool
-	// smoke marks the cases Smoke runs, for a transport's other option sets.
+	// smoke marks the cases SmokeFunc runs, for a transport's other option
+	// sets.
 	smoke bool
 	// run is the case. It runs with s.Network set.
 	run func(t *testing.T, s *Suite)
@@ -44,70 +46,131 @@ func cases() []testCase {
 		hazardCases,    // cases_hazard.go: lost bytes after deadlines, aborts mid-send, churn
 		listenCases,    // cases_listen.go: listeners, Dial against Close, addresses
 		inputCases,     // cases_input.go: the FIN while paused or closing, what a paused Conn takes in, output after Abort
+		raceCases,      // cases_race.go: every Conn method from many goroutines while OnData runs
 	)
 }
 
-// Run runs every case on the transport spec names, once over TCP and once
-// over unix sockets (the TCP-only cases excepted).
-func Run(t *testing.T, spec string) {
+// MakeTransport opens the transport under test, as nettest's MakePipe
+// makes a pipe. cfg holds what the case asks for (a Loops of 1, a small
+// MaxWriteBuffer, a Logger that discards); zero fields mean the defaults.
+// Settings of the transport's own, as a spec's, win over cfg's fields, as
+// they do in transports.Open. A transport this host cannot run is an
+// error wrapping errors.ErrUnsupported that names the transport (as
+// transports.Open's do: "transports: uring: ..."), so that MERLIN_REQUIRE
+// can tell whether its skip must fail.
+type MakeTransport func(cfg transports.Config) (transports.Transport, error)
+
+// RunFunc runs every case on the transports open makes, once over TCP and
+// once over unix sockets (the TCP-only cases excepted). Each case opens
+// the transports it needs through open, so a transport from another module
+// needs no registry. Cases that re-execute the test binary run the same
+// top-level test in the child, which must call RunFunc again with the same
+// function.
+func RunFunc(t *testing.T, open MakeTransport) {
 	t.Helper()
-	run(t, spec, cases())
+	runSuite(t, open, "", cases())
 }
 
-// Smoke runs the cases marked smoke: a transport's suite for its other
-// option sets.
+// Run runs RunFunc on the registered transport that spec names.
+func Run(t *testing.T, spec string) {
+	t.Helper()
+	runSuite(t, openSpec(spec), spec, cases())
+}
+
+// SmokeFunc runs the cases marked smoke on the transports open makes: a
+// transport's suite for its other option sets.
+func SmokeFunc(t *testing.T, open MakeTransport) {
+	t.Helper()
+	runSuite(t, open, "", smokeCases())
+}
+
+// Smoke runs SmokeFunc on the registered transport that spec names.
 func Smoke(t *testing.T, spec string) {
 	t.Helper()
+	runSuite(t, openSpec(spec), spec, smokeCases())
+}
+
+// smokeCases returns the cases marked smoke.
+func smokeCases() []testCase {
 	var cs []testCase
 	for _, c := range cases() {
 		if c.smoke {
 			cs = append(cs, c)
 		}
 	}
-	run(t, spec, cs)
+	return cs
+}
+
+// openSpec returns a MakeTransport that opens spec through the registry.
+// Its errors name the spec, and so the transport.
+func openSpec(spec string) MakeTransport {
+	return func(cfg transports.Config) (transports.Transport, error) {
+		tr, err := transports.Open(spec, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("conformance: Open(%q): %w", spec, err)
+		}
+		return tr, nil
+	}
 }
 
 // Suite is what a case gets: the transport under test and helpers to use
 // it.
 type Suite struct {
-	// Spec is the spec under test, as given to Run.
-	Spec string
-	// Name is the transport's registered name.
+	// Name is the transport's name (its Name method), for messages and
+	// MERLIN_REQUIRE.
 	Name string
 	// Network is "tcp" or "unix".
 	Network string
+	// open makes the transport under test.
+	open MakeTransport
+	// spec is the registry's spec of it, where Run or Smoke named one.
+	spec string
 	// required reports that a skip must fail (MERLIN_REQUIRE).
 	required bool
+	// dog is the case's watchdog; Open hands it the transports to close
+	// should it fire.
+	dog *watchdog
 }
 
-// Environment variables of a re-executed child.
-const (
-	envChild = "MERLIN_CONFORMANCE_CHILD" // network/case to run
-	envSpec  = "MERLIN_CONFORMANCE_SPEC"
-)
+// envChild names, in a re-executed test binary, the case whose child
+// function runs: the case's full test name (t.Name()).
+const envChild = "MERLIN_CONFORMANCE_CHILD"
 
-func run(t *testing.T, spec string, cs []testCase) {
+func runSuite(t *testing.T, open MakeTransport, spec string, cs []testCase) {
 	t.Helper()
-	sp, err := transports.ParseSpec(spec)
+	child := os.Getenv(envChild)
+	if child != "" && !strings.HasPrefix(child, t.Name()+"/") {
+		// The child re-runs a whole top-level test, which may run more
+		// than one suite (a Smoke per option set).
+		t.Skipf("child of %s, not of this suite", child)
+	}
+	if open == nil {
+		t.Fatal("conformance: a nil MakeTransport")
+	}
+	limit, err := caseTimeout()
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := Suite{Spec: spec, Name: sp.Name, required: required(sp.Name)}
 
-	if child := os.Getenv(envChild); child != "" {
-		runChild(t, base, child, cs)
-		return
-	}
-
-	tr, err := transports.Open(spec, transports.Config{})
+	tr, err := open(quietConfig())
 	if err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
-			base.Skip(t, err.Error())
+			// There is no transport to ask its name: the error names it.
+			if name := requiredIn(err.Error()); name != "" {
+				t.Fatalf("%s is required here (MERLIN_REQUIRE) but would be skipped: %v", name, err)
+			}
+			t.Skip(err.Error())
 		}
 		t.Fatal(err)
 	}
+	base := Suite{Name: tr.Name(), open: open, spec: spec, required: required(tr.Name())}
 	if err := tr.Close(); err != nil {
 		t.Fatalf("Close of an unused transport: %v", err)
+	}
+
+	if child != "" {
+		runChild(t, base, strings.TrimPrefix(child, t.Name()+"/"), cs)
+		return
 	}
 
 	// The warm-up runs on t itself, not as a subtest that -run could
@@ -115,7 +178,11 @@ func run(t *testing.T, spec string, cs []testCase) {
 	// opens lazily (its poller's descriptors), and every case would fail.
 	ws := base
 	ws.Network = "tcp"
-	warmup(t, &ws)
+	func() {
+		ws.dog = watch(t, limit)
+		defer ws.dog.stop()
+		warmup(t, &ws)
+	}()
 	baseline := testutil.TakeBaseline()
 
 	for _, network := range []string{"tcp", "unix"} {
@@ -128,6 +195,10 @@ func run(t *testing.T, spec string, cs []testCase) {
 					t.Cleanup(func() { baseline.Check(t, 10*time.Second) })
 					s := base
 					s.Network = network
+					// Stopped before the leak check (cleanups run last
+					// first), and after the case's own cleanups.
+					s.dog = watch(t, limit)
+					t.Cleanup(s.dog.stop)
 					c.run(t, &s)
 				})
 			}
@@ -159,12 +230,32 @@ func warmup(t *testing.T, s *Suite) {
 
 // required reports whether MERLIN_REQUIRE lists name.
 func required(name string) bool {
-	for _, r := range strings.Split(os.Getenv("MERLIN_REQUIRE"), ",") {
-		if strings.TrimSpace(r) == name {
-			return true
+	return slices.Contains(requiredNames(), name)
+}
+
+// requiredIn returns a transport MERLIN_REQUIRE lists that msg names as a
+// word ("uring" in "transports: uring: ...", not in "io_uring"), or "".
+func requiredIn(msg string) string {
+	words := strings.FieldsFunc(strings.ToLower(msg), func(r rune) bool {
+		return !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '_' || r == '-')
+	})
+	for _, name := range requiredNames() {
+		if slices.Contains(words, name) {
+			return name
 		}
 	}
-	return false
+	return ""
+}
+
+// requiredNames returns the transports MERLIN_REQUIRE lists.
+func requiredNames() []string {
+	var names []string
+	for _, r := range strings.Split(os.Getenv("MERLIN_REQUIRE"), ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			names = append(names, r)
+		}
+	}
+	return names
 }
 
 // Skip skips the test, or fails it where MERLIN_REQUIRE lists the
@@ -178,17 +269,20 @@ func (s *Suite) Skip(t testing.TB, why string) {
 }
 
 // Open opens the transport under test with a Config that edit may change
-// (nil for the defaults); the spec's settings win over it. The transport
-// is closed by t.Cleanup, and Close must return nil.
+// (nil for the defaults); the transport's own settings win over it. The
+// transport is closed by t.Cleanup, and Close must return nil.
 func (s *Suite) Open(t testing.TB, edit func(*transports.Config)) transports.Transport {
 	t.Helper()
-	cfg := transports.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := quietConfig()
 	if edit != nil {
 		edit(&cfg)
 	}
-	tr, err := transports.Open(s.Spec, cfg)
+	tr, err := s.open(cfg)
 	if err != nil {
-		t.Fatalf("Open(%q): %v", s.Spec, err)
+		t.Fatalf("opening %s: %v", s.Name, err)
+	}
+	if s.dog != nil {
+		s.dog.track(tr)
 	}
 	t.Cleanup(func() {
 		if err := tr.Close(); err != nil {
@@ -196,6 +290,11 @@ func (s *Suite) Open(t testing.TB, edit func(*transports.Config)) transports.Tra
 		}
 	})
 	return tr
+}
+
+// quietConfig is a Config whose log is discarded.
+func quietConfig() transports.Config {
+	return transports.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 // Address returns a fresh loopback address for s.Network.
@@ -242,13 +341,10 @@ func childArgs(top string) []string {
 }
 
 // runChild runs, in a re-executed test binary, the child function of the
-// case named by envChild ("network/case/...").
-func runChild(t *testing.T, base Suite, child string, cs []testCase) {
-	network, name, _ := strings.Cut(child, "/")
+// case named by name ("network/case/...", under the suite's test).
+func runChild(t *testing.T, base Suite, name string, cs []testCase) {
+	network, name, _ := strings.Cut(name, "/")
 	name, _, _ = strings.Cut(name, "/")
-	if os.Getenv(envSpec) != base.Spec {
-		t.Skipf("child for spec %q, not %q", os.Getenv(envSpec), base.Spec)
-	}
 	for _, c := range cs {
 		if c.name == name && c.child != nil {
 			s := base
@@ -257,5 +353,5 @@ func runChild(t *testing.T, base Suite, child string, cs []testCase) {
 			return
 		}
 	}
-	t.Fatalf("child: no case %q with a child function", child)
+	t.Fatalf("child: no case %q with a child function", name)
 }

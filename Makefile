@@ -19,14 +19,14 @@ export PATH := $(BIN):$(PATH)
 # to relax it (MERLIN_REQUIRE= requires none).
 REQUIRE = MERLIN_REQUIRE=$${MERLIN_REQUIRE-$$($(BIN)/merlin transports -names | paste -sd, -)}
 
-.PHONY: all build deps test vet staticcheck test-go test-darwin test-peers bench-smoke demo clean
+.PHONY: all build deps test vet staticcheck test-go test-darwin test-peers test-examples bench-smoke demo clean
 
 all: build
 
 build:
 	$(GO) build $(LDFLAGS) -o $(BIN)/merlin ./cmd/merlin
 
-test: deps vet staticcheck test-darwin test-go test-peers bench-smoke
+test: deps vet staticcheck test-darwin test-go test-peers test-examples bench-smoke
 
 deps:
 	scripts/deps.sh $(BIN)
@@ -54,6 +54,15 @@ test-go: build
 # echoes, passes merlin load -check, exits on SIGTERM.
 test-peers: deps build
 	$(REQUIRE); export MERLIN_REQUIRE; cd peers && $(GO) test ./...
+
+# examples/ is a module of its own, as a transport from elsewhere would
+# be: hostile, written against merlin's public packages only, passes the
+# conformance suite, and its own merlin binary benches it beside uring and
+# gnet and makes a tiny paper.
+test-examples: deps build
+	cd examples && $(GO) vet ./... && $(BIN)/staticcheck ./...
+	$(REQUIRE),hostile; export MERLIN_REQUIRE; cd examples && \
+	$(GO) test -race $(LDFLAGS) -timeout 12m ./...
 
 # The throughput suite's smoke run: merlin bench -quick over every
 # transport available here and the peers (about a minute), with perf;

@@ -594,7 +594,12 @@ func (l *loop) stepDirty() {
 // re-arming all of them at once when one buffer comes back would end most
 // of them with ENOBUFS again.
 func (l *loop) rearmStarved() {
+	if len(l.starved) == 0 {
+		return // the common case: no system call to ask the kernel
+	}
+	calls := l.bufs.StatusCalls
 	n := min(len(l.starved), l.bufs.Free())
+	l.stats.Syscalls.Add(l.bufs.StatusCalls - calls)
 	if n == 0 {
 		return
 	}

@@ -46,8 +46,10 @@ type BufRing struct {
 	bgid    uint16
 	noHead  bool // the kernel cannot tell its head (before 6.8)
 	status  pbufStatus
-	Inc     bool     // IOU_PBUF_RING_INC: the kernel consumes buffers piece by piece
-	off     []uint32 // inc: bytes of each buffer the kernel has filled so far
+	Inc     bool // IOU_PBUF_RING_INC: the kernel consumes buffers piece by piece
+	// StatusCalls counts Free's system calls, for the caller's count.
+	StatusCalls uint64
+	off         []uint32 // inc: bytes of each buffer the kernel has filled so far
 }
 
 // NewBufRing maps count buffers of size bytes and registers them with the
@@ -160,9 +162,12 @@ func (b *BufRing) Publish() {
 // head, IORING_REGISTER_PBUF_STATUS, Linux 6.8: one system call) and those
 // put since the last publish. Buffers the kernel filled whose completions
 // are not reaped yet are not free: Count less the buffers the caller holds
-// would count them. Before 6.8 that is what it returns.
+// would count them. Before 6.8 that is what it returns. Being a system
+// call, it is for the rare case (a receive starved of buffers), not for
+// every turn of a loop.
 func (b *BufRing) Free() int {
 	if !b.noHead {
+		b.StatusCalls++
 		b.status = pbufStatus{bufGroup: uint32(b.bgid)}
 		_, e := Register(b.fd, registerPbufStatus, unsafe.Pointer(&b.status), 1)
 		if e == 0 {

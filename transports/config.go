@@ -13,6 +13,11 @@ const (
 	DefaultMaxReadBuffer  = 1 << 20  // as Kestrel's MaxRequestBufferSize
 	DefaultCloseTimeout   = 5 * time.Second
 	DefaultCloseLinger    = 2 * time.Second
+	// DefaultWriteTimeout bounds how long output may wait with no
+	// progress; as nginx's send_timeout (60 s). Kestrel's
+	// MinResponseDataRate (240 B/s after a 5 s grace) is the same
+	// defence as a rate.
+	DefaultWriteTimeout = 60 * time.Second
 )
 
 // Switch is an on/off setting whose zero value means "the default".
@@ -67,6 +72,15 @@ type Config struct {
 	// CloseLinger bounds how long Close waits for the peer's FIN after its
 	// own. Default 2 s.
 	CloseLinger time.Duration
+	// WriteTimeout bounds how long a Conn's output may stay pending with
+	// no progress (no byte taken by the kernel): a peer that stops
+	// reading is aborted with ErrWriteTimeout. Default 60 s; negative
+	// turns it off.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a Conn (as Close does; OnClose err matches
+	// ErrIdleTimeout) once no byte has moved either way for this long.
+	// Default 0: off.
+	IdleTimeout time.Duration
 	// Logger receives recovered panics and unexpected errors. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -92,6 +106,9 @@ func (c Config) WithDefaults() Config {
 	if c.CloseLinger == 0 {
 		c.CloseLinger = DefaultCloseLinger
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -111,6 +128,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("transports: CloseTimeout %v is negative", c.CloseTimeout)
 	case c.CloseLinger < 0:
 		return fmt.Errorf("transports: CloseLinger %v is negative", c.CloseLinger)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("transports: IdleTimeout %v is negative", c.IdleTimeout)
 	}
 	return nil
 }

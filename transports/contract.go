@@ -3,6 +3,7 @@ package transports
 import (
 	"context"
 	"net"
+	"time"
 )
 
 // Handler is what an application implements. A transport calls it from its
@@ -59,6 +60,29 @@ type ShutdownHandler interface {
 // request before it reads the next, once both directions' buffers are full.
 type FullDuplexHandler interface {
 	FullDuplex() bool
+}
+
+// TimerHandler is implemented by Handlers that keep time on a connection
+// (a request-headers timeout, a keep-alive timeout, a minimum data rate):
+// OnTimer(c) is called when the timer set by TimerConn.SetTimer runs out.
+type TimerHandler interface {
+	OnTimer(c Conn)
+}
+
+// TimerConn is a Conn with a timer for the application: one per
+// connection, for TimerHandler.OnTimer. Every Conn of merlin's transports
+// implements it; the conformance suite checks.
+//
+// SetTimer(d) with d > 0 sets c's timer to run out d from now, replacing
+// any earlier setting; d <= 0 stops it. It is safe from any goroutine.
+// When the timer runs out, OnTimer(c) runs on c's loop, serialised with
+// c's other callbacks, once per setting. It never starts once OnClose has
+// begun, nor after Close or Abort has returned (they stop it), nor for a
+// setting that a later SetTimer replaced before it ran out. A Handler
+// without OnTimer is never called; its setting does nothing.
+type TimerConn interface {
+	Conn
+	SetTimer(d time.Duration)
 }
 
 // Conn is one connection. Its methods are safe from any goroutine, except

@@ -3,6 +3,7 @@ package transports
 import (
 	"errors"
 	"fmt"
+	"os"
 )
 
 // The errors a Handler sees in OnClose, besides nil, the *net.OpError of a
@@ -17,6 +18,14 @@ var (
 	// ErrHandler is the OnClose error of a Conn whose callback panicked or
 	// whose OnData returned a count outside [0, len(in)].
 	ErrHandler = errors.New("transports: handler failed")
+	// ErrWriteTimeout is the OnClose error of a Conn aborted because its
+	// output made no progress for Config.WriteTimeout: the peer stopped
+	// reading. It wraps os.ErrDeadlineExceeded.
+	ErrWriteTimeout = fmt.Errorf("transports: no output progress within the write timeout: %w", os.ErrDeadlineExceeded)
+	// ErrIdleTimeout is the OnClose error of a Conn closed because no byte
+	// moved either way for Config.IdleTimeout. It does not wrap
+	// os.ErrDeadlineExceeded: the close itself was orderly.
+	ErrIdleTimeout = errors.New("transports: idle timeout")
 	// ErrInCallback is returned by Transport.Dial, Shutdown and Close called
 	// from a callback, where waiting for the loops would wait for itself.
 	ErrInCallback = errors.New("transports: called from a callback")

@@ -43,6 +43,8 @@ var CommonOptions = []Option{
 	{Key: "nodelay", Kind: Bool, Default: "true", Help: "TCP_NODELAY on TCP connections"},
 	{Key: "closetimeout", Kind: Duration, Default: "5s", Help: "how long Close waits to flush output"},
 	{Key: "closelinger", Kind: Duration, Default: "2s", Help: "how long Close waits for the peer's FIN"},
+	{Key: "writetimeout", Kind: Duration, Default: "1m0s", Help: "output pending this long with no progress aborts the connection (ErrWriteTimeout); 0 turns it off"},
+	{Key: "idletimeout", Kind: Duration, Default: "0s", Help: "no bytes either way this long closes the connection (ErrIdleTimeout); 0 is off"},
 }
 
 var registry struct {
@@ -214,6 +216,13 @@ func setCommon(cfg *Config, key string, v any) {
 		cfg.CloseTimeout = v.(time.Duration)
 	case "closelinger":
 		cfg.CloseLinger = v.(time.Duration)
+	case "writetimeout":
+		cfg.WriteTimeout = v.(time.Duration)
+		if cfg.WriteTimeout == 0 {
+			cfg.WriteTimeout = -1 // off: in Config, 0 is the default
+		}
+	case "idletimeout":
+		cfg.IdleTimeout = v.(time.Duration)
 	}
 }
 

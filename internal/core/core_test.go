@@ -1,0 +1,228 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+
+	"github.com/merlin-net/merlin/transports"
+)
+
+func TestWriteErr(t *testing.T) {
+	var s State
+	if err := s.WriteErr(); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	s.CloseWrite()
+	if err := s.WriteErr(); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("after CloseWrite: %v, want EPIPE", err)
+	}
+	if err := s.CloseWriteErr(); err != nil {
+		t.Fatalf("CloseWrite twice: %v", err)
+	}
+	if !s.BeginClose() || s.BeginClose() {
+		t.Fatal("BeginClose should begin once")
+	}
+	if err := s.WriteErr(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("after Close: %v, want net.ErrClosed", err)
+	}
+	if s.Gone() || !s.Kill() || s.Kill() || !s.Gone() {
+		t.Fatal("Kill should begin once, after which the conn is gone")
+	}
+}
+
+// TestEOFStep walks the FIN's rules: wait while paused, offer the kept
+// bytes once, then OnReadEOF or the default close; after Close, discard.
+func TestEOFStep(t *testing.T) {
+	s := EOFSeen | AppPaused
+	if got := s.EOFStep(3, false, false); got != EOFWait {
+		t.Fatalf("paused: %v, want EOFWait", got)
+	}
+	s &^= AppPaused
+	if got := s.EOFStep(3, false, false); got != EOFOffer {
+		t.Fatalf("kept bytes: %v, want EOFOffer", got)
+	}
+	if got := s.EOFStep(3, false, false); got != EOFClose || !s.Has(Closing|WantShut) {
+		t.Fatalf("after the offer: %v (state %b), want EOFClose", got, s)
+	}
+	if got := s.EOFStep(0, false, false); got != EOFNone {
+		t.Fatalf("done: %v, want EOFNone", got)
+	}
+	s = EOFSeen | BPPaused
+	if got := s.EOFStep(0, true, true); got != EOFCallback {
+		t.Fatalf("duplex at the limit, OnReadEOF: %v, want EOFCallback", got)
+	}
+	s = EOFSeen | Closing
+	if got := s.EOFStep(5, true, false); got != EOFDiscard {
+		t.Fatalf("closing: %v, want EOFDiscard", got)
+	}
+	s = EOFSeen | Killed
+	if got := s.EOFStep(5, true, false); got != EOFNone {
+		t.Fatalf("killed: %v, want EOFNone", got)
+	}
+}
+
+func TestOrderlyAndLinger(t *testing.T) {
+	s := Closing | WrClosed | WantShut
+	if !s.ShutDue(true) || s.ShutDue(false) {
+		t.Fatal("ShutDue: FIN is due once flushed")
+	}
+	s |= ShutSent | ShutDone
+	if !s.LingerDue() || s.OrderlyEnd() {
+		t.Fatal("FIN out, none from the peer: linger, not the end")
+	}
+	s |= EOFSeen | EOFDone
+	if s.LingerDue() || !s.OrderlyEnd() {
+		t.Fatal("both FINs: the end")
+	}
+}
+
+type testHandler struct {
+	consume func(in []byte) int
+	timers  int
+}
+
+func (h *testHandler) OnOpen(transports.Conn)                  {}
+func (h *testHandler) OnData(_ transports.Conn, in []byte) int { return h.consume(in) }
+func (h *testHandler) OnClose(transports.Conn, error)          {}
+func (h *testHandler) OnTimer(transports.Conn)                 { h.timers++ }
+
+type nopConn struct{ transports.Conn }
+
+func (nopConn) RemoteAddr() net.Addr { return nil }
+
+var quiet = Log{Name: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+
+func TestDeliver(t *testing.T) {
+	th := &testHandler{consume: func(in []byte) int { return len(in) - 2 }}
+	h := NewHandler(th)
+	if !h.HasTimer() || h.HasReadEOF() || h.Duplex() {
+		t.Fatalf("abilities %b", h.caps)
+	}
+	var kept Input
+	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("hello"), false, 10); err != nil {
+		t.Fatal(err)
+	}
+	if string(kept.Bytes()) != "lo" {
+		t.Fatalf("kept %q, want \"lo\"", kept.Bytes())
+	}
+	kept.Keep([]byte("abc"))
+	if err := h.Deliver(nopConn{}, quiet, &kept, kept.Bytes(), true, 10); err != nil {
+		t.Fatal(err)
+	}
+	if string(kept.Bytes()) != "bc" {
+		t.Fatalf("kept %q, want \"bc\"", kept.Bytes())
+	}
+	kept.Release()
+	th.consume = func([]byte) int { return 0 }
+	err := h.Deliver(nopConn{}, quiet, &kept, make([]byte, 20), false, 10)
+	if !errors.Is(err, transports.ErrInputLimit) || kept.Len() != 0 {
+		t.Fatalf("over the limit: %v, %d kept", err, kept.Len())
+	}
+	th.consume = func(in []byte) int { return len(in) + 1 }
+	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("x"), false, 10); !errors.Is(err, transports.ErrHandler) {
+		t.Fatalf("bad count: %v", err)
+	}
+	th.consume = func([]byte) int { panic(fmt.Errorf("boom: %w", io.ErrUnexpectedEOF)) }
+	err = h.Deliver(nopConn{}, quiet, &kept, []byte("x"), false, 10)
+	if !errors.Is(err, transports.ErrHandler) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("panic: %v", err)
+	}
+	if err := h.Call(nopConn{}, OnTimer, quiet); err != nil || th.timers != 1 {
+		t.Fatalf("OnTimer: %v, %d calls", err, th.timers)
+	}
+	if err := h.Call(nopConn{}, OnDrain, quiet); err != nil {
+		t.Fatalf("OnDrain the handler lacks: %v", err)
+	}
+}
+
+func TestSpares(t *testing.T) {
+	s := NewSpares(64)
+	in := NewInput(s)
+	in.Keep([]byte("abc"))
+	in.Release()
+	if len(s.free) != 1 {
+		t.Fatalf("%d spares, want 1", len(s.free))
+	}
+	in.Keep(make([]byte, 100))
+	in.Release()
+	if len(s.free) != 0 && cap(s.free[0]) > 64 {
+		t.Fatal("a large buffer went to the spares")
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	l := Limits{CloseTimeout: 5, CloseLinger: 2, Write: 60, Idle: 100}
+	var d Deadlines
+	if d.Next(l) != 0 {
+		t.Fatal("nothing set, yet a deadline")
+	}
+	d.Opened(1000)
+	d.Pending(1000)
+	if at, ok := d.Arm(0, l); !ok || at != 1060 {
+		t.Fatalf("Arm: %d %v, want 1060", at, ok)
+	}
+	d.Progress(1050, true) // progress: the write clock starts again
+	if at, ok := d.Arm(1060, l); ok {
+		t.Fatalf("armed at 1060, moved later: Arm says %d", at)
+	}
+	if e := d.Expired(1060, l); e != ExpNone {
+		t.Fatalf("early: %v", e)
+	}
+	if at, ok := d.Arm(0, l); !ok || at != 1110 {
+		t.Fatalf("re-arm: %d, want 1110", at)
+	}
+	if e := d.Expired(1110, l); e != ExpWrite {
+		t.Fatalf("no progress for 60: %v, want ExpWrite", e)
+	}
+	d.SetApp(1110, 10)
+	d.StartLinger(1110, l)
+	if e := d.Expired(1200, l); e != ExpLinger {
+		t.Fatalf("linger first: %v", e)
+	}
+	if e := d.Expired(1200, l); e != ExpIdle {
+		t.Fatalf("then idle: %v", e)
+	}
+	if e := d.Expired(1200, l); e != ExpApp {
+		t.Fatalf("then the app's: %v", e)
+	}
+	if e := d.Expired(1200, l); e != ExpNone || d.Next(l) != 0 {
+		t.Fatalf("all fired once: %v, next %d", e, d.Next(l))
+	}
+	d.StartFlush(1200, l)
+	if d.Next(l) != 0 {
+		t.Fatal("flush limit with nothing pending")
+	}
+	d.Pending(1201)
+	if e := d.Expired(1205, l); e != ExpFlush {
+		t.Fatalf("flush: %v", e)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	var b Backoff
+	if w, log := b.Failed(syscall.ECONNABORTED); w != 0 || log {
+		t.Fatalf("ECONNABORTED: %v %v", w, log)
+	}
+	if w, log := b.Failed(os.NewSyscallError("accept4", syscall.EMFILE)); w != MinBackoff || log {
+		t.Fatalf("EMFILE: %v %v", w, log)
+	}
+	if w, log := b.Failed(syscall.EINVAL); w != 2*MinBackoff || !log {
+		t.Fatalf("EINVAL: %v %v", w, log)
+	}
+	for range 20 {
+		b.Failed(syscall.ENOMEM)
+	}
+	if w, _ := b.Failed(syscall.ENOMEM); w != MaxBackoff {
+		t.Fatalf("capped at %v, got %v", MaxBackoff, w)
+	}
+	b.Accepted()
+	if w, _ := b.Failed(syscall.ENFILE); w != MinBackoff {
+		t.Fatalf("after success: %v", w)
+	}
+}

@@ -53,11 +53,23 @@
 //     HTTP/1.1, or more than one (section 3.2).
 //   - 413: a body over MaxBodyBytes, by Content-Length (at once, instead of
 //     100 Continue) or by chunk sizes as they arrive.
+//   - 408: a head or a body too slow (Time limits).
 //   - 417: an Expect other than 100-continue.
 //   - 431: a head (request line and fields) over MaxHeaderBytes, or a
 //     trailer section over it.
 //   - 501: a transfer coding other than chunked (RFC 9112 section 6.1).
 //   - 505: an HTTP major version other than 1.
+//
+// # Time limits
+//
+// As Kestrel's KestrelServerLimits, with its defaults (Config): a
+// keep-alive timeout while no request is under way (130 s; the
+// connection closes), a request-headers timeout from a request's first
+// byte until its head is whole (30 s; 408), and a minimum body data rate
+// after a grace period (240 bytes/s after 5 s; 408). They run on the
+// connection's timer (transports.TimerConn), which OnTimer re-checks and
+// re-arms: OnData only stores the phase and its start, and sets the timer
+// when a phase must run out earlier than it is set to.
 //
 // "Connection: close" and HTTP/1.0 without "Connection: keep-alive" are
 // answered, then the connection closed. "Expect: 100-continue" on a

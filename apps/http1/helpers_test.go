@@ -11,12 +11,21 @@ import (
 	"time"
 )
 
-// fakeConn is a transports.Conn that records what the Handler does.
+// fakeConn is a transports.TimerConn that records what the Handler does.
+// Its timer runs on clock, when the test sets one (see timedConn); the
+// test fires it by calling OnTimer.
 type fakeConn struct {
-	out    []byte
-	writes int
-	closed bool
-	ctx    any
+	out      []byte
+	writes   int
+	closed   bool
+	aborted  bool
+	ctx      any
+	outbound int // what OutboundBuffered returns
+
+	clock    func() time.Time // the timer's clock; nil: SetTimer only counts
+	timerSet int              // SetTimer calls
+	armed    bool             // the timer is set
+	deadline time.Time        // when it runs out, if armed
 }
 
 func (c *fakeConn) LocalAddr() net.Addr  { return &net.TCPAddr{} }
@@ -26,14 +35,21 @@ func (c *fakeConn) Write(p []byte) (int, error) {
 	c.writes++
 	return len(p), nil
 }
-func (c *fakeConn) OutboundBuffered() int { return 0 }
+func (c *fakeConn) OutboundBuffered() int { return c.outbound }
 func (c *fakeConn) CloseWrite() error     { return nil }
-func (c *fakeConn) Close() error          { c.closed = true; return nil }
-func (c *fakeConn) Abort() error          { c.closed = true; return nil }
+func (c *fakeConn) Close() error          { c.closed = true; c.armed = false; return nil }
+func (c *fakeConn) Abort() error          { c.closed, c.aborted, c.armed = true, true, false; return nil }
 func (c *fakeConn) PauseRead()            {}
 func (c *fakeConn) ResumeRead()           {}
 func (c *fakeConn) Context() any          { return c.ctx }
 func (c *fakeConn) SetContext(v any)      { c.ctx = v }
+func (c *fakeConn) SetTimer(d time.Duration) {
+	c.timerSet++
+	c.armed = d > 0
+	if c.armed && c.clock != nil {
+		c.deadline = c.clock().Add(d)
+	}
+}
 
 // fixedNow is the test clock: the Date header never changes within a test.
 func fixedNow() time.Time { return time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC) }

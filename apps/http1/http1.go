@@ -2,6 +2,7 @@ package http1
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,35 @@ type Config struct {
 	// Server is the Server header's value; default "merlin". It must be
 	// printable ASCII.
 	Server string
+
+	// The time limits below are Kestrel's (KestrelServerLimits), with its
+	// defaults. They need a connection timer (transports.TimerConn); on a
+	// Conn without one, the Handler serves without time limits and logs
+	// that once, at Warn. A negative value turns a limit off.
+
+	// RequestHeadersTimeout bounds the time from a request's first byte
+	// until its head (request line and fields) is complete; default 30 s.
+	// When it runs out, the request is answered with 408 and the
+	// connection closed.
+	RequestHeadersTimeout time.Duration
+	// KeepAliveTimeout bounds the time a connection waits with no request
+	// in progress: from OnOpen, and from each answer, until the next
+	// request's first byte; default 130 s. When it runs out, the
+	// connection is closed without an answer.
+	KeepAliveTimeout time.Duration
+	// MinRequestBodyDataRate is the least average rate, in bytes per
+	// second, at which a request body (framing included) may arrive,
+	// measured from the body's start once MinRequestBodyDataRateGrace has
+	// passed and checked at most once a second; default 240. A body
+	// slower than it is answered with 408 and the connection closed.
+	MinRequestBodyDataRate float64
+	// MinRequestBodyDataRateGrace is how long a body may take before its
+	// rate is checked (TCP slow start); default 5 s. Negative means no
+	// grace: the rate is checked from the body's first second on.
+	MinRequestBodyDataRateGrace time.Duration
+
+	// Logger receives the Handler's warnings; default slog.Default().
+	Logger *slog.Logger
 }
 
 // Defaults of Config.
@@ -30,6 +60,11 @@ const (
 	DefaultMaxHeaderBytes = 8 << 10
 	DefaultMaxBodyBytes   = 1 << 20
 	DefaultServer         = "merlin"
+
+	DefaultRequestHeadersTimeout       = 30 * time.Second
+	DefaultKeepAliveTimeout            = 130 * time.Second
+	DefaultMinRequestBodyDataRate      = 240 // bytes per second
+	DefaultMinRequestBodyDataRateGrace = 5 * time.Second
 )
 
 // withDefaults fills in zero fields.
@@ -43,17 +78,40 @@ func (c Config) withDefaults() Config {
 	if c.Server == "" {
 		c.Server = DefaultServer
 	}
+	if c.RequestHeadersTimeout == 0 {
+		c.RequestHeadersTimeout = DefaultRequestHeadersTimeout
+	}
+	if c.KeepAliveTimeout == 0 {
+		c.KeepAliveTimeout = DefaultKeepAliveTimeout
+	}
+	if c.MinRequestBodyDataRate == 0 {
+		c.MinRequestBodyDataRate = DefaultMinRequestBodyDataRate
+	}
+	if c.MinRequestBodyDataRateGrace == 0 {
+		c.MinRequestBodyDataRateGrace = DefaultMinRequestBodyDataRateGrace
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c
 }
 
+// timed reports whether any time limit is on.
+func (c Config) timed() bool {
+	return c.RequestHeadersTimeout > 0 || c.KeepAliveTimeout > 0 || c.MinRequestBodyDataRate > 0
+}
+
 // Handler serves HTTP/1.1 on every connection of a listener, inline on
-// the transport's loop. Its fields are read-only after New, except the
-// Date cache (atomic), so one Handler serves every loop at once.
+// the transport's loop, and keeps its time limits on each connection's
+// timer (OnTimer). Its fields are read-only after New, except the Date
+// cache (atomic) and a sync.Once, so one Handler serves every loop at once.
 type Handler struct {
 	cfg        Config
 	serverLine []byte // "Server: merlin\r\n"
 	date       atomic.Pointer[dateLine]
 	conns      sync.Pool // of *conn, recycled at OnClose
+	epoch      time.Time // the origin of the connections' clocks
+	noTimer    sync.Once // logs that a Conn has no timer
 
 	// Test hooks, nil in production: now replaces time.Now; onRequest
 	// sees every whole request, onError every refusal.
@@ -73,7 +131,7 @@ func New(cfg Config) *Handler {
 			panic(fmt.Sprintf("http1: Config.Server %q has a byte that is not printable ASCII", cfg.Server))
 		}
 	}
-	h := &Handler{cfg: cfg, serverLine: []byte("Server: " + cfg.Server + "\r\n")}
+	h := &Handler{cfg: cfg, serverLine: []byte("Server: " + cfg.Server + "\r\n"), epoch: time.Now()}
 	h.conns.New = func() any { return new(conn) }
 	return h
 }
@@ -89,6 +147,7 @@ type conn struct {
 	kept     bool   // the last OnData left bytes unconsumed (a request is under way)
 	shutdown bool   // OnShutdown came while a request was under way
 	closed   bool   // Close was called
+	clock           // the time limits (timer.go)
 }
 
 // keepCap is the largest buffer a connection keeps between requests; a
@@ -102,6 +161,7 @@ func (h *Handler) OnOpen(c transports.Conn) {
 	cs.p.maxBody = h.cfg.MaxBodyBytes
 	cs.p.keepAll = h.keepAll
 	c.SetContext(cs)
+	h.startClock(c, cs)
 }
 
 // OnData parses every whole request in in, answers each in order, and
@@ -115,7 +175,11 @@ func (h *Handler) OnData(c transports.Conn, in []byte) int {
 	if cs == nil || cs.closed {
 		return len(in)
 	}
-	var date []byte
+	var (
+		date     []byte
+		now      time.Time // read with the first answer
+		answered bool      // a request was answered: its successor's wait begins
+	)
 	n := 0
 	for n < len(in) {
 		k, ev := cs.p.next(in[n:])
@@ -124,7 +188,8 @@ func (h *Handler) OnData(c transports.Conn, in []byte) int {
 			break
 		}
 		if date == nil {
-			date = h.dateLine()
+			now = h.clockNow()
+			date = h.dateLine(now)
 		}
 		switch ev {
 		case evContinue:
@@ -134,6 +199,7 @@ func (h *Handler) OnData(c transports.Conn, in []byte) int {
 			cs.out = append(cs.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
 			continue
 		case evRequest:
+			answered = true
 			if h.onRequest != nil {
 				h.onRequest(&cs.p.req, cs.p.body)
 			}
@@ -152,6 +218,9 @@ func (h *Handler) OnData(c transports.Conn, in []byte) int {
 		return len(in)
 	}
 	cs.kept = n < len(in) || cs.p.st != stHead
+	if cs.timer != nil {
+		h.track(cs, now, answered)
+	}
 	cs.flush(c)
 	if cs.shutdown && !cs.kept {
 		cs.closed = true

@@ -34,7 +34,7 @@ func errResp(status int, allow, conn string) resp {
 
 func statusText(status int) string {
 	return map[int]string{400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-		413: "Request Entity Too Large", 417: "Expectation Failed", 431: "Request Header Fields Too Large",
+		408: "Request Timeout", 413: "Request Entity Too Large", 417: "Expectation Failed", 431: "Request Header Fields Too Large",
 		501: "Not Implemented", 505: "HTTP Version Not Supported"}[status]
 }
 
@@ -391,8 +391,8 @@ func TestDateCached(t *testing.T) {
 	h := New(Config{})
 	sec := fixedNow()
 	h.now = func() time.Time { return sec }
-	a := h.dateLine()
-	b := h.dateLine()
+	a := h.dateLine(h.clockNow())
+	b := h.dateLine(h.clockNow())
 	if &a[0] != &b[0] {
 		t.Errorf("Date line formatted twice within a second")
 	}
@@ -400,7 +400,7 @@ func TestDateCached(t *testing.T) {
 		t.Errorf("Date line %q, want %q", got, want)
 	}
 	sec = sec.Add(time.Second)
-	if got, want := string(h.dateLine()), "Date: Wed, 25 Nov 2026 01:02:04 GMT\r\n"; got != want {
+	if got, want := string(h.dateLine(h.clockNow())), "Date: Wed, 25 Nov 2026 01:02:04 GMT\r\n"; got != want {
 		t.Errorf("next second: Date line %q, want %q", got, want)
 	}
 }

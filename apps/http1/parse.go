@@ -83,6 +83,7 @@ type parser struct {
 	remaining int64 // bytes left in the body (stBody) or the chunk (stChunkData)
 	bodyLen   int64 // body bytes read so far (chunked: checked against maxBody)
 	trailer   int   // trailer bytes read so far (checked against maxHeader)
+	received  int64 // bytes of the current body consumed, framing included (its data rate)
 	keepBody  bool  // collect the body into body (the echo route)
 	keepAll   bool  // collect every body (tests)
 	status    int   // the status to answer with, after evError
@@ -133,6 +134,7 @@ func (p *parser) next(in []byte) (n int, ev event) {
 			p.body = p.body[:0]
 			p.bodyLen = 0
 			p.trailer = 0
+			p.received = 0
 			switch {
 			case r.chunked:
 				p.st = stChunkSize
@@ -163,6 +165,7 @@ func (p *parser) next(in []byte) (n int, ev event) {
 			}
 			n += int(k)
 			p.remaining -= k
+			p.received += k
 			if p.remaining > 0 {
 				return n, evMore
 			}
@@ -185,6 +188,7 @@ func (p *parser) next(in []byte) (n int, ev event) {
 				return n, p.fail(400)
 			}
 			n += end
+			p.received += int64(end)
 			if size > p.maxBody-p.bodyLen {
 				return n, p.fail(413)
 			}
@@ -211,6 +215,7 @@ func (p *parser) next(in []byte) (n int, ev event) {
 				return n, p.fail(400)
 			}
 			n += 2
+			p.received += 2
 			p.st = stChunkSize
 
 		case stTrailer:
@@ -228,6 +233,7 @@ func (p *parser) next(in []byte) (n int, ev event) {
 			line := in[n : n+end-2]
 			n += end
 			p.trailer += end
+			p.received += int64(end)
 			if len(line) == 0 {
 				p.st = stHead
 				return n, evRequest

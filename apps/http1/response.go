@@ -24,16 +24,18 @@ type dateLine struct {
 	line []byte // "Date: Mon, 02 Jan 2006 15:04:05 GMT\r\n"
 }
 
+// clockNow returns the time: time.Now, or the test's clock.
+func (h *Handler) clockNow() time.Time {
+	if h.now != nil {
+		return h.now()
+	}
+	return time.Now()
+}
+
 // dateLine returns the Date header line for now. It is formatted once per
 // second, by the first request of that second on any loop; every other
 // request reads the clock and copies the cached line.
-func (h *Handler) dateLine() []byte {
-	var now time.Time
-	if h.now != nil {
-		now = h.now()
-	} else {
-		now = time.Now()
-	}
+func (h *Handler) dateLine(now time.Time) []byte {
 	sec := now.Unix()
 	if d := h.date.Load(); d != nil && d.sec == sec {
 		return d.line

@@ -32,13 +32,19 @@ func NetHTTP(cfg Config) http.Handler {
 // it expects: MaxHeaderBytes from cfg (net/http allows 4 KiB of slack over
 // it, so its 431 comes a little later than the inline Handler's), and
 // OPTIONS * passed to the handler (404) instead of net/http's default
-// answer. It sets no timeouts, as the inline Handler has none; the caller
-// may add them. Serve it with srv.Serve(ln) on any net.Listener.
+// answer. Its time limits are the nearest net/http has to the inline
+// Handler's: ReadHeaderTimeout from RequestHeadersTimeout and IdleTimeout
+// from KeepAliveTimeout (off where those are negative). They differ: on a
+// new connection net/http runs the headers timeout from the accept, not
+// the first byte, and it has no minimum body data rate. Serve it with
+// srv.Serve(ln) on any net.Listener.
 func NewServer(cfg Config) *http.Server {
 	cfg = cfg.withDefaults()
 	return &http.Server{
 		Handler:                      NetHTTP(cfg),
 		MaxHeaderBytes:               cfg.MaxHeaderBytes,
+		ReadHeaderTimeout:            max(cfg.RequestHeadersTimeout, 0),
+		IdleTimeout:                  max(cfg.KeepAliveTimeout, 0),
 		DisableGeneralOptionsHandler: true,
 	}
 }

@@ -176,3 +176,24 @@ func repeatByte(c byte, n int) []byte {
 	}
 	return b
 }
+
+// TestNewServerTimeouts checks that NewServer carries the headers and
+// keep-alive timeouts over to net/http, and turns them off there too.
+func TestNewServerTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		cfg              Config
+		readHeader, idle time.Duration
+	}{
+		{name: "defaults", cfg: Config{}, readHeader: 30 * time.Second, idle: 130 * time.Second},
+		{name: "set", cfg: Config{RequestHeadersTimeout: 3 * time.Second, KeepAliveTimeout: 7 * time.Second}, readHeader: 3 * time.Second, idle: 7 * time.Second},
+		{name: "off", cfg: Config{RequestHeadersTimeout: -1, KeepAliveTimeout: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := NewServer(tc.cfg)
+			if srv.ReadHeaderTimeout != tc.readHeader || srv.IdleTimeout != tc.idle {
+				t.Errorf("ReadHeaderTimeout %v, IdleTimeout %v; want %v, %v", srv.ReadHeaderTimeout, srv.IdleTimeout, tc.readHeader, tc.idle)
+			}
+		})
+	}
+}

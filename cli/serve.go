@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/apps/http1"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -42,7 +43,12 @@ merlin bench reads them at the edges of its measured window.
 
 Apps: echo writes back every byte; http is HTTP/1.1 (apps/http1): GET
 /plaintext and GET /json (TechEmpower's tests), POST or PUT /echo (the request
-body back), 404 elsewhere, with keep-alive and pipelining.
+body back), 404 elsewhere, with keep-alive and pipelining. Its time
+limits against slow clients are Kestrel's (-http-* flags): a keep-alive
+timeout between requests (the connection closes), a request-headers
+timeout from a request's first byte (408), and a minimum body data rate
+after a grace period (408). With -netconn, net/http enforces the first
+two (ReadHeaderTimeout, IdleTimeout) and has no body rate.
 
 With -netconn the application runs behind the net.Conn adapter
 (transports.NetListener), one goroutine per connection doing blocking
@@ -74,6 +80,7 @@ Examples:
 	merlin serve -transport sockets -netconn -cpuprofile cpu.pprof
 	merlin serve -transport uring -app http -addr 127.0.0.1:8080
 	merlin serve -app http -tls -addr 127.0.0.1:8443
+	merlin serve -app http -http-headers-timeout 5s -http-keepalive-timeout 0
 `
 
 // serve is "merlin serve".
@@ -84,7 +91,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if status, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return status
 	}
-	if err := a.check(); err != nil {
+	if err := a.check(fs); err != nil {
 		return usageError(fs, stderr, "%v", err)
 	}
 	h, ok := apps[a.app]
@@ -96,6 +103,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if a.app == "http" {
+		a.http.Logger = log
+		h = http1.New(a.http)
+	}
 	stopProf, err := a.prof.start(log)
 	if err != nil {
 		return fail(stderr, "serve", err)
@@ -136,6 +147,47 @@ type serveArgs struct {
 	tls                      bool
 	certFile, keyFile        string
 	prof                     profiling
+	limits                   httpLimits
+	http                     http1.Config // -app http's, from limits (check)
+}
+
+// httpLimits are the -http-* flags: the http app's time limits. Zero or
+// negative turns one off (the grace: no grace).
+type httpLimits struct {
+	headers, keepAlive, grace time.Duration
+	rate                      float64
+}
+
+func (l *httpLimits) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&l.headers, "http-headers-timeout", http1.DefaultRequestHeadersTimeout,
+		"-app http: time from a request's first byte until its head is whole; then 408 and close (Kestrel's RequestHeadersTimeout); 0 turns it off")
+	fs.DurationVar(&l.keepAlive, "http-keepalive-timeout", http1.DefaultKeepAliveTimeout,
+		"-app http: time a connection may wait with no request under way; then it closes (Kestrel's KeepAliveTimeout); 0 turns it off")
+	fs.Float64Var(&l.rate, "http-min-body-rate", http1.DefaultMinRequestBodyDataRate,
+		"-app http: least average `bytes/s` of a request body once the grace has passed; below it, 408 and close (Kestrel's MinRequestBodyDataRate); 0 turns it off")
+	fs.DurationVar(&l.grace, "http-min-body-rate-grace", http1.DefaultMinRequestBodyDataRateGrace,
+		"-app http: how long a body may take before -http-min-body-rate applies; 0 means none")
+}
+
+// config returns the http1.Config of the limits: http1 takes a negative
+// value as off, and zero as its default.
+func (l httpLimits) config() http1.Config {
+	off := func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return -1
+		}
+		return d
+	}
+	rate := l.rate
+	if rate <= 0 {
+		rate = -1
+	}
+	return http1.Config{
+		RequestHeadersTimeout:       off(l.headers),
+		KeepAliveTimeout:            off(l.keepAlive),
+		MinRequestBodyDataRate:      rate,
+		MinRequestBodyDataRateGrace: off(l.grace),
+	}
 }
 
 func (a *serveArgs) register(fs *flag.FlagSet) {
@@ -150,11 +202,12 @@ func (a *serveArgs) register(fs *flag.FlagSet) {
 	fs.BoolVar(&a.tls, "tls", false, "serve over TLS (crypto/tls behind the net.Conn adapter; implies -netconn)")
 	fs.StringVar(&a.certFile, "tls-cert", "", "with -tls: the certificate chain `file` (PEM); default: a generated self-signed certificate")
 	fs.StringVar(&a.keyFile, "tls-key", "", "with -tls: the private key `file` (PEM) of -tls-cert")
+	a.limits.flags(fs)
 	a.prof.flags(fs)
 }
 
 // check validates the flags and fills in what they imply.
-func (a *serveArgs) check() error {
+func (a *serveArgs) check(fs *flag.FlagSet) error {
 	if err := checkNetwork(a.network); err != nil {
 		return err
 	}
@@ -175,6 +228,16 @@ func (a *serveArgs) check() error {
 	if a.tls {
 		a.netconn = true
 	}
+	var httpFlag string
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "http-") {
+			httpFlag = f.Name
+		}
+	})
+	if httpFlag != "" && a.app != "http" {
+		return fmt.Errorf("-%s needs -app http", httpFlag)
+	}
+	a.http = a.limits.config()
 	return nil
 }
 
@@ -198,7 +261,11 @@ func (a *serveArgs) listen(t transports.Transport, h transports.Handler, cert *s
 		nl = tls.NewListener(nl, cert.tlsConfig())
 	}
 	if a.app == "http" {
-		return addr, serveHTTP(nl, netHTTPServer(log)), nil
+		// net/http has the headers and keep-alive timeouts only, which
+		// NewServer maps.
+		srv, limits := netHTTPServer(log), http1.NewServer(a.http)
+		srv.ReadHeaderTimeout, srv.IdleTimeout = limits.ReadHeaderTimeout, limits.IdleTimeout
+		return addr, serveHTTP(nl, srv), nil
 	}
 	return addr, serveNetConn(nl), nil
 }

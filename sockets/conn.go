@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -22,9 +22,15 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &
 // waiting to read.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// The transport's own bits of a conn's core.State.
+const (
+	writing = core.Own << iota // a goroutine holds the write token
+	reading                    // the conn goroutine waits in a read
+)
+
 // conn is one connection. Its goroutine (run) reads and runs every
-// callback; the write token (writing) lets one goroutine at a time call
-// write(2): the conn goroutine right after a callback, or a writer
+// callback; the write token (the writing bit) lets one goroutine at a time
+// call write(2): the conn goroutine right after a callback, or a writer
 // goroutine while the socket is full or for writes made outside callbacks.
 type conn struct {
 	t       *Transport
@@ -35,46 +41,25 @@ type conn struct {
 	laddr   net.Addr
 	raddr   net.Addr
 
-	h        transports.Handler
-	onEOF    transports.ReadEOFHandler // nil: close at the peer's FIN
-	onDrain  transports.DrainHandler
-	onShut   transports.ShutdownHandler
+	h        core.Handler
 	opened   chan struct{} // closed once OnOpen has returned
 	maxWrite int
 
 	mu   sync.Mutex
 	cond *sync.Cond // wakes the conn goroutine waiting for a state change
 
-	// Output, guarded by mu.
-	out      []byte // pending output is out[head:]
-	head     int
-	writing  bool // a goroutine holds the write token
-	wrClosed bool // CloseWrite or Close was called: no more Write
-	wantShut bool // send FIN once output is flushed
-	shutDone bool // FIN sent
-
-	// Input and life cycle, guarded by mu.
-	appPaused    bool      // PauseRead
-	bpPaused     bool      // output reached MaxWriteBuffer
-	duplex       bool      // FullDuplexHandler: bpPaused does not stop reading
-	offerKept    bool      // reading resumed: offer kept bytes at once
-	closing      bool      // Close (or the default close at FIN) began
-	lingerUntil  time.Time // after FIN sent while closing: wait for the peer's FIN until then
-	eofSeen      bool      // the peer's FIN was read
-	eofOffered   bool      // ... and the kept bytes were offered once more
-	eofDone      bool      // ... and OnReadEOF (or the default close) has had its turn
-	shutdownReq  bool      // Transport.Shutdown asks for OnShutdown
-	drainPending bool      // OnDrain is due
-	killErr      error     // the conn is being torn down with this error
-	closed       bool      // OnClose has begun
-	inCallback   bool      // the conn goroutine is in a callback
-	reading      bool      // the conn goroutine waits in a read
+	// Guarded by mu.
+	s            core.State
+	out          []byte // pending output is out[head:]
+	head         int
+	killErr      error     // the conn is being torn down with this error (s has Killed)
 	readDeadline time.Time // the deadline set on nc for reads
+	lingerUntil  time.Time // after FIN sent while closing: wait for the peer's FIN until then
 
 	// Owned by the conn goroutine.
-	kept []byte   // input offered and not consumed
-	peek *[1]byte // the probe's byte, off the stack
-	ctx  any      // Context, owned by the callbacks
+	kept core.Input // input offered and not consumed
+	peek *[1]byte   // the probe's byte, off the stack
+	ctx  any        // Context, owned by the callbacks
 }
 
 func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*conn, error) {
@@ -94,16 +79,10 @@ func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*
 		network:  network,
 		laddr:    nc.LocalAddr(),
 		raddr:    nc.RemoteAddr(),
-		h:        h,
+		h:        core.NewHandler(h),
 		opened:   make(chan struct{}),
 		maxWrite: t.cfg.MaxWriteBuffer,
 		peek:     new([1]byte),
-	}
-	c.onEOF, _ = h.(transports.ReadEOFHandler)
-	c.onDrain, _ = h.(transports.DrainHandler)
-	c.onShut, _ = h.(transports.ShutdownHandler)
-	if d, ok := h.(transports.FullDuplexHandler); ok {
-		c.duplex = d.FullDuplex()
 	}
 	c.cond = sync.NewCond(&c.mu)
 	return c, nil
@@ -115,25 +94,21 @@ func (c *conn) Context() any         { return c.ctx }
 func (c *conn) SetContext(v any)     { c.ctx = v }
 
 func (c *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: c.raddr, Err: err}
+	return core.OpError(op, c.network, c.laddr, c.raddr, err)
 }
 
 // Write copies p into the output buffer. Inside a callback the flush
 // happens when the callback returns; otherwise a writer goroutine starts.
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil || c.closing {
+	if err := c.s.WriteErr(); err != nil {
 		c.mu.Unlock()
-		return 0, c.opError("write", net.ErrClosed)
-	}
-	if c.wrClosed {
-		c.mu.Unlock()
-		return 0, c.opError("write", os.NewSyscallError("write", syscall.EPIPE))
+		return 0, c.opError("write", err)
 	}
 	c.out = append(c.out, p...)
-	if len(c.out)-c.head >= c.maxWrite && !c.bpPaused {
-		c.bpPaused = true
-		if !c.duplex {
+	if len(c.out)-c.head >= c.maxWrite && !c.s.Has(core.BPPaused) {
+		c.s |= core.BPPaused
+		if !c.h.Duplex() {
 			c.st.ReadPauses.Add(1)
 		}
 	}
@@ -149,13 +124,13 @@ func (c *conn) Write(p []byte) (int, error) {
 // work (output or a FIN) and neither a writer nor a callback (which
 // flushes when it returns) holds it.
 func (c *conn) takeTokenLocked() bool {
-	if c.writing || c.inCallback || c.killErr != nil || c.closed {
+	if c.s.Any(writing | core.InCallback | core.Killed | core.Closed) {
 		return false
 	}
-	if len(c.out) == c.head && (!c.wantShut || c.shutDone) {
+	if len(c.out) == c.head && !c.s.ShutDue(true) {
 		return false
 	}
-	c.writing = true
+	c.s |= writing
 	return true
 }
 
@@ -182,8 +157,8 @@ func (c *conn) OutboundBuffered() int {
 func (c *conn) flush(block bool) {
 	c.mu.Lock()
 	for {
-		if c.killErr != nil || c.closed {
-			c.writing = false
+		if c.s.Any(core.Killed | core.Closed) {
+			c.s &^= writing
 			c.mu.Unlock()
 			return
 		}
@@ -208,7 +183,7 @@ func (c *conn) flush(block bool) {
 			c.startWriter() // the token passes to it
 			return
 		case err != nil:
-			c.writing = false
+			c.s &^= writing
 			c.mu.Unlock()
 			c.kill(err)
 			return
@@ -221,22 +196,23 @@ func (c *conn) flush(block bool) {
 		c.out = c.out[:0]
 	}
 	c.head = 0
-	if c.wantShut && !c.shutDone {
+	if c.s.ShutDue(true) {
+		c.s |= core.ShutSent
 		c.mu.Unlock()
 		err := c.nc.(interface{ CloseWrite() error }).CloseWrite()
 		c.st.Syscalls.Add(1)
 		c.mu.Lock()
-		if err != nil && c.killErr == nil && !c.eofSeen {
-			c.writing = false
+		if err != nil && !c.s.Any(core.Killed|core.EOFSeen) {
+			c.s &^= writing
 			c.mu.Unlock()
 			c.kill(err)
 			return
 		}
-		c.shutDone = true
+		c.s |= core.ShutDone
 		c.lingerUntil = time.Now().Add(c.t.cfg.CloseLinger)
 		c.wakeLocked()
 	}
-	c.writing = false
+	c.s &^= writing
 	c.mu.Unlock()
 }
 
@@ -246,14 +222,16 @@ func (c *conn) flush(block bool) {
 // for nothing: head would pass len(out), and OutboundBuffered go below 0.
 func (c *conn) sentLocked(n int) {
 	c.st.BytesOut.Add(uint64(n))
-	if c.killErr != nil || c.closed {
+	if c.s.Any(core.Killed | core.Closed) {
 		return
 	}
 	c.head += n
-	if c.bpPaused && len(c.out)-c.head <= c.maxWrite/2 {
-		c.bpPaused = false
-		c.offerKept = true
-		c.drainPending = c.onDrain != nil
+	if c.s.Has(core.BPPaused) && len(c.out)-c.head <= c.maxWrite/2 {
+		c.s &^= core.BPPaused
+		c.s |= core.OfferKept
+		if c.h.HasDrain() {
+			c.s |= core.DrainDue
+		}
 		c.wakeLocked()
 	}
 }
@@ -278,7 +256,7 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 	switch {
 	case err != nil:
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, c.opError("close", fmt.Errorf("output not flushed within CloseTimeout %v: %w", c.t.cfg.CloseTimeout, os.ErrDeadlineExceeded))
+			return n, c.opError("close", core.FlushTimeout(c.t.cfg.CloseTimeout))
 		}
 		return n, c.opError("write", err)
 	case errno == syscall.EAGAIN:
@@ -293,12 +271,11 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 // CloseWrite flushes output, then sends FIN; reading goes on.
 func (c *conn) CloseWrite() error {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil || c.closing {
+	if err := c.s.CloseWriteErr(); err != nil {
 		c.mu.Unlock()
-		return c.opError("close", net.ErrClosed)
+		return c.opError("close", err)
 	}
-	c.wrClosed = true
-	c.wantShut = true
+	c.s.CloseWrite()
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
 	if start {
@@ -311,7 +288,7 @@ func (c *conn) CloseWrite() error {
 // and closes once the peer's FIN arrives (or CloseLinger passes).
 func (c *conn) Close() error {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil {
+	if c.s.Gone() {
 		c.mu.Unlock()
 		return c.opError("close", net.ErrClosed)
 	}
@@ -325,12 +302,16 @@ func (c *conn) Close() error {
 
 // closeLocked begins Close and reports whether a writer must start.
 func (c *conn) closeLocked() bool {
-	if c.closing {
+	if !c.s.BeginClose() {
 		return false
 	}
-	c.closing = true
-	c.wrClosed = true
-	c.wantShut = true
+	return c.closingLocked()
+}
+
+// closingLocked carries out a Close that core.State has begun (BeginClose,
+// or the default close at the peer's FIN): the flush limit starts if
+// output is pending. It reports whether a writer must start.
+func (c *conn) closingLocked() bool {
 	if len(c.out) > c.head {
 		c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.CloseTimeout))
 	}
@@ -351,15 +332,23 @@ func (c *conn) Abort() error {
 // with err. It reports false if c was already being torn down.
 func (c *conn) kill(err error) bool {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil {
-		c.mu.Unlock()
+	ok := c.killLocked(err)
+	c.mu.Unlock()
+	if ok {
+		c.reset()
+	}
+	return ok
+}
+
+// killLocked records the teardown and wakes the conn goroutine; the
+// caller closes the socket (reset), or the conn goroutine does in finish.
+func (c *conn) killLocked(err error) bool {
+	if !c.s.Kill() {
 		return false
 	}
 	c.killErr = err
 	c.out, c.head = nil, 0
 	c.wakeLocked()
-	c.mu.Unlock()
-	c.reset()
 	return true
 }
 
@@ -373,8 +362,8 @@ func (c *conn) reset() {
 
 func (c *conn) PauseRead() {
 	c.mu.Lock()
-	if !c.appPaused {
-		c.appPaused = true
+	if !c.s.Has(core.AppPaused) {
+		c.s |= core.AppPaused
 		c.st.ReadPauses.Add(1)
 	}
 	c.mu.Unlock()
@@ -382,9 +371,9 @@ func (c *conn) PauseRead() {
 
 func (c *conn) ResumeRead() {
 	c.mu.Lock()
-	if c.appPaused {
-		c.appPaused = false
-		c.offerKept = true
+	if c.s.Has(core.AppPaused) {
+		c.s &^= core.AppPaused
+		c.s |= core.OfferKept
 		c.wakeLocked()
 	}
 	c.mu.Unlock()
@@ -393,8 +382,8 @@ func (c *conn) ResumeRead() {
 // requestShutdown asks the conn goroutine to run OnShutdown (or Close).
 func (c *conn) requestShutdown() {
 	c.mu.Lock()
-	if !c.closed && c.killErr == nil && !c.closing {
-		c.shutdownReq = true
+	if !c.s.Any(core.Closing | core.Killed | core.Closed) {
+		c.s |= core.ShutdownDue
 		c.wakeLocked()
 	}
 	c.mu.Unlock()
@@ -405,7 +394,7 @@ func (c *conn) requestShutdown() {
 // past. Both sides hold mu, so no wake-up is lost.
 func (c *conn) wakeLocked() {
 	c.cond.Broadcast()
-	if c.reading {
+	if c.s.Has(reading) {
 		c.setReadDeadlineLocked(aLongTimeAgo)
 	}
 }
@@ -425,9 +414,9 @@ func (c *conn) run() {
 	defer c.t.removeLoop(id)
 
 	c.mu.Lock()
-	c.inCallback = true
+	c.s |= core.InCallback
 	c.mu.Unlock()
-	c.callback("OnOpen", c.h.OnOpen)
+	c.callback(core.OnOpen)
 	close(c.opened)
 	c.finish(c.loop())
 }
@@ -436,80 +425,55 @@ func (c *conn) run() {
 func (c *conn) loop() error {
 	c.mu.Lock()
 	for {
-		if c.killErr != nil {
+		if c.s.Has(core.Killed) {
 			err := c.killErr
 			c.mu.Unlock()
 			return err
 		}
-		if c.drainPending {
-			c.drainPending = false
-			if !c.closing {
-				c.inCallback = true
-				c.mu.Unlock()
-				c.callback("OnDrain", c.onDrain.OnDrain)
-				c.mu.Lock()
+		if c.s.Has(core.DrainDue) {
+			c.s &^= core.DrainDue
+			if !c.s.Has(core.Closing) {
+				c.callbackLocked(core.OnDrain)
 				continue
 			}
 		}
-		if c.shutdownReq {
-			c.shutdownReq = false
-			if !c.closing {
-				if c.onShut == nil {
-					if c.closeLocked() {
-						c.mu.Unlock()
-						c.startWriter()
-						c.mu.Lock()
-					}
-					continue
+		if c.s.Has(core.ShutdownDue) {
+			c.s &^= core.ShutdownDue
+			if !c.h.HasShutdown() {
+				if c.closeLocked() {
+					c.mu.Unlock()
+					c.startWriter()
+					c.mu.Lock()
 				}
-				c.inCallback = true
-				c.mu.Unlock()
-				c.callback("OnShutdown", c.onShut.OnShutdown)
-				c.mu.Lock()
 				continue
 			}
-		}
-		if c.eofSeen && !c.eofDone {
-			switch {
-			case c.closing:
-				// Close came first (an Abort ends the loop above): the
-				// kept bytes are discarded.
-				c.kept = nil
-				c.eofDone = true
-			case c.appPaused || (c.bpPaused && !c.duplex):
-				c.cond.Wait() // the FIN's rules wait for reading to resume
-			default:
-				c.readEOFLocked()
-			}
+			c.callbackLocked(core.OnShutdown)
 			continue
 		}
-		if c.eofSeen {
-			// Nothing more to read: wait for our FIN to go out (CloseWrite,
-			// Close, the default close) or for the application.
-			if c.shutDone {
+		if c.s.Has(core.EOFSeen) {
+			if c.eofLocked() {
 				c.mu.Unlock()
 				return nil
 			}
-			c.cond.Wait()
 			continue
 		}
-		if c.closing {
+		if c.s.Has(core.Closing) {
 			if err := c.discardLocked(); err != nil {
 				c.mu.Unlock()
 				return err
 			}
 			continue
 		}
-		if c.appPaused || (c.bpPaused && !c.duplex) {
+		if !c.s.Readable(c.h.Duplex()) {
 			c.cond.Wait()
 			continue
 		}
-		if c.offerKept {
-			c.offerKept = false
-			if len(c.kept) > 0 {
-				c.inCallback = true
+		if c.s.Has(core.OfferKept) {
+			c.s &^= core.OfferKept
+			if c.kept.Len() > 0 {
+				c.s |= core.InCallback
 				c.mu.Unlock()
-				c.deliver(c.kept, true)
+				c.deliver(c.kept.Bytes(), true)
 				c.mu.Lock()
 				continue
 			}
@@ -521,46 +485,83 @@ func (c *conn) loop() error {
 	}
 }
 
+// eofLocked runs one step of the rules of the peer's FIN (core's
+// EOFStep), or waits; the loop looks at the state again in between, as
+// a last OnData may pause, close or abort. It reports whether the
+// connection has ended in order. Called and returns with mu held.
+func (c *conn) eofLocked() bool {
+	switch c.s.EOFStep(c.kept.Len(), c.h.HasReadEOF(), c.h.Duplex()) {
+	case core.EOFWait:
+		c.cond.Wait() // the FIN's rules wait for reading to resume
+	case core.EOFOffer:
+		c.s |= core.InCallback
+		c.mu.Unlock()
+		c.deliver(c.kept.Bytes(), true)
+		c.mu.Lock()
+		c.kept.Release()
+	case core.EOFCallback:
+		c.kept.Release()
+		c.callbackLocked(core.OnReadEOF)
+	case core.EOFClose:
+		c.kept.Release()
+		if c.closingLocked() {
+			c.mu.Unlock()
+			c.startWriter()
+			c.mu.Lock()
+		}
+	case core.EOFDiscard:
+		c.kept.Release()
+	case core.EOFNone:
+		// Nothing more to read: wait for our FIN to go out (CloseWrite,
+		// Close, the default close) or for the application.
+		if c.s.OrderlyEnd() {
+			return true
+		}
+		c.cond.Wait()
+	}
+	return false
+}
+
 // readLocked waits for input and delivers it (or keeps it, if reading was
-// paused meanwhile); at the peer's FIN it runs the FIN rules. Called and
-// returns with mu held.
+// paused meanwhile); at the peer's FIN it sets EOFSeen, whose rules the
+// loop runs. Called and returns with mu held.
 func (c *conn) readLocked() error {
-	c.reading = true
+	c.s |= reading
 	c.setReadDeadlineLocked(time.Time{})
 	c.mu.Unlock()
 	buf, n, err := c.read()
 	c.mu.Lock()
-	c.reading = false
+	c.s &^= reading
 	switch {
 	case err == errWoken:
 		return nil
 	case err != nil:
-		if c.killErr != nil {
+		if c.s.Has(core.Killed) {
 			return c.killErr // the error that tore c down wins
 		}
 		return err
 	case n == 0:
-		c.eofSeen = true // the loop runs the FIN's rules when reading is allowed
+		c.s |= core.EOFSeen // the loop runs the FIN's rules when reading is allowed
 		return nil
 	}
 	in := (*buf)[:n]
-	if len(c.kept) > 0 {
-		c.kept = append(c.kept, in...)
-		in = c.kept
+	if c.kept.Len() > 0 {
+		c.kept.Keep(in)
+		in = c.kept.Bytes()
 		readPool.Put(buf)
 		buf = nil
 	}
-	if c.killErr != nil || c.closing || c.appPaused || (c.bpPaused && !c.duplex) {
+	if c.s.Has(core.Closing) || !c.s.Readable(c.h.Duplex()) {
 		// Paused (or closing) while the read was under way.
-		if !c.closing && len(c.kept) == 0 {
-			c.kept = append(c.kept, in...)
-		}
 		if buf != nil {
+			if !c.s.Has(core.Closing) {
+				c.kept.Keep(in)
+			}
 			readPool.Put(buf)
 		}
 		return nil
 	}
-	c.inCallback = true
+	c.s |= core.InCallback
 	c.mu.Unlock()
 	c.deliver(in, buf == nil)
 	if buf != nil {
@@ -570,46 +571,14 @@ func (c *conn) readLocked() error {
 	return nil
 }
 
-// readEOFLocked runs the rules of the peer's FIN, once the FIN has been
-// read and reading is allowed (not paused, not closing): kept bytes are
-// offered once more, then OnReadEOF runs, or the connection closes as
-// Close does. Each step is one turn of the loop, which looks at the state
-// again in between: the last OnData may pause, close or abort. Called and
-// returns with mu held.
-func (c *conn) readEOFLocked() {
-	if len(c.kept) > 0 && !c.eofOffered {
-		c.eofOffered = true
-		c.inCallback = true
-		c.mu.Unlock()
-		c.deliver(c.kept, true)
-		c.mu.Lock()
-		c.kept = nil
-		return
-	}
-	c.kept = nil
-	c.eofDone = true
-	if c.onEOF != nil {
-		c.inCallback = true
-		c.mu.Unlock()
-		c.callback("OnReadEOF", c.onEOF.OnReadEOF)
-		c.mu.Lock()
-		return
-	}
-	if c.closeLocked() {
-		c.mu.Unlock()
-		c.startWriter()
-		c.mu.Lock()
-	}
-}
-
 // discardLocked reads and drops input while closing, until the peer's FIN
 // or, once our FIN is out, CloseLinger. Called and returns with mu held.
 func (c *conn) discardLocked() error {
 	var deadline time.Time
-	if c.shutDone {
+	if c.s.Has(core.ShutDone) {
 		deadline = c.lingerUntil
 	}
-	c.reading = true
+	c.s |= reading
 	c.setReadDeadlineLocked(deadline)
 	c.mu.Unlock()
 	buf, n, err := c.read()
@@ -617,20 +586,20 @@ func (c *conn) discardLocked() error {
 		readPool.Put(buf)
 	}
 	c.mu.Lock()
-	c.reading = false
+	c.s &^= reading
 	switch {
 	case err == errWoken:
-		if c.shutDone && c.killErr == nil && !time.Now().Before(c.lingerUntil) {
-			return c.opError("close", fmt.Errorf("no FIN from the peer within CloseLinger %v: %w", c.t.cfg.CloseLinger, os.ErrDeadlineExceeded))
+		if c.s.Has(core.ShutDone) && !c.s.Has(core.Killed) && !time.Now().Before(c.lingerUntil) {
+			return c.opError("close", core.LingerTimeout(c.t.cfg.CloseLinger))
 		}
 		return nil
 	case err != nil:
-		if c.killErr != nil {
+		if c.s.Has(core.Killed) {
 			return c.killErr
 		}
 		return err
 	case n == 0:
-		c.eofSeen = true
+		c.s |= core.EOFSeen
 	}
 	return nil
 }
@@ -699,65 +668,38 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 	return buf, n, nil
 }
 
-// deliver runs OnData with in, then keeps what it did not consume. kept
-// says in is c.kept. inCallback is set by the caller.
-func (c *conn) deliver(in []byte, kept bool) {
-	n, ok := c.onData(in)
-	switch {
-	case !ok:
-		// Panicked: c is being killed.
-		c.kept = nil
-	case n < 0 || n > len(in):
-		c.kept = nil
-		c.kill(transports.CountError(n, len(in)))
-	case n == len(in):
-		c.kept = nil
-	case kept:
-		c.kept = c.kept[:copy(c.kept, in[n:])]
-	default:
-		c.kept = append(c.kept[:0], in[n:]...)
-	}
-	if len(c.kept) > c.t.cfg.MaxReadBuffer {
-		c.kill(transports.InputLimitError(len(c.kept), c.t.cfg.MaxReadBuffer))
-		c.kept = nil
+// deliver runs OnData with in through core's input rules (fromKept says
+// in is c.kept's), then flushes what it wrote. The caller has set
+// InCallback.
+func (c *conn) deliver(in []byte, fromKept bool) {
+	if err := c.h.Deliver(c, c.t.log, &c.kept, in, fromKept, c.t.cfg.MaxReadBuffer); err != nil {
+		c.kill(err)
 	}
 	c.afterCallback()
 }
 
-// onData calls OnData, recovering a panic (ok false).
-func (c *conn) onData(in []byte) (n int, ok bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked("OnData", v)
-			ok = false
-		}
-	}()
-	return c.h.OnData(c, in), true
+// callbackLocked runs cb with mu released. Called and returns with mu held.
+func (c *conn) callbackLocked(cb core.Callback) {
+	c.s |= core.InCallback
+	c.mu.Unlock()
+	c.callback(cb)
+	c.mu.Lock()
 }
 
-// callback runs one of c's callbacks other than OnData and OnClose.
-// inCallback is set by the caller.
-func (c *conn) callback(name string, f func(transports.Conn)) {
-	defer c.afterCallback()
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked(name, v)
-		}
-	}()
-	f(c)
-}
-
-func (c *conn) panicked(name string, v any) {
-	c.t.cfg.Logger.Error("sockets: callback panicked; aborting the connection",
-		"callback", name, "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-	c.kill(transports.PanicError(name, v))
+// callback runs one of c's callbacks other than OnData and OnClose;
+// InCallback is set by the caller.
+func (c *conn) callback(cb core.Callback) {
+	if err := c.h.Call(c, cb, c.t.log); err != nil {
+		c.kill(err)
+	}
+	c.afterCallback()
 }
 
 // afterCallback ends a callback: the output it wrote is flushed now, with
 // one write(2) if the socket takes it all.
 func (c *conn) afterCallback() {
 	c.mu.Lock()
-	c.inCallback = false
+	c.s &^= core.InCallback
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
 	if start {
@@ -769,23 +711,16 @@ func (c *conn) afterCallback() {
 // close; any other tears the connection down with RST.
 func (c *conn) finish(err error) {
 	c.mu.Lock()
-	c.closed = true
+	c.s |= core.Closed
 	c.out, c.head = nil, 0
-	c.kept = nil
 	c.mu.Unlock()
+	c.kept = core.Input{}
 	if err != nil {
 		c.reset()
 	} else {
 		c.nc.Close()
 	}
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				c.t.cfg.Logger.Error("sockets: OnClose panicked", "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-			}
-		}()
-		c.h.OnClose(c, err)
-	}()
+	c.h.Closed(c, err, c.t.log)
 	c.t.removeConn(c)
 }
 

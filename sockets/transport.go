@@ -37,6 +37,7 @@ func init() {
 // transports.Open("sockets", cfg).
 type Transport struct {
 	cfg transports.Config
+	log core.Log
 	// stats are shards of the counters: each connection's goroutine adds
 	// to its own shard (conn.st), so that connections on different CPUs
 	// do not contend for one cache line on every read and write; Stats
@@ -75,8 +76,10 @@ func New(cfg transports.Config, _ Options) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	t := &Transport{
-		cfg:       cfg.WithDefaults(),
+		cfg:       cfg,
+		log:       core.Log{Name: "sockets", Logger: cfg.Logger},
 		listeners: map[*listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		loops:     map[uint64]struct{}{},

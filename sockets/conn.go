@@ -24,8 +24,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // The transport's own bits of a conn's core.State.
 const (
-	writing = core.Own << iota // a goroutine holds the write token
-	reading                    // the conn goroutine waits in a read
+	writing  = core.Own << iota // a goroutine holds the write token
+	reading                     // the conn goroutine waits in a read
+	timerDue                    // the timer ran out: the conn goroutine looks at the deadlines
 )
 
 // conn is one connection. Its goroutine (run) reads and runs every
@@ -54,7 +55,12 @@ type conn struct {
 	head         int
 	killErr      error     // the conn is being torn down with this error (s has Killed)
 	readDeadline time.Time // the deadline set on nc for reads
-	lingerUntil  time.Time // after FIN sent while closing: wait for the peer's FIN until then
+	dl           core.Deadlines
+	timer        *time.Timer // runs fire; made when first armed
+	armed        int64       // when timer runs out (core.Now's clock); 0: not armed
+
+	// Owned by the write token's holder (read under mu by it alone).
+	waiting bool // output waits for the kernel: Deadlines.Pending was called
 
 	// Owned by the conn goroutine.
 	kept core.Input // input offered and not consumed
@@ -179,6 +185,7 @@ func (c *conn) flush(block bool) {
 		}
 		switch {
 		case err == errWouldBlock:
+			c.waitingLocked()
 			c.mu.Unlock()
 			c.startWriter() // the token passes to it
 			return
@@ -209,23 +216,30 @@ func (c *conn) flush(block bool) {
 			return
 		}
 		c.s |= core.ShutDone
-		c.lingerUntil = time.Now().Add(c.t.cfg.CloseLinger)
+		c.lingerLocked(0)
 		c.wakeLocked()
 	}
 	c.s &^= writing
 	c.mu.Unlock()
 }
 
-// sentLocked accounts for n bytes taken by the kernel, and resumes reading
-// with OnDrain once output falls to half of MaxWriteBuffer. A write that
-// returns after kill dropped the output (out and head reset) accounts
-// for nothing: head would pass len(out), and OutboundBuffered go below 0.
+// sentLocked accounts for n bytes taken by the kernel: the write-progress
+// clock starts again (or stops), and reading resumes with OnDrain once
+// output falls to half of MaxWriteBuffer. A write that returns after kill
+// dropped the output (out and head reset) accounts for nothing: head would
+// pass len(out), and OutboundBuffered go below 0.
 func (c *conn) sentLocked(n int) {
 	c.st.BytesOut.Add(uint64(n))
 	if c.s.Any(core.Killed | core.Closed) {
 		return
 	}
 	c.head += n
+	if c.waiting {
+		now := core.Now()
+		c.waiting = len(c.out) > c.head
+		c.dl.Progress(now, c.waiting)
+		c.armLocked(now)
+	}
 	if c.s.Has(core.BPPaused) && len(c.out)-c.head <= c.maxWrite/2 {
 		c.s &^= core.BPPaused
 		c.s |= core.OfferKept
@@ -236,10 +250,24 @@ func (c *conn) sentLocked(n int) {
 	}
 }
 
+// waitingLocked records that output waits for the kernel (the socket is
+// full): the write-progress clock starts, unless it runs already. Called
+// by the write token's holder.
+func (c *conn) waitingLocked() {
+	if c.waiting || c.s.Any(core.Killed|core.Closed) {
+		return
+	}
+	c.waiting = true
+	now := core.Now()
+	c.dl.Pending(now)
+	c.armLocked(now)
+}
+
 var errWouldBlock = errors.New("sockets: write would block")
 
 // write makes one write(2) of b (blocking: as many as it takes to write
-// something). It returns errWouldBlock when !block and the socket is full.
+// something). It returns errWouldBlock when !block and the socket is full;
+// when block, the write-progress clock starts before it waits.
 func (c *conn) write(b []byte, block bool) (int, error) {
 	var (
 		n     int
@@ -248,16 +276,21 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 	err := c.rc.Write(func(fd uintptr) bool {
 		c.st.Syscalls.Add(1)
 		n, errno = sysWrite(fd, b)
-		return !block || errno != syscall.EAGAIN
+		if errno != syscall.EAGAIN || !block {
+			return true
+		}
+		if !c.waiting {
+			c.mu.Lock()
+			c.waitingLocked()
+			c.mu.Unlock()
+		}
+		return false
 	})
 	if errno != 0 {
 		n = 0
 	}
 	switch {
 	case err != nil:
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, c.opError("close", core.FlushTimeout(c.t.cfg.CloseTimeout))
-		}
 		return n, c.opError("write", err)
 	case errno == syscall.EAGAIN:
 		return 0, errWouldBlock
@@ -310,13 +343,33 @@ func (c *conn) closeLocked() bool {
 
 // closingLocked carries out a Close that core.State has begun (BeginClose,
 // or the default close at the peer's FIN): the flush limit starts if
-// output is pending. It reports whether a writer must start.
+// output is pending, and the linger if our FIN is already out. It reports
+// whether a writer must start.
 func (c *conn) closingLocked() bool {
-	if len(c.out) > c.head {
-		c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.CloseTimeout))
+	if len(c.out) > c.head || c.s.LingerDue() {
+		now := core.Now()
+		if len(c.out) > c.head {
+			c.dl.StartFlush(now, c.t.lim)
+		}
+		c.lingerLocked(now)
+		c.armLocked(now)
 	}
 	c.wakeLocked()
 	return c.takeTokenLocked()
+}
+
+// lingerLocked starts the wait for the peer's FIN if it is due: Close sent
+// our FIN and theirs has not come.
+func (c *conn) lingerLocked(now int64) {
+	if !c.s.LingerDue() {
+		return
+	}
+	c.s |= core.Linger
+	if now == 0 {
+		now = core.Now()
+	}
+	c.dl.StartLinger(now, c.t.lim)
+	c.armLocked(now)
 }
 
 // Abort drops pending output and resets the connection.
@@ -348,6 +401,7 @@ func (c *conn) killLocked(err error) bool {
 	}
 	c.killErr = err
 	c.out, c.head = nil, 0
+	c.stopTimerLocked()
 	c.wakeLocked()
 	return true
 }
@@ -374,6 +428,40 @@ func (c *conn) ResumeRead() {
 	if c.s.Has(core.AppPaused) {
 		c.s &^= core.AppPaused
 		c.s |= core.OfferKept
+		c.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// armLocked sets the timer if a deadline runs out before it does.
+func (c *conn) armLocked(now int64) {
+	at, ok := c.dl.Arm(c.armed, c.t.lim)
+	if !ok {
+		return
+	}
+	c.armed = at
+	if c.timer == nil {
+		c.timer = time.AfterFunc(time.Duration(at-now), c.fire)
+	} else {
+		c.timer.Reset(time.Duration(at - now))
+	}
+}
+
+func (c *conn) stopTimerLocked() {
+	c.dl.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.armed = 0
+}
+
+// fire runs when the timer runs out, on the runtime's timer goroutine: it
+// asks the conn goroutine to look at the deadlines.
+func (c *conn) fire() {
+	c.mu.Lock()
+	c.armed = 0
+	if !c.s.Any(core.Killed | core.Closed) {
+		c.s |= timerDue
 		c.wakeLocked()
 	}
 	c.mu.Unlock()
@@ -429,6 +517,11 @@ func (c *conn) loop() error {
 			err := c.killErr
 			c.mu.Unlock()
 			return err
+		}
+		if c.s.Has(timerDue) {
+			c.s &^= timerDue
+			c.expireLocked()
+			continue
 		}
 		if c.s.Has(core.DrainDue) {
 			c.s &^= core.DrainDue
@@ -522,6 +615,29 @@ func (c *conn) eofLocked() bool {
 	return false
 }
 
+// expireLocked acts on the deadlines that have run out, then sets the
+// timer for the next. Called on the conn goroutine, with mu held.
+func (c *conn) expireLocked() {
+	now := core.Now()
+	l := c.t.lim
+	for {
+		switch c.dl.Expired(now, l) {
+		case core.ExpNone:
+			c.armLocked(now)
+			return
+		case core.ExpLinger:
+			c.killLocked(c.opError("close", core.LingerTimeout(l.CloseLinger)))
+			return
+		case core.ExpFlush:
+			c.killLocked(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
+			return
+		case core.ExpWrite:
+			c.killLocked(c.opError("write", core.WriteTimeout(l.Write)))
+			return
+		}
+	}
+}
+
 // readLocked waits for input and delivers it (or keeps it, if reading was
 // paused meanwhile); at the peer's FIN it sets EOFSeen, whose rules the
 // loop runs. Called and returns with mu held.
@@ -572,14 +688,11 @@ func (c *conn) readLocked() error {
 }
 
 // discardLocked reads and drops input while closing, until the peer's FIN
-// or, once our FIN is out, CloseLinger. Called and returns with mu held.
+// (or a wake-up: the timer ends the linger). Called and returns with mu
+// held.
 func (c *conn) discardLocked() error {
-	var deadline time.Time
-	if c.s.Has(core.ShutDone) {
-		deadline = c.lingerUntil
-	}
 	c.s |= reading
-	c.setReadDeadlineLocked(deadline)
+	c.setReadDeadlineLocked(time.Time{})
 	c.mu.Unlock()
 	buf, n, err := c.read()
 	if buf != nil {
@@ -589,9 +702,6 @@ func (c *conn) discardLocked() error {
 	c.s &^= reading
 	switch {
 	case err == errWoken:
-		if c.s.Has(core.ShutDone) && !c.s.Has(core.Killed) && !time.Now().Before(c.lingerUntil) {
-			return c.opError("close", core.LingerTimeout(c.t.cfg.CloseLinger))
-		}
 		return nil
 	case err != nil:
 		if c.s.Has(core.Killed) {
@@ -609,7 +719,7 @@ var errWoken = errors.New("sockets: woken")
 // read waits until the socket is readable, probing with a 1-byte peek so
 // that no buffer is held while waiting, then reads into a pooled buffer.
 // It returns n == 0 at the peer's FIN, and errWoken when the wait was cut
-// short by a wake-up (or the linger deadline).
+// short by a wake-up.
 func (c *conn) read() (buf *[]byte, n int, err error) {
 	var (
 		errno  syscall.Errno
@@ -713,6 +823,7 @@ func (c *conn) finish(err error) {
 	c.mu.Lock()
 	c.s |= core.Closed
 	c.out, c.head = nil, 0
+	c.stopTimerLocked()
 	c.mu.Unlock()
 	c.kept = core.Input{}
 	if err != nil {

@@ -37,6 +37,7 @@ func init() {
 // transports.Open("sockets", cfg).
 type Transport struct {
 	cfg transports.Config
+	lim core.Limits // the time limits of cfg
 	log core.Log
 	// stats are shards of the counters: each connection's goroutine adds
 	// to its own shard (conn.st), so that connections on different CPUs
@@ -79,6 +80,7 @@ func New(cfg transports.Config, _ Options) (*Transport, error) {
 	cfg = cfg.WithDefaults()
 	t := &Transport{
 		cfg:       cfg,
+		lim:       core.NewLimits(cfg),
 		log:       core.Log{Name: "sockets", Logger: cfg.Logger},
 		listeners: map[*listener]struct{}{},
 		conns:     map[*conn]struct{}{},

@@ -24,9 +24,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // The transport's own bits of a conn's core.State.
 const (
-	writing  = core.Own << iota // a goroutine holds the write token
-	reading                     // the conn goroutine waits in a read
-	timerDue                    // the timer ran out: the conn goroutine looks at the deadlines
+	writing    = core.Own << iota // a goroutine holds the write token
+	reading                       // the conn goroutine waits in a read
+	timerDue                      // the timer ran out: the conn goroutine looks at the deadlines
+	idleClosed                    // the idle timeout closed c: OnClose's nil becomes ErrIdleTimeout
 )
 
 // conn is one connection. Its goroutine (run) reads and runs every
@@ -144,7 +145,7 @@ func (c *conn) startWriter() {
 	c.t.wg.Add(1) // c's goroutine is alive, so the count is above zero
 	go func() {
 		defer c.t.wg.Done()
-		c.flush(true)
+		c.flush(true, 0)
 	}()
 }
 
@@ -159,8 +160,9 @@ func (c *conn) OutboundBuffered() int {
 // flush writes pending output while holding the write token, then sends a
 // FIN if one is due, and releases the token. With block false (the conn
 // goroutine after a callback) it hands the token to a writer goroutine as
-// soon as the socket is full instead of waiting.
-func (c *conn) flush(block bool) {
+// soon as the socket is full instead of waiting. now is the time of the
+// read that led here (0: unknown, read the clock if the deadlines need it).
+func (c *conn) flush(block bool, now int64) {
 	c.mu.Lock()
 	for {
 		if c.s.Any(core.Killed | core.Closed) {
@@ -181,7 +183,7 @@ func (c *conn) flush(block bool) {
 		n, err := c.write(b, block)
 		c.mu.Lock()
 		if n > 0 {
-			c.sentLocked(n)
+			c.sentLocked(n, now)
 		}
 		switch {
 		case err == errWouldBlock:
@@ -223,20 +225,27 @@ func (c *conn) flush(block bool) {
 	c.mu.Unlock()
 }
 
-// sentLocked accounts for n bytes taken by the kernel: the write-progress
-// clock starts again (or stops), and reading resumes with OnDrain once
-// output falls to half of MaxWriteBuffer. A write that returns after kill
-// dropped the output (out and head reset) accounts for nothing: head would
-// pass len(out), and OutboundBuffered go below 0.
-func (c *conn) sentLocked(n int) {
+// sentLocked accounts for n bytes taken by the kernel at now (0: read the
+// clock if needed): the write-progress clock starts again (or stops), and
+// reading resumes with OnDrain once output falls to half of
+// MaxWriteBuffer. A write that returns after kill dropped the output (out
+// and head reset) accounts for nothing: head would pass len(out), and
+// OutboundBuffered go below 0.
+//
+// After OnData, now is the time of the read, so that a request costs one
+// clock read: the idle clock then counts the bytes sent as moving when
+// their request arrived, at most one callback's run too early.
+func (c *conn) sentLocked(n int, now int64) {
 	c.st.BytesOut.Add(uint64(n))
 	if c.s.Any(core.Killed | core.Closed) {
 		return
 	}
 	c.head += n
-	if c.waiting {
-		now := core.Now()
-		c.waiting = len(c.out) > c.head
+	if left := len(c.out) > c.head; c.waiting || c.t.lim.Idle > 0 {
+		if now == 0 {
+			now = core.Now()
+		}
+		c.waiting = c.waiting && left
 		c.dl.Progress(now, c.waiting)
 		c.armLocked(now)
 	}
@@ -252,7 +261,8 @@ func (c *conn) sentLocked(n int) {
 
 // waitingLocked records that output waits for the kernel (the socket is
 // full): the write-progress clock starts, unless it runs already. Called
-// by the write token's holder.
+// by the write token's holder. It reads the clock: the socket is full,
+// off the hot path, and a callback may have run since the last reading.
 func (c *conn) waitingLocked() {
 	if c.waiting || c.s.Any(core.Killed|core.Closed) {
 		return
@@ -503,6 +513,11 @@ func (c *conn) run() {
 
 	c.mu.Lock()
 	c.s |= core.InCallback
+	if c.t.lim.Idle > 0 {
+		now := core.Now()
+		c.dl.Opened(now)
+		c.armLocked(now)
+	}
 	c.mu.Unlock()
 	c.callback(core.OnOpen)
 	close(c.opened)
@@ -566,7 +581,7 @@ func (c *conn) loop() error {
 			if c.kept.Len() > 0 {
 				c.s |= core.InCallback
 				c.mu.Unlock()
-				c.deliver(c.kept.Bytes(), true)
+				c.deliver(c.kept.Bytes(), true, 0)
 				c.mu.Lock()
 				continue
 			}
@@ -589,7 +604,7 @@ func (c *conn) eofLocked() bool {
 	case core.EOFOffer:
 		c.s |= core.InCallback
 		c.mu.Unlock()
-		c.deliver(c.kept.Bytes(), true)
+		c.deliver(c.kept.Bytes(), true, 0)
 		c.mu.Lock()
 		c.kept.Release()
 	case core.EOFCallback:
@@ -634,6 +649,15 @@ func (c *conn) expireLocked() {
 		case core.ExpWrite:
 			c.killLocked(c.opError("write", core.WriteTimeout(l.Write)))
 			return
+		case core.ExpIdle:
+			if !c.s.Has(core.Closing) {
+				c.s |= idleClosed
+				if c.closeLocked() {
+					c.mu.Unlock()
+					c.startWriter()
+					c.mu.Lock()
+				}
+			}
 		}
 	}
 }
@@ -660,6 +684,11 @@ func (c *conn) readLocked() error {
 		c.s |= core.EOFSeen // the loop runs the FIN's rules when reading is allowed
 		return nil
 	}
+	var now int64 // the one clock read of this read, if the idle timeout needs it
+	if c.t.lim.Idle > 0 {
+		now = core.Now()
+		c.dl.Moved(now)
+	}
 	in := (*buf)[:n]
 	if c.kept.Len() > 0 {
 		c.kept.Keep(in)
@@ -679,7 +708,7 @@ func (c *conn) readLocked() error {
 	}
 	c.s |= core.InCallback
 	c.mu.Unlock()
-	c.deliver(in, buf == nil)
+	c.deliver(in, buf == nil, now)
 	if buf != nil {
 		readPool.Put(buf)
 	}
@@ -779,13 +808,13 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 }
 
 // deliver runs OnData with in through core's input rules (fromKept says
-// in is c.kept's), then flushes what it wrote. The caller has set
-// InCallback.
-func (c *conn) deliver(in []byte, fromKept bool) {
+// in is c.kept's), then flushes what it wrote. now is the time of the read
+// (0: unknown). The caller has set InCallback.
+func (c *conn) deliver(in []byte, fromKept bool, now int64) {
 	if err := c.h.Deliver(c, c.t.log, &c.kept, in, fromKept, c.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
-	c.afterCallback()
+	c.afterCallback(now)
 }
 
 // callbackLocked runs cb with mu released. Called and returns with mu held.
@@ -802,34 +831,39 @@ func (c *conn) callback(cb core.Callback) {
 	if err := c.h.Call(c, cb, c.t.log); err != nil {
 		c.kill(err)
 	}
-	c.afterCallback()
+	c.afterCallback(0)
 }
 
 // afterCallback ends a callback: the output it wrote is flushed now, with
 // one write(2) if the socket takes it all.
-func (c *conn) afterCallback() {
+func (c *conn) afterCallback(now int64) {
 	c.mu.Lock()
 	c.s &^= core.InCallback
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
 	if start {
-		c.flush(false)
+		c.flush(false, now)
 	}
 }
 
 // finish closes the socket and runs OnClose. A nil err is an orderly
-// close; any other tears the connection down with RST.
+// close (ErrIdleTimeout if the idle timeout began it); any other tears
+// the connection down with RST.
 func (c *conn) finish(err error) {
 	c.mu.Lock()
 	c.s |= core.Closed
 	c.out, c.head = nil, 0
 	c.stopTimerLocked()
+	idle := c.s.Has(idleClosed)
 	c.mu.Unlock()
 	c.kept = core.Input{}
 	if err != nil {
 		c.reset()
 	} else {
 		c.nc.Close()
+		if idle {
+			err = core.IdleTimeout(c.t.lim.Idle)
+		}
 	}
 	c.h.Closed(c, err, c.t.log)
 	c.t.removeConn(c)

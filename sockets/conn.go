@@ -69,6 +69,8 @@ type conn struct {
 	ctx  any        // Context, owned by the callbacks
 }
 
+var _ transports.TimerConn = (*conn)(nil)
+
 func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*conn, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
@@ -352,10 +354,11 @@ func (c *conn) closeLocked() bool {
 }
 
 // closingLocked carries out a Close that core.State has begun (BeginClose,
-// or the default close at the peer's FIN): the flush limit starts if
-// output is pending, and the linger if our FIN is already out. It reports
-// whether a writer must start.
+// or the default close at the peer's FIN): the application's timer stops,
+// the flush limit starts if output is pending, and the linger if our FIN
+// is already out. It reports whether a writer must start.
 func (c *conn) closingLocked() bool {
+	c.dl.StopApp()
 	if len(c.out) > c.head || c.s.LingerDue() {
 		now := core.Now()
 		if len(c.out) > c.head {
@@ -439,6 +442,22 @@ func (c *conn) ResumeRead() {
 		c.s &^= core.AppPaused
 		c.s |= core.OfferKept
 		c.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// SetTimer sets the application's timer (transports.TimerConn): OnTimer
+// runs on the conn goroutine d from now. After Close or Abort it does
+// nothing: they stopped the timer for good.
+func (c *conn) SetTimer(d time.Duration) {
+	if !c.h.HasTimer() {
+		return
+	}
+	c.mu.Lock()
+	if !c.s.Any(core.Closing | core.Killed | core.Closed) {
+		now := core.Now()
+		c.dl.SetApp(now, d)
+		c.armLocked(now)
 	}
 	c.mu.Unlock()
 }
@@ -658,6 +677,10 @@ func (c *conn) expireLocked() {
 					c.mu.Lock()
 				}
 			}
+		case core.ExpApp:
+			c.s |= timerDue // the rest, and the timer, after OnTimer
+			c.callbackLocked(core.OnTimer)
+			return
 		}
 	}
 }

@@ -233,14 +233,18 @@ type normalStats struct {
 	err     error // the first failure
 }
 
-// normalClient GETs url with each client in turn until done is closed.
+// normalClient GETs url with each client in turn, one request every
+// 10 ms (a client, not a load: the machine is shared), until done is
+// closed.
 func normalClient(clients []*http.Client, url string, done <-chan struct{}) (st normalStats) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		for _, cl := range clients {
 			select {
 			case <-done:
 				return st
-			default:
+			case <-tick.C:
 			}
 			t0 := time.Now()
 			if err := get(cl, url); err != nil {

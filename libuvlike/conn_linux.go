@@ -1,17 +1,16 @@
 package libuvlike
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -43,15 +42,11 @@ type conn struct {
 	obLoop int64
 	fob    atomic.Int64
 	obPub  atomic.Int64
-	kept   []byte // input offered and not consumed; owned by the loop
-	h      transports.Handler
+	kept   core.Input // input offered and not consumed; owned by the loop
+	h      core.Handler
 	reqBuf [2][]byte // the write requests' buffers as submitted, to recycle; owned by the loop
 	tcp    TCP
 
-	onEOF   transports.ReadEOFHandler // nil: close at the peer's FIN
-	onDrain transports.DrainHandler
-	onShut  transports.ShutdownHandler
-	duplex  bool // FullDuplexHandler: output at its limit does not stop input
 	network string
 	laddr   net.Addr
 	raddr   net.Addr
@@ -124,13 +119,7 @@ const (
 const maxSpare = 256 << 10
 
 func newConn(el *evloop, h transports.Handler, network string) *conn {
-	c := &conn{el: el, h: h, network: network}
-	c.onEOF, _ = h.(transports.ReadEOFHandler)
-	c.onDrain, _ = h.(transports.DrainHandler)
-	c.onShut, _ = h.(transports.ShutdownHandler)
-	if d, ok := h.(transports.FullDuplexHandler); ok {
-		c.duplex = d.FullDuplex()
-	}
+	c := &conn{el: el, h: core.NewHandler(h), kept: core.NewInput(el.spares), network: network}
 	c.allocCb = c.alloc
 	c.readCb = c.onRead
 	c.writeCb = c.onWritten
@@ -191,7 +180,7 @@ func (c *conn) setup(raddr net.Addr) error {
 
 // open runs OnOpen, then starts reading.
 func (c *conn) open() {
-	c.callback(cbOpen)
+	c.call(core.OnOpen)
 	c.updateReading()
 }
 
@@ -201,7 +190,7 @@ func (c *conn) Context() any         { return c.ctx }
 func (c *conn) SetContext(v any)     { c.ctx = v }
 
 func (c *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: c.raddr, Err: err}
+	return core.OpError(op, c.network, c.laddr, c.raddr, err)
 }
 
 // onLoop reports whether the caller is c's loop's goroutine.
@@ -460,7 +449,7 @@ func (c *conn) markDirty() {
 // FIN read while paused), once reading has resumed; it runs after the
 // current callback, never inside it.
 func (c *conn) deferKept() {
-	if (len(c.kept) > 0 || c.flags&cfEOFDue != 0) && c.flags&cfDeferred == 0 {
+	if (c.kept.Len() > 0 || c.flags&cfEOFDue != 0) && c.flags&cfDeferred == 0 {
 		c.flags |= cfDeferred
 		c.el.deferred = append(c.el.deferred, c)
 	}
@@ -469,7 +458,7 @@ func (c *conn) deferKept() {
 // limitReached stops reading at MaxWriteBuffer (unless full duplex).
 func (c *conn) limitReached() {
 	c.flags |= cfBPPaused
-	if !c.duplex {
+	if !c.h.Duplex() {
 		c.el.st.readPauses++
 		c.updateReading()
 	}
@@ -486,10 +475,10 @@ func (c *conn) checkDrain() {
 	if c.flags&(cfClosing|cfFinishing) != 0 {
 		return
 	}
-	if c.onDrain != nil {
-		c.callback(cbDrain)
+	if c.h.HasDrain() {
+		c.call(core.OnDrain)
 	}
-	if !c.duplex {
+	if !c.h.Duplex() {
 		c.deferKept()
 	}
 }
@@ -501,7 +490,7 @@ func (c *conn) updateReading() {
 	if f&(cfFinishing|cfEOF) != 0 {
 		return
 	}
-	want := f&cfClosing != 0 || f&cfAppPaused == 0 && (f&cfBPPaused == 0 || c.duplex)
+	want := f&cfClosing != 0 || f&cfAppPaused == 0 && (f&cfBPPaused == 0 || c.h.Duplex())
 	if want != c.tcp.Reading() {
 		if want {
 			c.tcp.ReadStart(c.allocCb, c.readCb)
@@ -531,85 +520,31 @@ func (c *conn) onRead(_ *TCP, data []byte, err error) {
 	switch {
 	case f&(cfClosing|cfFinishing) != 0:
 		return // discarded
-	case f&cfAppPaused != 0 || f&cfBPPaused != 0 && !c.duplex:
+	case f&cfAppPaused != 0 || f&cfBPPaused != 0 && !c.h.Duplex():
 		// Paused by a command just applied: keep the bytes for later.
-		c.keep(data)
+		c.kept.Keep(data)
 		c.updateReading()
 		return
 	}
-	if len(c.kept) > 0 {
-		c.keep(data)
-		c.deliver(c.kept, true)
+	if c.kept.Len() > 0 {
+		c.kept.Keep(data)
+		c.deliver(c.kept.Bytes(), true)
 		return
 	}
 	c.deliver(data, false)
 }
 
-// keep appends data to the kept bytes, in a buffer of the loop's free
-// list if c has none.
-func (c *conn) keep(data []byte) {
-	if c.kept == nil {
-		if n := len(c.el.keptFree); n > 0 {
-			c.kept = c.el.keptFree[n-1]
-			c.el.keptFree[n-1] = nil
-			c.el.keptFree = c.el.keptFree[:n-1]
-		}
-	}
-	c.kept = append(c.kept, data...)
-}
-
-// releaseKept drops the kept bytes; the buffer, if not larger than the
-// loop's read buffer, goes back to the loop's free list (up to
-// maxKeptFree of them), so an idle connection holds none and a
-// connection that keeps bytes often does not allocate each time.
-func (c *conn) releaseKept() {
-	if c.kept == nil {
+// deliver runs OnData with in (the kept bytes if fromKept, else the
+// loop's buffer) under core's input rules; what it did not consume is
+// kept, unless it closed c.
+func (c *conn) deliver(in []byte, fromKept bool) {
+	if err := c.h.Deliver(c, c.el.log, &c.kept, in, fromKept, c.el.maxRead); err != nil {
+		c.kill(err)
 		return
 	}
-	if cap(c.kept) <= len(c.el.buf) && len(c.el.keptFree) < maxKeptFree {
-		c.el.keptFree = append(c.el.keptFree, c.kept[:0])
+	if c.flags&(cfClosing|cfFinishing) != 0 {
+		c.kept.Release() // Close (or Abort) inside OnData: input is discarded
 	}
-	c.kept = nil
-}
-
-// maxKeptFree bounds a loop's free list of kept-input buffers.
-const maxKeptFree = 16
-
-// deliver runs OnData with in (the kept bytes if isKept, else the loop's
-// buffer), then keeps what it did not consume.
-func (c *conn) deliver(in []byte, isKept bool) {
-	n, ok := c.callData(in)
-	switch {
-	case !ok:
-		c.releaseKept() // panicked: c is being killed
-		return
-	case n < 0 || n > len(in):
-		c.releaseKept()
-		c.kill(transports.CountError(n, len(in)))
-		return
-	case c.flags&(cfClosing|cfFinishing) != 0 || n == len(in):
-		c.releaseKept()
-	case isKept:
-		c.kept = c.kept[:copy(c.kept, in[n:])]
-	default:
-		c.keep(in[n:])
-	}
-	if len(c.kept) > c.el.maxRead {
-		n := len(c.kept)
-		c.releaseKept()
-		c.kill(transports.InputLimitError(n, c.el.maxRead))
-	}
-}
-
-// callData calls OnData, recovering a panic (ok false).
-func (c *conn) callData(in []byte) (n int, ok bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked("OnData", v)
-			ok = false
-		}
-	}()
-	return c.h.OnData(c, in), true
 }
 
 // offerKept runs OnData with the kept bytes, where reading has resumed,
@@ -623,45 +558,17 @@ func (c *conn) offerKept() {
 		c.eofRules()
 		return
 	}
-	if f&(cfClosing|cfFinishing|cfEOF|cfAppPaused) != 0 || f&cfBPPaused != 0 && !c.duplex || len(c.kept) == 0 {
+	if f&(cfClosing|cfFinishing|cfEOF|cfAppPaused) != 0 || f&cfBPPaused != 0 && !c.h.Duplex() || c.kept.Len() == 0 {
 		return
 	}
-	c.deliver(c.kept, true)
+	c.deliver(c.kept.Bytes(), true)
 }
 
-// The callbacks other than OnData and OnClose.
-const (
-	cbOpen = iota
-	cbDrain
-	cbReadEOF
-	cbShutdown
-)
-
-var cbNames = [...]string{"OnOpen", "OnDrain", "OnReadEOF", "OnShutdown"}
-
-// callback runs one of c's callbacks, recovering a panic.
-func (c *conn) callback(which int) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked(cbNames[which], v)
-		}
-	}()
-	switch which {
-	case cbOpen:
-		c.h.OnOpen(c)
-	case cbDrain:
-		c.onDrain.OnDrain(c)
-	case cbReadEOF:
-		c.onEOF.OnReadEOF(c)
-	case cbShutdown:
-		c.onShut.OnShutdown(c)
+// call runs callback cb of c; a panic kills c.
+func (c *conn) call(cb core.Callback) {
+	if err := c.h.Call(c, cb, c.el.log); err != nil {
+		c.kill(err)
 	}
-}
-
-func (c *conn) panicked(name string, v any) {
-	c.el.t.cfg.Logger.Error("libuvlike: callback panicked; aborting the connection",
-		"callback", name, "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-	c.kill(transports.PanicError(name, v))
 }
 
 // readEOF handles the peer's FIN (see eofRules).
@@ -679,7 +586,7 @@ func (c *conn) readEOF() {
 // pausedRead reports whether OnData must not start: the application's
 // pause, or output at its limit (unless full duplex).
 func (c *conn) pausedRead() bool {
-	return c.flags&cfAppPaused != 0 || c.flags&cfBPPaused != 0 && !c.duplex
+	return c.flags&cfAppPaused != 0 || c.flags&cfBPPaused != 0 && !c.h.Duplex()
 }
 
 // eofRules runs the rules of the peer's FIN: kept bytes are offered once
@@ -694,9 +601,9 @@ func (c *conn) eofRules() {
 		return
 	}
 	c.flags &^= cfEOFDue
-	if c.flags&cfClosing == 0 && len(c.kept) > 0 {
-		c.deliver(c.kept, true)
-		c.releaseKept() // what is still kept is discarded
+	if c.flags&cfClosing == 0 && c.kept.Len() > 0 {
+		c.deliver(c.kept.Bytes(), true)
+		c.kept.Release() // what is still kept is discarded
 		if c.flags&cfFinishing != 0 {
 			return
 		}
@@ -705,10 +612,10 @@ func (c *conn) eofRules() {
 			return
 		}
 	}
-	c.releaseKept()
+	c.kept.Release()
 	if c.flags&cfClosing == 0 {
-		if c.onEOF != nil {
-			c.callback(cbReadEOF)
+		if c.h.HasReadEOF() {
+			c.call(core.OnReadEOF)
 		} else {
 			c.st.Or(stClosing | stWrShut)
 			c.beginClose()
@@ -736,7 +643,7 @@ func (c *conn) beginClose() {
 	}
 	c.flags |= cfClosing | cfWantShut
 	c.flags &^= cfEOFDue // the rules of a FIN read while paused are moot: kept bytes are discarded
-	c.releaseKept()
+	c.kept.Release()
 	c.updateReading()
 	switch {
 	case c.flags&cfShutSent == 0:
@@ -754,10 +661,10 @@ func (c *conn) beginClose() {
 func (c *conn) onTimer(*Timer) {
 	cfg := c.el.t.cfg
 	if c.flags&cfLinger != 0 {
-		c.kill(c.opError("close", fmt.Errorf("no FIN from the peer within CloseLinger %v: %w", cfg.CloseLinger, os.ErrDeadlineExceeded)))
+		c.kill(c.opError("close", core.LingerTimeout(cfg.CloseLinger)))
 		return
 	}
-	c.kill(c.opError("close", fmt.Errorf("output not flushed within CloseTimeout %v: %w", cfg.CloseTimeout, os.ErrDeadlineExceeded)))
+	c.kill(c.opError("close", core.FlushTimeout(cfg.CloseTimeout)))
 }
 
 // wrote takes the result of the write of c.out that the loop's flush
@@ -895,8 +802,8 @@ func (c *conn) requestShutdown() {
 	if c.flags&(cfClosing|cfFinishing) != 0 {
 		return
 	}
-	if c.onShut != nil {
-		c.callback(cbShutdown)
+	if c.h.HasShutdown() {
+		c.call(core.OnShutdown)
 		return
 	}
 	c.Close()
@@ -915,7 +822,7 @@ func (c *conn) kill(err error) {
 	c.fout = nil
 	c.fob.Store(0)
 	c.mu.Unlock()
-	c.releaseKept()
+	c.kept.Release()
 	c.finish(err)
 }
 
@@ -929,7 +836,7 @@ func (c *conn) finish(err error) {
 	c.st.Or(stKilled | stClosing | stWrShut)
 	c.err = err
 	c.timer.Stop()
-	c.releaseKept()
+	c.kept.Release()
 	if err != nil {
 		c.tcp.CloseReset(c.closeCb)
 	} else {
@@ -939,14 +846,7 @@ func (c *conn) finish(err error) {
 
 // onClosed runs OnClose and forgets c.
 func (c *conn) onClosed(*TCP) {
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				c.el.t.cfg.Logger.Error("libuvlike: OnClose panicked", "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-			}
-		}()
-		c.h.OnClose(c, c.err)
-	}()
+	c.h.Closed(c, c.err, c.el.log)
 	el := c.el
 	delete(el.conns, c)
 	el.st.closed++

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -460,8 +461,9 @@ type evloop struct {
 	dirty      []*conn // connections written in this iteration
 	dirtySpare []*conn
 	batch      []BatchWrite
-	deferred   []*conn // connections whose kept bytes are due (reading resumed)
-	keptFree   [][]byte
+	deferred   []*conn      // connections whose kept bytes are due (reading resumed)
+	spares     *core.Spares // kept-input buffers of idle connections, for reuse
+	log        core.Log
 	iter       uint32
 	st         loopCounters
 	stopping   bool
@@ -502,6 +504,8 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		maxWrite:  int64(t.cfg.MaxWriteBuffer),
 		halfWrite: int64(t.cfg.MaxWriteBuffer / 2),
 		maxRead:   t.cfg.MaxReadBuffer,
+		spares:    core.NewSpares(t.opt.ReadBuffer),
+		log:       core.Log{Name: "libuvlike", Logger: t.cfg.Logger},
 	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()

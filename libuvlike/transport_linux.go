@@ -464,6 +464,7 @@ type evloop struct {
 	deferred   []*conn      // connections whose kept bytes are due (reading resumed)
 	spares     *core.Spares // kept-input buffers of idle connections, for reuse
 	log        core.Log
+	limits     core.Limits // the connections' time limits
 	iter       uint32
 	st         loopCounters
 	stopping   bool
@@ -506,6 +507,7 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		maxRead:   t.cfg.MaxReadBuffer,
 		spares:    core.NewSpares(t.opt.ReadBuffer),
 		log:       core.Log{Name: "libuvlike", Logger: t.cfg.Logger},
+		limits:    core.Limits{CloseTimeout: t.cfg.CloseTimeout, CloseLinger: t.cfg.CloseLinger},
 	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()
@@ -630,7 +632,7 @@ func (el *evloop) work() {
 	for i := 0; i < len(el.deferred); i++ {
 		c := el.deferred[i]
 		el.deferred[i] = nil
-		c.flags &^= cfDeferred
+		c.state &^= cfDeferred
 		c.offerKept()
 	}
 	el.deferred = el.deferred[:0]
@@ -640,7 +642,7 @@ func (el *evloop) work() {
 		el.dirty = el.dirtySpare[:0]
 		batch := el.batch[:0]
 		for _, c := range dirty {
-			c.flags &^= cfDirty
+			c.state &^= cfDirty
 			if c.tryable() {
 				batch = append(batch, BatchWrite{H: &c.tcp, B: c.out})
 			}

@@ -2,13 +2,11 @@ package libuvlike
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -729,7 +727,7 @@ type lhandle struct {
 	tcp      TCP
 	dispatch bool // hand connections to all loops in turn
 	rr       int
-	backoff  time.Duration
+	backoff  core.Backoff
 	timer    Timer
 	started  bool // start has run
 	closed   bool
@@ -754,16 +752,11 @@ func (lh *lhandle) start(fd int) {
 	}
 }
 
-// Back-off bounds after an accept error that a retry cannot fix at once.
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
-)
-
 // onConnection takes a new connection, or backs off after an accept
-// error: EMFILE, ENFILE, ENOBUFS and ENOMEM (and errors nobody expects)
-// pause the listener for 5 ms, doubling to 1 s, reset by a success;
-// ECONNABORTED, EPROTO and EINTR are retried at once by the reactor.
+// error as core.Backoff says: the errors a retry fixes (ECONNABORTED,
+// EPROTO, EINTR) go on to the next accept at once; the others pause the
+// listener (PauseListen, which ends the reactor's accepts for this
+// event) until the back-off's timer resumes it.
 func (lh *lhandle) onConnection(server *TCP, err error) {
 	el := lh.el
 	if lh.ln.closed.Load() {
@@ -772,19 +765,17 @@ func (lh *lhandle) onConnection(server *TCP, err error) {
 	}
 	if err != nil {
 		el.st.acceptErrors++
-		switch errnoOfErr(err) {
-		case syscall.ECONNABORTED, syscall.EPROTO, syscall.EINTR:
-			return
-		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
-		default:
+		wait, log := lh.backoff.Failed(err)
+		if log {
 			el.t.cfg.Logger.Error("libuvlike: accept", "addr", lh.ln.addr, "err", err)
 		}
-		lh.backoff = min(max(2*lh.backoff, minBackoff), maxBackoff)
-		server.PauseListen()
-		lh.timer.Start(lh.resume, lh.backoff, 0)
+		if wait > 0 {
+			server.PauseListen()
+			lh.timer.Start(lh.resume, wait, 0)
+		}
 		return
 	}
-	lh.backoff = 0
+	lh.backoff.Accepted()
 	fd, sa, err := server.AcceptFD()
 	if err != nil {
 		return
@@ -973,13 +964,4 @@ func (d *dialer) finish(r dialResult) {
 
 func (d *dialer) opError(err error) error {
 	return &net.OpError{Op: "dial", Net: d.network, Addr: d.ra.addr, Err: err}
-}
-
-// errnoOfErr returns the Errno inside err, or 0.
-func errnoOfErr(err error) syscall.Errno {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return 0
 }

@@ -62,6 +62,7 @@ type conn struct {
 	spare []byte       // an empty buffer for out
 	reqs  [2]WriteReq  // at most two writes in flight, gathered by one writev
 	iovs  [2][1][]byte // their buffers
+	seen  [2]int       // what the reactor had written of each request at the last look (noteProgress)
 	shut  ShutdownReq
 	dl    core.Deadlines // c's time limits, on timer
 	timer Timer          // the one timer behind dl, armed only when dl.Arm says so
@@ -684,6 +685,7 @@ func (c *conn) arm() {
 // sets the timer for the next.
 func (c *conn) onTimer(*Timer) {
 	now, l := c.el.loop.nanos(), c.el.limits
+	c.noteProgress(now)
 	for !c.state.Has(core.Closed) {
 		switch c.dl.Expired(now, l) {
 		case core.ExpNone:
@@ -693,12 +695,34 @@ func (c *conn) onTimer(*Timer) {
 			c.kill(c.opError("close", core.LingerTimeout(l.CloseLinger)))
 		case core.ExpFlush:
 			c.kill(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
+		case core.ExpWrite:
+			c.kill(c.opError("write", core.WriteTimeout(l.Write)))
 		}
 	}
 }
 
+// noteProgress records what the kernel took of the write requests in
+// flight since the last look. The reactor advances a request as the
+// socket takes its bytes, with no callback until the last one; so a large
+// request to a slow but steady reader makes progress that only this look
+// sees, and is not mistaken for a stalled peer. The hot path pays
+// nothing for it: the look is made when the timer runs out.
+func (c *conn) noteProgress(now int64) {
+	moved := false
+	for i := range c.reqs {
+		if n := c.reqs[i].Written(); c.reqBuf[i] != nil && n > c.seen[i] {
+			c.seen[i] = n
+			moved = true
+		}
+	}
+	if moved {
+		c.dl.Progress(now, true)
+	}
+}
+
 // pending records that output waits for the kernel, in write requests:
-// Close's flush limit counts from now if Close has begun.
+// the write-progress clock starts, and Close's flush limit counts from
+// now if Close has begun.
 func (c *conn) pending() {
 	c.state |= cfPending
 	now := c.el.loop.nanos()
@@ -759,6 +783,7 @@ func (c *conn) queueRest() {
 				c.state = c.state&^cfOutTail | cfReqTail<<i
 			}
 			c.iovs[i][0] = b
+			c.seen[i] = 0
 			if err := c.tcp.Write(&c.reqs[i], c.iovs[i][:], c.writeCb); err != nil {
 				c.reqBuf[i] = nil
 				c.kill(c.opError("write", err))

@@ -505,7 +505,7 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		maxRead:   t.cfg.MaxReadBuffer,
 		spares:    core.NewSpares(t.opt.ReadBuffer),
 		log:       core.Log{Name: "libuvlike", Logger: t.cfg.Logger},
-		limits:    core.Limits{CloseTimeout: t.cfg.CloseTimeout, CloseLinger: t.cfg.CloseLinger},
+		limits:    core.Limits{CloseTimeout: t.cfg.CloseTimeout, CloseLinger: t.cfg.CloseLinger, Write: max(t.cfg.WriteTimeout, 0)},
 	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()

@@ -66,7 +66,7 @@ type conn struct {
 	shut  ShutdownReq
 	dl    core.Deadlines // c's time limits, on timer
 	timer Timer          // the one timer behind dl, armed only when dl.Arm says so
-	err   error          // OnClose's
+	err   error          // OnClose's (an idle close's, until a failure replaces it)
 	ctx   any            // Context, owned by the callbacks
 
 	// The callbacks given to the reactor, made once.
@@ -173,8 +173,12 @@ func (c *conn) setup(raddr net.Addr) error {
 	return nil
 }
 
-// open runs OnOpen, then starts reading.
+// open starts the idle clock, runs OnOpen, then starts reading.
 func (c *conn) open() {
+	if c.el.idle {
+		c.dl.Opened(c.el.loop.nanos())
+		c.arm()
+	}
 	c.call(core.OnOpen)
 	c.updateReading()
 }
@@ -523,6 +527,9 @@ func (c *conn) onRead(_ *TCP, data []byte, err error) {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
 	}
+	if c.el.idle {
+		c.dl.Moved(c.el.loop.nanos())
+	}
 	s := c.state
 	switch {
 	case s.Any(core.Closing | core.Closed):
@@ -697,6 +704,11 @@ func (c *conn) onTimer(*Timer) {
 			c.kill(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
 		case core.ExpWrite:
 			c.kill(c.opError("write", core.WriteTimeout(l.Write)))
+		case core.ExpIdle:
+			if c.state.BeginClose() {
+				c.err = core.IdleTimeout(l.Idle) // unless a failure of the close replaces it
+				c.closing()
+			}
 		}
 	}
 }
@@ -747,6 +759,9 @@ func (c *conn) wrote(n int, err error) {
 		return
 	}
 	c.sent(n)
+	if c.el.idle {
+		c.dl.Moved(c.el.loop.nanos())
+	}
 	switch {
 	case n < len(c.out):
 		if cap(c.out) > maxSpare {

@@ -1,6 +1,7 @@
 package libuvlike
 
 import (
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -82,3 +83,59 @@ func TestWriteTimeoutSeesProgressInsideARequest(t *testing.T) {
 		t.Fatal("no OnClose 10 s after the client closed")
 	}
 }
+
+// TestIdleTimeout: IdleTimeout closes a connection that moved no byte
+// for that long, as Close does (the client sees EOF, and OnClose's error
+// matches ErrIdleTimeout), and bytes read keep it open meanwhile.
+func TestIdleTimeout(t *testing.T) {
+	const (
+		idle = time.Second
+		pace = 200 * time.Millisecond
+	)
+	tr := openTransport(t, transports.Config{Loops: 1, IdleTimeout: idle}, Options{})
+	closed := make(chan error, 1)
+	ln, err := tr.Listen("tcp", "127.0.0.1:0", closeRecorder(closed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var last time.Time             // of the last byte written
+	for range 2 * int(idle/pace) { // two timeouts' worth of activity
+		last = time.Now()
+		if _, err := c.Write([]byte{1}); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		select {
+		case err := <-closed:
+			t.Fatalf("closed while the client wrote every %v: %v", pace, err)
+		case <-time.After(pace): // the pace of the client
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read = %d, %v; want EOF (an orderly close)", n, err)
+	}
+	if el := time.Since(last); el < idle {
+		t.Errorf("closed %v after the last byte, before the idle timeout of %v", el, idle)
+	}
+	c.Close() // our FIN ends the server's linger
+	select {
+	case err := <-closed:
+		if !errors.Is(err, transports.ErrIdleTimeout) {
+			t.Errorf("OnClose err = %v, want ErrIdleTimeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose 10 s after the client closed")
+	}
+}
+
+// closeRecorder consumes its input and sends OnClose's error.
+type closeRecorder chan error
+
+func (closeRecorder) OnOpen(transports.Conn)                  {}
+func (closeRecorder) OnData(_ transports.Conn, in []byte) int { return len(in) }
+func (r closeRecorder) OnClose(_ transports.Conn, err error)  { r <- err }

@@ -463,6 +463,7 @@ type evloop struct {
 	spares     *core.Spares // kept-input buffers of idle connections, for reuse
 	log        core.Log
 	limits     core.Limits // the connections' time limits
+	idle       bool        // limits.Idle is on: reads and writes count as activity
 	iter       uint32
 	st         loopCounters
 	stopping   bool
@@ -505,7 +506,8 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		maxRead:   t.cfg.MaxReadBuffer,
 		spares:    core.NewSpares(t.opt.ReadBuffer),
 		log:       core.Log{Name: "libuvlike", Logger: t.cfg.Logger},
-		limits:    core.Limits{CloseTimeout: t.cfg.CloseTimeout, CloseLinger: t.cfg.CloseLinger, Write: max(t.cfg.WriteTimeout, 0)},
+		limits:    core.NewLimits(t.cfg),
+		idle:      t.cfg.IdleTimeout > 0,
 	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()

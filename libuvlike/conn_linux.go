@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -52,11 +53,12 @@ type conn struct {
 	laddr   net.Addr
 	raddr   net.Addr
 
-	mu         sync.Mutex // guards the fields below
-	fout       []byte     // output written by other goroutines, not yet taken by the loop
-	cmds       uint32     // commands from other goroutines
-	wantPaused bool       // PauseRead (true) or ResumeRead (false), from another goroutine
-	posted     bool       // queued on the loop's list
+	mu         sync.Mutex    // guards the fields below
+	fout       []byte        // output written by other goroutines, not yet taken by the loop
+	cmds       uint32        // commands from other goroutines
+	wantPaused bool          // PauseRead (true) or ResumeRead (false), from another goroutine
+	wantTimer  time.Duration // SetTimer's setting, from another goroutine
+	posted     bool          // queued on the loop's list
 
 	// Owned by the loop's goroutine.
 	spare []byte       // an empty buffer for out
@@ -91,6 +93,7 @@ const (
 	cmdCloseWrite             // CloseWrite
 	cmdClose                  // Close
 	cmdAbort                  // Abort
+	cmdTimer                  // SetTimer: apply wantTimer
 )
 
 // The transport's own bits of conn.state. Of core's, ShutSent means the
@@ -111,7 +114,7 @@ const (
 // capacity: it would hold the whole buffer.
 const maxSpare = 256 << 10
 
-var _ transports.Conn = (*conn)(nil)
+var _ transports.TimerConn = (*conn)(nil)
 
 func newConn(el *evloop, h transports.Handler, network string) *conn {
 	c := &conn{el: el, h: core.NewHandler(h), kept: core.NewInput(el.spares), network: network}
@@ -257,7 +260,7 @@ func (c *conn) writeOther(p []byte) (int, error) {
 // postLocked records cmds for the loop and wakes it. The caller holds mu.
 func (c *conn) postLocked(cmds uint32) {
 	c.cmds |= cmds
-	if cmds&(cmdPause|cmdClose|cmdAbort) != 0 {
+	if cmds&(cmdPause|cmdClose|cmdAbort|cmdTimer) != 0 {
 		c.hold.Store(1)
 	}
 	if !c.posted {
@@ -353,6 +356,45 @@ func (c *conn) Abort() error {
 	return nil
 }
 
+// SetTimer sets c's timer for the application to run out d from now,
+// replacing any earlier setting; d <= 0 stops it (transports.TimerConn).
+// OnTimer runs on c's loop. Close and Abort stop the timer, and a setting
+// made after them does nothing.
+//
+// On the loop it acts at once, on the loop's time of this iteration; from
+// another goroutine it goes through the command mechanism, and the loop
+// applies it before it acts on the timer or on a later SetTimer of its
+// own (both look at hold first).
+func (c *conn) SetTimer(d time.Duration) {
+	if !c.h.HasTimer() {
+		return // never called: the setting does nothing
+	}
+	if !c.onLoop() {
+		c.mu.Lock()
+		if !c.pub().Any(core.Closing | core.Killed | core.Closed) {
+			c.wantTimer = d
+			c.postLocked(cmdTimer)
+		}
+		c.mu.Unlock()
+		return
+	}
+	if c.hold.Load() != 0 {
+		c.applyCommands() // an earlier SetTimer, Close or Abort from another goroutine
+	}
+	c.setTimer(d)
+}
+
+// setTimer sets the application's timer, unless c is closing.
+func (c *conn) setTimer(d time.Duration) {
+	if c.state.Any(core.Closing | core.Closed) {
+		return
+	}
+	c.dl.SetApp(c.el.loop.nanos(), d)
+	if d > 0 {
+		c.arm()
+	}
+}
+
 // PauseRead stops reading: no OnData starts once it has returned.
 func (c *conn) PauseRead() {
 	if !c.onLoop() {
@@ -400,7 +442,7 @@ func (c *conn) applyCommands() {
 	c.cmds = 0
 	c.posted = false
 	c.hold.Store(0)
-	wantPaused := c.wantPaused
+	wantPaused, wantTimer := c.wantPaused, c.wantTimer
 	if k := len(c.fout); k > 0 {
 		if len(c.out) == 0 {
 			c.out, c.fout = c.fout, c.out[:0]
@@ -435,6 +477,9 @@ func (c *conn) applyCommands() {
 				c.deferKept()
 			}
 		}
+	}
+	if cmds&cmdTimer != 0 {
+		c.setTimer(wantTimer)
 	}
 	if cmds&cmdCloseWrite != 0 {
 		c.closeWrite()
@@ -645,6 +690,7 @@ func (c *conn) beginClose() {
 // FIN; then the peer's FIN is awaited within CloseLinger.
 func (c *conn) closing() {
 	c.publish()
+	c.dl.StopApp()
 	c.kept.Release()
 	c.updateReading()
 	if c.eofDue() {
@@ -689,8 +735,12 @@ func (c *conn) arm() {
 }
 
 // onTimer acts on the limits that have run out, most severe first, then
-// sets the timer for the next.
+// sets the timer for the next. What other goroutines asked comes first: a
+// SetTimer that replaced the setting, a Close or an Abort that stopped it.
 func (c *conn) onTimer(*Timer) {
+	if c.hold.Load() != 0 {
+		c.applyCommands()
+	}
 	now, l := c.el.loop.nanos(), c.el.limits
 	c.noteProgress(now)
 	for !c.state.Has(core.Closed) {
@@ -708,6 +758,10 @@ func (c *conn) onTimer(*Timer) {
 			if c.state.BeginClose() {
 				c.err = core.IdleTimeout(l.Idle) // unless a failure of the close replaces it
 				c.closing()
+			}
+		case core.ExpApp:
+			if !c.state.Any(core.Closing | core.Closed) {
+				c.call(core.OnTimer)
 			}
 		}
 	}

@@ -37,7 +37,22 @@ func (h *timerHandler) OnTimer(c transports.Conn)      { h.fired <- c.(*conn) }
 // if the late command set it again, would run out first.
 func TestSetTimerOnLoopReplacesOneFromAnotherGoroutine(t *testing.T) {
 	tr := openTransport(t, transports.Config{Loops: 1}, Options{})
-	h := &timerHandler{opened: make(chan *conn, 2), fired: make(chan *conn, 2)}
+	type pair struct{ a, b *conn }
+	var (
+		pairs       = make(chan pair, 1) // the conns, for the one OnData (the channel orders it after the test's writes)
+		inData, set = make(chan struct{}), make(chan struct{})
+		h           = &timerHandler{opened: make(chan *conn, 2), fired: make(chan *conn, 2)}
+	)
+	h.onData = func(c *conn) {
+		p := <-pairs
+		if c != p.a {
+			t.Errorf("OnData on the conn that was to stay quiet")
+		}
+		close(inData)
+		<-set
+		p.a.SetTimer(0)
+		p.b.SetTimer(200 * time.Millisecond)
+	}
 	ln, err := tr.Listen("tcp", "127.0.0.1:0", h)
 	if err != nil {
 		t.Fatal(err)
@@ -59,17 +74,7 @@ func TestSetTimerOnLoopReplacesOneFromAnotherGoroutine(t *testing.T) {
 	}
 	na, a := open()
 	_, b := open()
-
-	inData, set := make(chan struct{}), make(chan struct{})
-	h.onData = func(c *conn) {
-		if c != a {
-			return
-		}
-		close(inData)
-		<-set
-		a.SetTimer(0)
-		b.SetTimer(200 * time.Millisecond)
-	}
+	pairs <- pair{a, b}
 	if _, err := na.Write([]byte{1}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +87,7 @@ func TestSetTimerOnLoopReplacesOneFromAnotherGoroutine(t *testing.T) {
 	close(set)
 	select {
 	case c := <-h.fired:
-		if c != b {
+		if c == a {
 			t.Errorf("a's timer ran out: the SetTimer(0) made on the loop after a SetTimer(10ms) from another goroutine did not replace it")
 		}
 	case <-time.After(10 * time.Second):

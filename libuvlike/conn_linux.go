@@ -102,7 +102,6 @@ const (
 const (
 	cfDirty    = core.Own << iota // on the loop's list of connections to flush
 	cfDeferred                    // on the loop's list of connections with kept bytes (or a FIN's rules) due
-	cfPending                     // output waits for the kernel in write requests (dl.Pending)
 	cfOutTail                     // out is the unwritten tail of a buffer larger than maxSpare
 	cfReqTail                     // reqBuf[0] is such a tail
 	_                             // cfReqTail<<1: reqBuf[1] is such a tail
@@ -691,6 +690,7 @@ func (c *conn) beginClose() {
 func (c *conn) closing() {
 	c.publish()
 	c.dl.StopApp()
+	c.dl.StopIdle()
 	c.kept.Release()
 	c.updateReading()
 	if c.eofDue() {
@@ -700,7 +700,7 @@ func (c *conn) closing() {
 		c.checkEnd()
 		return
 	}
-	if c.state.Has(cfPending) {
+	if c.dl.Waiting() {
 		c.dl.StartFlush(c.el.loop.nanos(), c.el.limits)
 		c.arm()
 	}
@@ -790,7 +790,6 @@ func (c *conn) noteProgress(now int64) {
 // the write-progress clock starts, and Close's flush limit counts from
 // now if Close has begun.
 func (c *conn) pending() {
-	c.state |= cfPending
 	now := c.el.loop.nanos()
 	c.dl.Pending(now)
 	if c.state.Has(core.Closing) {
@@ -858,7 +857,7 @@ func (c *conn) queueRest() {
 				c.kill(c.opError("write", err))
 				return
 			}
-			if !c.state.Has(cfPending) {
+			if !c.dl.Waiting() {
 				c.pending()
 			}
 		}
@@ -903,11 +902,7 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 		return
 	}
 	c.sent(len(b))
-	still := c.reqBuf[0] != nil || c.reqBuf[1] != nil
-	c.dl.Progress(c.el.loop.nanos(), still)
-	if !still {
-		c.state &^= cfPending
-	}
+	c.dl.Progress(c.el.loop.nanos(), c.reqBuf[0] != nil || c.reqBuf[1] != nil)
 	if cap(b) <= maxSpare && !tail {
 		if c.out == nil {
 			c.out = b[:0]

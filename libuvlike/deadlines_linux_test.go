@@ -3,7 +3,6 @@ package libuvlike
 import (
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -41,17 +40,7 @@ func TestWriteTimeoutSeesProgressInsideARequest(t *testing.T) {
 	)
 	tr := openTransport(t, transports.Config{Loops: 1, WriteTimeout: timeout}, Options{})
 	h := &bigWriter{size: size, closed: make(chan error, 1)}
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := net.Dialer{Timeout: 10 * time.Second}
-	nc, err := d.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nc.(*net.TCPConn)
-	defer c.Close()
+	c := dialTCP(t, listenTCP(t, tr, h))
 	c.SetReadBuffer(64 << 10)
 	c.SetReadDeadline(time.Now().Add(60 * time.Second))
 
@@ -94,15 +83,7 @@ func TestIdleTimeout(t *testing.T) {
 	)
 	tr := openTransport(t, transports.Config{Loops: 1, IdleTimeout: idle}, Options{})
 	closed := make(chan error, 1)
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", closeRecorder(closed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, listenTCP(t, tr, closeRecorder(closed)))
 	var last time.Time             // of the last byte written
 	for range 2 * int(idle/pace) { // two timeouts' worth of activity
 		last = time.Now()

@@ -53,17 +53,10 @@ func TestSetTimerOnLoopReplacesOneFromAnotherGoroutine(t *testing.T) {
 		p.a.SetTimer(0)
 		p.b.SetTimer(200 * time.Millisecond)
 	}
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenTCP(t, tr, h)
 	open := func() (net.Conn, *conn) {
 		t.Helper()
-		nc, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { nc.Close() })
+		nc := dialTCP(t, ln)
 		select {
 		case c := <-h.opened:
 			return nc, c

@@ -31,7 +31,7 @@ type conn struct {
 
 	state core.State    // owned by the loop; the transport's own bits are the cf* bits
 	st    atomic.Uint32 // the pubBits of state, for other goroutines: what Write and the closes answer
-	hold  atomic.Uint32 // 1 while commands that stop OnData wait for the loop
+	hold  atomic.Uint32 // 1 while commands that stop OnData or set the timer wait for the loop
 	el    *evloop
 	out   []byte // written, not yet handed to the kernel; owned by the loop
 	// Output not yet taken by the kernel is obLoop (owned by the loop: its

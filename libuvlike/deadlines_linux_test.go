@@ -3,6 +3,9 @@ package libuvlike
 import (
 	"errors"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,15 +32,15 @@ func (h *bigWriter) OnClose(_ transports.Conn, err error)  { h.closed <- err }
 // the connection must not be aborted.
 //
 // The reader reads 32 KiB every 8 ms (4 MB/s) through a 64 KiB receive
-// buffer; the 16 MiB less what the kernel's buffers hold (at most 4 MiB of
-// send buffer by default) take about 3 s, three write timeouts. A reader
-// stalled for a whole second would fail it rightly.
+// buffer; the output is 12 MiB more than the kernel's send buffer may
+// hold (tcp_wmem's maximum), so the request takes about 3 s, three write
+// timeouts. A reader stalled for a whole second would fail it rightly.
 func TestWriteTimeoutSeesProgressInsideARequest(t *testing.T) {
 	const (
 		timeout = time.Second
-		size    = 16 << 20
 		chunk   = 32 << 10
 	)
+	size := 12<<20 + maxSendBuffer(t)
 	tr := openTransport(t, transports.Config{Loops: 1, WriteTimeout: timeout}, Options{})
 	h := &bigWriter{size: size, closed: make(chan error, 1)}
 	c := dialTCP(t, listenTCP(t, tr, h))
@@ -112,6 +115,25 @@ func TestIdleTimeout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no OnClose 10 s after the client closed")
 	}
+}
+
+// maxSendBuffer returns the largest send buffer the kernel gives a TCP
+// socket (the last field of net.ipv4.tcp_wmem).
+func maxSendBuffer(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_wmem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		t.Fatalf("tcp_wmem = %q, want three fields", b)
+	}
+	n, err := strconv.Atoi(f[2])
+	if err != nil {
+		t.Fatalf("tcp_wmem = %q: %v", b, err)
+	}
+	return n
 }
 
 // closeRecorder consumes its input and sends OnClose's error.

@@ -383,12 +383,15 @@ func (c *conn) SetTimer(d time.Duration) {
 	c.setTimer(d)
 }
 
-// setTimer sets the application's timer, unless c is closing.
+// setTimer sets the application's timer, unless c is closing. It counts
+// from a fresh reading of the clock, not the loop's cached time: that
+// one is as old as the iteration's earlier callbacks, and the timer may
+// not run out before d has passed since SetTimer.
 func (c *conn) setTimer(d time.Duration) {
 	if c.state.Any(core.Closing | core.Closed) {
 		return
 	}
-	c.dl.SetApp(c.el.loop.nanos(), d)
+	c.dl.SetApp(core.Now(), d)
 	if d > 0 {
 		c.arm()
 	}

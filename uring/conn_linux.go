@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
@@ -32,7 +33,7 @@ type conn struct {
 	soff   int
 	rare   *connRare // what few connections need: dialling, SEND_ZC
 	finErr error     // OnClose's error
-	tm     *timer    // CloseTimeout, then CloseLinger
+	tmWhen int64     // c's timer (CloseTimeout, then CloseLinger): see timed
 	ctx    any       // Context; the callbacks own it
 
 	mu sync.Mutex
@@ -51,6 +52,7 @@ type conn struct {
 	fixed      int32 // slot in the ring's file table, or -1
 	fdBox      int32 // FILES_UPDATE reads the descriptor here
 	slot       uint32
+	tmPos      int32  // c's timer: see timed
 	inflight   int32  // requests naming this conn not yet completed
 	zcSeqCur   uint32 // aux of the send in flight
 	fixedOK    bool   // the FILES_UPDATE installing it has completed
@@ -418,7 +420,7 @@ func (c *conn) step() {
 		}
 		if c.closing && c.closeAt != 0 && c.tmKind == tmNone {
 			c.tmKind = tmFlush
-			c.armTimer(epoch.Add(time.Duration(c.closeAt)), c.flushExpired)
+			c.armTimer(epoch.Add(time.Duration(c.closeAt)))
 		}
 		// Output: at most one send in flight, gathering all that is
 		// pending.
@@ -457,19 +459,27 @@ func (c *conn) step() {
 		}
 		if closing && c.shutDone && !c.eofSeen && c.tmKind != tmLinger {
 			c.tmKind = tmLinger
-			c.armTimer(time.Now().Add(c.l.t.cfg.CloseLinger), c.lingerExpired)
+			c.armTimer(time.Now().Add(c.l.t.cfg.CloseLinger))
 		}
 		return
 	}
 }
 
 // armTimer sets c's one timer.
-func (c *conn) armTimer(when time.Time, f func()) {
-	if c.tm == nil {
-		c.tm = &timer{idx: -1}
+func (c *conn) armTimer(when time.Time) {
+	c.l.setTimer(c, core.Now()+int64(time.Until(when)))
+}
+
+func (c *conn) timer() (*int64, *int32) { return &c.tmWhen, &c.tmPos }
+
+// expired runs out c's timer.
+func (c *conn) expired() {
+	switch c.tmKind {
+	case tmFlush:
+		c.flushExpired()
+	case tmLinger:
+		c.lingerExpired()
 	}
-	c.tm.f = f
-	c.l.setTimer(c.tm, when)
 }
 
 func (c *conn) flushExpired() {
@@ -745,10 +755,7 @@ func (c *conn) teardown(err error) {
 		}
 	}
 	c.mu.Unlock()
-	if c.tm != nil {
-		c.l.stopTimer(c.tm)
-		c.tm.f = nil
-	}
+	c.l.stopTimer(c)
 	if err != nil && c.tcp {
 		// RST: Abort's contract, and the safe end of any failure.
 		unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})

@@ -49,7 +49,17 @@ type acceptor struct {
 	armed   bool
 	closing bool
 	backoff time.Duration
-	tm      *timer
+	tmWhen  int64 // the back-off's timer: see timed
+	tmPos   int32
+}
+
+func (a *acceptor) timer() (*int64, *int32) { return &a.tmWhen, &a.tmPos }
+
+// expired ends the back-off.
+func (a *acceptor) expired() {
+	if !a.closing {
+		a.arm()
+	}
 }
 
 func (ln *listener) Addr() net.Addr { return ln.addr }
@@ -161,7 +171,7 @@ func (a *acceptor) close() {
 		a.l.cancel(mkUD(opAccept, 0, a.slot))
 		return
 	}
-	a.l.stopTimer(a.tm)
+	a.l.stopTimer(a)
 	a.finish()
 }
 
@@ -221,14 +231,7 @@ func (a *acceptor) onAccept(res int32, flags uint32) {
 		return
 	}
 	if a.backoff > 0 && res < 0 {
-		if a.tm == nil {
-			a.tm = &timer{idx: -1, f: func() {
-				if !a.closing {
-					a.arm()
-				}
-			}}
-		}
-		l.setTimer(a.tm, time.Now().Add(a.backoff))
+		l.setTimer(a, l.now()+int64(a.backoff))
 		return
 	}
 	a.arm()

@@ -1,7 +1,6 @@
 package uring
 
 import (
-	"container/heap"
 	"fmt"
 	"runtime"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/internal/schedtick"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
@@ -74,6 +74,7 @@ type loop struct {
 	stats *loopStats
 	ls    localStats // owned by the loop goroutine, flushed into stats
 	iter  uint64     // loop iterations, owned by the loop goroutine
+	clock int64      // core.Now, read once per iteration (see now); 0: not yet; loop-owned
 	// sendsQueued counts the sends prepared since the last enter, and
 	// lastBatch the completions the last wait returned, and lastIdle
 	// whether it blocked for longer than minwait (waitCount).
@@ -291,10 +292,8 @@ func (l *loop) run() {
 			l.ls.flush(l.stats) // before blocking, and now and then when busy
 		}
 		var timeout int64
-		if wait {
-			if d, ok := l.timers.next(); ok {
-				timeout = max(int64(time.Until(d)), 1)
-			}
+		if wait && len(l.timers) > 0 {
+			timeout = max(whenOf(l.timers[0])-l.now(), 1)
 		}
 		var waitNr uint32
 		var t0 time.Time
@@ -414,6 +413,7 @@ const rawQuiet = 16
 // submit publishes the prepared SQEs and enters the kernel, waiting for
 // waitNr completions if it is not 0.
 func (l *loop) submit(waitNr uint32, timeout int64) {
+	l.clock = 0 // time passes in the enter: the next now reads the clock again
 	n := l.ring.Publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
@@ -652,49 +652,109 @@ func (l *loop) cancel(ud uint64) {
 	l.stats.cancels.Add(1)
 }
 
-// timer is a deadline on a loop; f runs on the loop when it passes.
-type timer struct {
-	when time.Time
-	idx  int // in the heap; -1 when not queued
-	f    func()
+// timed is what a loop's timer heap holds: a conn (for its
+// core.Deadlines) or an acceptor (for its back-off). Its deadline is two
+// fields of its own, loop-owned, so that they pack among its others.
+type timed interface {
+	// timer returns the deadline (on core.Now's clock) and 1 + the index
+	// in the heap (0 when not queued).
+	timer() (when *int64, pos *int32)
+	expired() // the deadline has passed; runs on the loop
 }
 
-type timerHeap []*timer
+func whenOf(x timed) int64  { w, _ := x.timer(); return *w }
+func setPos(x timed, i int) { _, p := x.timer(); *p = int32(i) }
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
-func (h *timerHeap) Push(x any)        { t := x.(*timer); t.idx = len(*h); *h = append(*h, t) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	t.idx = -1
-	return t
+// timerHeap is a binary min-heap by when. It is not container/heap, whose
+// any-typed Push would box each element.
+type timerHeap []timed
+
+func (h timerHeap) less(i, j int) bool { return whenOf(h[i]) < whenOf(h[j]) }
+
+func (h timerHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	setPos(h[i], i+1)
+	setPos(h[j], j+1)
 }
 
-func (h timerHeap) next() (time.Time, bool) {
-	if len(h) == 0 {
-		return time.Time{}, false
+func (h timerHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			return
+		}
+		h.swap(i, p)
+		i = p
 	}
-	return h[0].when, true
 }
 
-// setTimer (re)arms t to fire at when.
-func (l *loop) setTimer(t *timer, when time.Time) {
-	t.when = when
-	if t.idx >= 0 {
-		heap.Fix(&l.timers, t.idx)
+func (h timerHeap) down(i int) {
+	for {
+		m := i
+		if l := 2*i + 1; l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r := 2*i + 2; r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h.swap(i, m)
+		i = m
+	}
+}
+
+// remove takes out the element at index i.
+func (h *timerHeap) remove(i int) timed {
+	old := *h
+	last := len(old) - 1
+	x := old[i]
+	if i != last {
+		old.swap(i, last)
+	}
+	old[last] = nil
+	*h = old[:last]
+	setPos(x, 0)
+	if i != last {
+		h.fix(i)
+	}
+	return x
+}
+
+func (h timerHeap) fix(i int) {
+	h.up(i)
+	h.down(i)
+}
+
+// now returns the loop's clock, core.Now read at most once per iteration
+// of the loop: the first call after an io_uring_enter reads it, and the
+// completions, steps and timers until the next enter share it.
+func (l *loop) now() int64 {
+	if l.clock == 0 {
+		l.clock = max(core.Now(), 1) // 0 means unread
+	}
+	return l.clock
+}
+
+// setTimer (re)arms x's timer to run out at when (on core.Now's clock).
+func (l *loop) setTimer(x timed, when int64) {
+	w, p := x.timer()
+	*w = when
+	if *p > 0 {
+		l.timers.fix(int(*p) - 1)
 		return
 	}
-	heap.Push(&l.timers, t)
+	l.timers = append(l.timers, x)
+	*p = int32(len(l.timers))
+	l.timers.up(len(l.timers) - 1)
 }
 
-// stopTimer disarms t.
-func (l *loop) stopTimer(t *timer) {
-	if t != nil && t.idx >= 0 {
-		heap.Remove(&l.timers, t.idx)
+// stopTimer disarms x's timer.
+func (l *loop) stopTimer(x timed) {
+	if w, p := x.timer(); *p > 0 {
+		l.timers.remove(int(*p) - 1)
+		*w = 0
 	}
 }
 
@@ -703,9 +763,11 @@ func (l *loop) runTimers() {
 	if len(l.timers) == 0 {
 		return
 	}
-	now := time.Now()
-	for len(l.timers) > 0 && !l.timers[0].when.After(now) {
-		t := heap.Pop(&l.timers).(*timer)
-		t.f()
+	now := l.now()
+	for len(l.timers) > 0 && whenOf(l.timers[0]) <= now {
+		x := l.timers.remove(0)
+		w, _ := x.timer()
+		*w = 0
+		x.expired()
 	}
 }

@@ -41,6 +41,7 @@ const (
 	opMsgSent  // (acceptor ring) the MSG_RING that sent descriptor index; aux: its listener id
 	opCancel   // ASYNC_CANCEL (CQE only on failure, which is ignored)
 	opRdhup    // unix sockets: POLL_ADD for the peer's shutdown
+	opTimeout  // TIMEOUT that wakes a waiting loop for its earliest timer
 )
 
 func mkUD(op uint8, aux uint32, index uint32) uint64 {
@@ -106,6 +107,13 @@ type loop struct {
 	msgsOut   int // MSG_RINGs sent and not completed
 	cqBuf     []cqe
 	zcSeq     uint32
+	// tmoArmed: a TIMEOUT (opTimeout) is in the ring, running out at tmoAt
+	// (on core.Now's clock) or earlier; the kernel reads tmoTS when the
+	// request, or an update of it, is submitted. tmoStop: it is being
+	// cancelled, the loop stopping.
+	tmoArmed, tmoStop bool
+	tmoAt             int64
+	tmoTS             unix.Timespec
 	// recvLimit: a multishot recv takes a limit on the bytes it receives
 	// in all (sqe->optlen, Linux 6.17), after which it ends; before 6.17
 	// the field is file_index, which a recv refuses.
@@ -274,12 +282,17 @@ func (l *loop) run() {
 		l.rearmStarved()
 		if l.stopping && l.idle() {
 			l.ls.flush(l.stats)
-			if l.wakeArmed {
+			if l.wakeArmed || l.tmoArmed {
 				// The eventfd read targets Go memory: it must complete
-				// before the ring goes.
-				if !l.wakeStop {
+				// before the ring goes; and so must the timeout, which
+				// would otherwise keep the loop waiting for nothing.
+				if l.wakeArmed && !l.wakeStop {
 					l.wakeStop = true
 					l.cancel(mkUD(opWake, 0, 0))
+				}
+				if l.tmoArmed && !l.tmoStop {
+					l.tmoStop = true
+					l.cancel(mkUD(opTimeout, 0, 0))
 				}
 			} else {
 				l.finalDrain()
@@ -291,13 +304,10 @@ func (l *loop) run() {
 		if l.iter++; wait || l.iter%64 == 0 {
 			l.ls.flush(l.stats) // before blocking, and now and then when busy
 		}
-		var timeout int64
-		if wait && len(l.timers) > 0 {
-			timeout = max(whenOf(l.timers[0])-l.now(), 1)
-		}
 		var waitNr uint32
 		var t0 time.Time
 		if wait {
+			l.armTimeout()
 			l.waits++
 			waitNr = l.waitCount()
 			if l.ring.MinWaitUs != 0 {
@@ -307,7 +317,7 @@ func (l *loop) run() {
 		if wait {
 			l.tick.BeforeBlock()
 		}
-		l.submit(waitNr, timeout)
+		l.submit(waitNr)
 		if wait && l.ring.MinWaitUs != 0 {
 			l.lastIdle = time.Since(t0) > time.Duration(l.ring.MinWaitUs)*time.Microsecond
 		}
@@ -382,7 +392,7 @@ func (l *loop) idle() bool {
 // finalDrain reaps what the kernel still queued for this ring (a
 // descriptor handed over by MSG_RING at the last moment is closed).
 func (l *loop) finalDrain() {
-	l.submit(0, 0)
+	l.submit(0)
 	l.reapAll()
 	l.ls.flush(l.stats)
 }
@@ -411,8 +421,9 @@ func (l *loop) prepareSleep() bool {
 const rawQuiet = 16
 
 // submit publishes the prepared SQEs and enters the kernel, waiting for
-// waitNr completions if it is not 0.
-func (l *loop) submit(waitNr uint32, timeout int64) {
+// waitNr completions if it is not 0. A wait has no timeout of its own:
+// the loop's timers wake it through armTimeout's request.
+func (l *loop) submit(waitNr uint32) {
 	l.clock = 0 // time passes in the enter: the next now reads the clock again
 	n := l.ring.Publish()
 	l.ls.sqes += uint64(n)
@@ -421,11 +432,6 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 		// Hold the P for up to hold (the rawwait key): a busy loop's
 		// waits end sooner. After it, the loop waits again telling the
 		// scheduler, so that an idle loop gives its P back.
-		if timeout > 0 && timeout <= hold {
-			l.ls.enters++
-			l.checkEnter(l.ring.Enter(n, waitNr, timeout, true))
-			return
-		}
 		l.ls.enters++
 		if e := l.ring.Enter(n, waitNr, hold, true); e != syscall.ETIME {
 			l.checkEnter(e)
@@ -433,12 +439,9 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 		}
 		l.stats.rawExpired.Add(1)
 		n = 0
-		if timeout > 0 {
-			timeout -= hold
-		}
 	}
 	l.ls.enters++
-	l.checkEnter(l.ring.Enter(n, waitNr, timeout, false))
+	l.checkEnter(l.ring.Enter(n, waitNr, 0, false))
 }
 
 // checkEnter handles io_uring_enter's errno: EINTR and ETIME are normal.
@@ -466,7 +469,7 @@ func (l *loop) sqe() *giouring.SubmissionQueueEntry {
 			l.ring.SQWait()
 			continue
 		}
-		l.submit(0, 0)
+		l.submit(0)
 	}
 }
 
@@ -524,6 +527,8 @@ func (l *loop) dispatch(c *cqe) {
 		if c.Res < 0 {
 			l.handOffFailed(int(idx), udAux(c.UserData), syscall.Errno(-c.Res))
 		}
+	case opTimeout:
+		l.tmoArmed = false
 	case opCancel, opNone:
 	default:
 		if int(idx) >= len(l.conns) || l.conns[idx] == nil {
@@ -756,6 +761,48 @@ func (l *loop) stopTimer(x timed) {
 		l.timers.remove(int(*p) - 1)
 		*w = 0
 	}
+}
+
+// armTimeout keeps a TIMEOUT request in the ring for the earliest timer,
+// before the loop waits: it moves only when a timer runs out sooner than
+// the request does, so a wait with timers queued costs no more than one
+// without. (A timeout on each wait, through io_uring_enter's extended
+// argument, would cost the kernel a timer set and cancelled on every wait
+// that sleeps; with the write-progress timeout on, nearly every busy
+// connection keeps a timer.) A request that runs out before the earliest
+// timer (it was removed, or moved later) only wakes the loop, which arms
+// it again. Updating a request in place is Linux 5.11.
+func (l *loop) armTimeout() {
+	if len(l.timers) == 0 || l.tmoStop {
+		return
+	}
+	at := whenOf(l.timers[0])
+	if l.tmoArmed && at >= l.tmoAt {
+		return
+	}
+	l.tmoTS = unix.NsecToTimespec(max(at-l.now(), 1))
+	s := l.sqe()
+	s.Fd = -1
+	if !l.tmoArmed {
+		s.OpCode = giouring.OpTimeout
+		s.Addr = uint64(uintptr(unsafe.Pointer(&l.tmoTS)))
+		s.Len = 1
+		s.Off = 0 // no completion count: a pure timer
+		s.UserData = mkUD(opTimeout, 0, 0)
+		l.tmoArmed = true
+	} else {
+		// If the request ran out meanwhile, the update fails (ENOENT),
+		// which dispatch ignores, and the loop arms a new one.
+		s.OpCode = giouring.OpTimeoutRemove
+		s.Addr = mkUD(opTimeout, 0, 0)
+		s.Off = uint64(uintptr(unsafe.Pointer(&l.tmoTS)))
+		s.OpcodeFlags = giouring.TimeoutUpdate
+		s.UserData = mkUD(opCancel, 0, 0)
+		if l.ring.Features&featCQESkip != 0 {
+			s.Flags |= giouring.SqeCQESkipSuccess
+		}
+	}
+	l.tmoAt = at
 }
 
 // runTimers runs the timers that are due.

@@ -331,12 +331,12 @@ func (l *loop) open(c *conn, added bool) {
 		c.inflight++
 	}
 	c.mu.Lock()
-	c.inCallback = true
+	c.st |= core.InCallback
 	c.mu.Unlock()
 	if !c.tcp {
 		c.armRdhup()
 	}
-	c.callback("OnOpen", c.h.OnOpen)
+	c.call(core.OnOpen)
 	c.opened = true
 	if d := c.dialing(); d != nil {
 		c.rare.dial = nil

@@ -74,8 +74,11 @@ type loop struct {
 	bufs  *bufRing
 	stats *loopStats
 	ls    localStats // owned by the loop goroutine, flushed into stats
-	iter  uint64     // loop iterations, owned by the loop goroutine
-	clock int64      // core.Now, read once per iteration (see now); 0: not yet; loop-owned
+	// spares are the kept-input buffers of the loop's conns that hold
+	// none now; owned by the loop goroutine.
+	spares *core.Spares
+	iter   uint64 // loop iterations, owned by the loop goroutine
+	clock  int64  // core.Now, read once per iteration (see now); 0: not yet; loop-owned
 	// sendsQueued counts the sends prepared since the last enter, and
 	// lastBatch the completions the last wait returned, and lastIdle
 	// whether it blocked for longer than minwait (waitCount).
@@ -818,3 +821,8 @@ func (l *loop) runTimers() {
 		x.expired()
 	}
 }
+
+// keepSpare is the largest kept-input buffer a loop keeps for its conns
+// once empty (core.Spares): an idle conn holds none, and a busy one takes
+// one from its loop instead of allocating.
+const keepSpare = 4 << 10

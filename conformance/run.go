@@ -47,6 +47,7 @@ func cases() []testCase {
 		listenCases,    // cases_listen.go: listeners, Dial against Close, addresses
 		inputCases,     // cases_input.go: the FIN while paused or closing, what a paused Conn takes in, output after Abort
 		raceCases,      // cases_race.go: every Conn method from many goroutines while OnData runs
+		timerCases,     // cases_timers.go: the application's timer, the write and idle timeouts
 	)
 }
 

@@ -68,7 +68,7 @@ func (h *counter) OnClose(c transports.Conn, err error) { close(h.done) }
 
 // Dial connects through a transport; the Handler runs on its loop, as an
 // accepted connection's does. Here one transport dials another.
-func Example_dial() {
+func ExampleTransport_Dial() {
 	srv, err := transports.Open("sockets", transports.Config{})
 	if err != nil {
 		log.Fatal(err)
@@ -92,6 +92,60 @@ func Example_dial() {
 	<-h.done // OnClose has run
 	fmt.Println("received", h.got, "bytes")
 	// Output: received 4 bytes
+}
+
+// Listen serves every connection a listener accepts with one Handler,
+// inline on the transport's loops; per-connection state goes in
+// Conn.SetContext. Listener.Close stops accepting; the connections go on.
+func ExampleTransport_Listen() {
+	t, err := transports.Open("sockets", transports.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer t.Close()
+	ln, err := t.Listen("tcp", "127.0.0.1:0", upper{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	b := make([]byte, 5)
+	c.Write([]byte("hello"))
+	io.ReadFull(c, b) // answered: c has been accepted
+	ln.Close()
+	c.Write([]byte("again"))
+	io.ReadFull(c, b)
+	fmt.Println(string(b))
+	// Output: AGAIN
+}
+
+// DialNet gives a net.Conn on any transport, for client code written
+// for package net.
+func ExampleDialNet() {
+	t, err := transports.Open("sockets", transports.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer t.Close()
+	ln, err := t.Listen("tcp", "127.0.0.1:0", upper{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := transports.DialNet(ctx, t, "tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "net.Conn")
+	b := make([]byte, 8)
+	io.ReadFull(c, b)
+	fmt.Println(string(b))
+	// Output: NET.CONN
 }
 
 // NetListener puts a net.Listener on any transport, so that code written

@@ -105,6 +105,7 @@ func (t *Transport) wrap(h transports.Handler) *handler {
 	w.onEOF, _ = h.(transports.ReadEOFHandler)
 	w.onDrain, _ = h.(transports.DrainHandler)
 	w.onShut, _ = h.(transports.ShutdownHandler)
+	w.onTimer, _ = h.(transports.TimerHandler)
 	if d, ok := h.(transports.FullDuplexHandler); ok {
 		w.duplex = d.FullDuplex()
 	}
@@ -121,6 +122,7 @@ type handler struct {
 	onEOF   transports.ReadEOFHandler
 	onDrain transports.DrainHandler
 	onShut  transports.ShutdownHandler
+	onTimer transports.TimerHandler
 	duplex  bool
 }
 
@@ -206,6 +208,14 @@ func (w *handler) OnShutdown(c transports.Conn) {
 	w.onShut.OnShutdown(wc)
 }
 
+func (w *handler) OnTimer(c transports.Conn) {
+	if w.onTimer != nil {
+		wc := c.Context().(*conn)
+		wc.hold()
+		w.onTimer.OnTimer(wc)
+	}
+}
+
 func (w *handler) FullDuplex() bool { return w.duplex }
 
 // conn is the Conn the real handler sees: the inner one, with Write cut
@@ -269,6 +279,16 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// SetTimer sets the inner Conn's timer: its OnTimer comes to the real
+// handler through the wrapper's. The inner Conn of every transport
+// hostile wraps in this repository is a TimerConn; of one that is not,
+// the timer never runs out (and the conformance suite says so).
+func (c *conn) SetTimer(d time.Duration) {
+	if tc, ok := c.Conn.(transports.TimerConn); ok {
+		tc.SetTimer(d)
+	}
 }
 
 func (c *conn) PauseRead() {

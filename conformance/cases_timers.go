@@ -1,0 +1,481 @@
+package conformance
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/merlin-net/merlin/transports"
+)
+
+// timerCases check the application's timer (TimerConn.SetTimer and
+// TimerHandler.OnTimer) and the slow-peer limits (Config.WriteTimeout and
+// Config.IdleTimeout).
+var timerCases = []testCase{
+	{name: "timer-fires", smoke: true, run: tmFires},
+	{name: "timer-replaced", run: tmReplaced},
+	{name: "timer-serialised", run: tmSerialised},
+	{name: "timer-stopped-by-close", run: tmStoppedByClose},
+	{name: "timer-without-handler", run: tmWithoutHandler},
+	{name: "write-timeout", smoke: true, run: tmWriteTimeout},
+	{name: "write-timeout-progress", run: tmWriteProgress},
+	{name: "idle-timeout", run: tmIdleTimeout},
+}
+
+// timerHandler is a Handler with OnTimer (and nothing else optional).
+type timerHandler struct {
+	base
+	timer func(c transports.Conn)
+}
+
+func (h timerHandler) OnTimer(c transports.Conn) { h.timer(c) }
+
+// withTimer returns h with OnTimer running timer.
+func withTimer(h hooks, timer func(c transports.Conn)) transports.Handler {
+	return timerHandler{base{&h}, timer}
+}
+
+// setTimer calls SetTimer on c, failing t if c is not a TimerConn.
+func setTimer(t *testing.T, c transports.Conn, d time.Duration) {
+	tc, ok := c.(transports.TimerConn)
+	if !ok {
+		t.Errorf("Conn %T is not a transports.TimerConn", c)
+		return
+	}
+	tc.SetTimer(d)
+}
+
+// tmFires: SetTimer in OnOpen; OnTimer runs once, no earlier than asked,
+// and what it writes reaches the peer.
+func tmFires(t *testing.T, s *Suite) {
+	const d = 50 * time.Millisecond
+	var (
+		set   time.Time // written in OnOpen, read in OnTimer: serialised
+		fires atomic.Int32
+		early = make(chan time.Duration, 1)
+	)
+	h := withTimer(hooks{
+		Open: func(c transports.Conn) {
+			set = time.Now()
+			setTimer(t, c, d)
+		},
+	}, func(c transports.Conn) {
+		if el := time.Since(set); el < d {
+			early <- el
+		}
+		fires.Add(1)
+		c.Write([]byte("tick"))
+	})
+	ln := s.Listen(t, s.Open(t, nil), h)
+	cl := s.DialClient(t, ln)
+	cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(cl, buf); err != nil || string(buf) != "tick" {
+		t.Fatalf("reading what OnTimer wrote: %q, %v", buf, err)
+	}
+	select {
+	case el := <-early:
+		t.Errorf("OnTimer ran %v after SetTimer(%v)", el, d)
+	default:
+	}
+	time.Sleep(inHold) // a second OnTimer would come within d
+	if n := fires.Load(); n != 1 {
+		t.Errorf("OnTimer ran %d times for one SetTimer, want 1", n)
+	}
+}
+
+// tmReplaced: a setting replaced before it ran out never fires; only the
+// last one does, no earlier than it asked. SetTimer(0) stops the timer.
+func tmReplaced(t *testing.T, s *Suite) {
+	for _, v := range []struct {
+		name  string
+		ds    []time.Duration // successive settings, in OnOpen
+		fires int
+	}{
+		{name: "later", ds: []time.Duration{30 * time.Millisecond, 150 * time.Millisecond}, fires: 1},
+		{name: "earlier", ds: []time.Duration{time.Hour, 30 * time.Millisecond}, fires: 1},
+		{name: "stopped", ds: []time.Duration{30 * time.Millisecond, 0}, fires: 0},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			var (
+				set   time.Time
+				fires atomic.Int32
+				early atomic.Int64
+				fired = make(chan struct{}, 4)
+			)
+			last := v.ds[len(v.ds)-1]
+			h := withTimer(hooks{
+				Open: func(c transports.Conn) {
+					set = time.Now()
+					for _, d := range v.ds {
+						setTimer(t, c, d)
+					}
+				},
+			}, func(c transports.Conn) {
+				if el := time.Since(set); el < last {
+					early.Store(int64(el))
+				}
+				fires.Add(1)
+				fired <- struct{}{}
+			})
+			ln := s.Listen(t, s.Open(t, nil), h)
+			s.DialClient(t, ln)
+			if v.fires > 0 {
+				select {
+				case <-fired:
+				case <-time.After(10 * time.Second):
+					t.Fatal("OnTimer did not run within 10s")
+				}
+			}
+			time.Sleep(inHold) // longer than every setting but an hour
+			if n := fires.Load(); n != int32(v.fires) {
+				t.Errorf("settings %v: OnTimer ran %d times, want %d", v.ds, n, v.fires)
+			}
+			if el := early.Load(); el != 0 {
+				t.Errorf("settings %v: OnTimer ran %v after them, before the last ran out", v.ds, time.Duration(el))
+			}
+		})
+	}
+}
+
+// tmSerialised: on 50 connections that echo a stream, OnTimer re-arms
+// itself at 1 ms twenty times, and another goroutine calls SetTimer too:
+// OnTimer never overlaps another callback of its Conn, and never runs
+// after OnClose.
+func tmSerialised(t *testing.T, s *Suite) {
+	const (
+		conns = 50
+		ticks = 20
+	)
+	type state struct {
+		trace  callTrace
+		ticks  atomic.Int32
+		closed atomic.Bool
+		late   atomic.Bool // OnTimer after OnClose
+		done   chan struct{}
+	}
+	states := make(chan *state, conns)
+	var wg sync.WaitGroup
+	h := withTimer(hooks{
+		Open: func(c transports.Conn) {
+			st := &state{done: make(chan struct{})}
+			defer st.trace.enter(onOpen)()
+			c.SetContext(st)
+			states <- st
+			setTimer(t, c, time.Millisecond)
+		},
+		Data: func(c transports.Conn, in []byte) int {
+			st := c.Context().(*state)
+			defer st.trace.enter(onData)()
+			c.Write(in)
+			return len(in)
+		},
+		Close: func(c transports.Conn, err error) {
+			st := c.Context().(*state)
+			defer st.trace.enter(onClose)()
+			st.closed.Store(true)
+		},
+	}, func(c transports.Conn) {
+		st := c.Context().(*state)
+		defer st.trace.enter("OnTimer")()
+		if st.closed.Load() {
+			st.late.Store(true)
+		}
+		if st.ticks.Add(1) == ticks {
+			close(st.done)
+			return
+		}
+		setTimer(t, c, time.Millisecond)
+	})
+	ln := s.Listen(t, s.Open(t, nil), h)
+	for range conns {
+		cl := s.DialClient(t, ln)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1024)
+			cl.SetDeadline(time.Now().Add(30 * time.Second))
+			for i := 0; i < 50; i++ {
+				if _, err := cl.Write(buf); err != nil {
+					return
+				}
+				if _, err := io.ReadFull(cl, buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	var all []*state
+	for range conns {
+		select {
+		case st := <-states:
+			all = append(all, st)
+		case <-time.After(20 * time.Second):
+			t.Fatal("not every connection opened within 20s")
+		}
+	}
+	for i, st := range all {
+		select {
+		case <-st.done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("connection %d: %d of %d OnTimers within 20s", i, st.ticks.Load(), ticks)
+		}
+	}
+	wg.Wait()
+	for i, st := range all {
+		if _, overlaps := st.trace.snapshot(); overlaps > 0 {
+			t.Errorf("connection %d: %d callbacks began while another ran", i, overlaps)
+		}
+		if st.late.Load() {
+			t.Errorf("connection %d: OnTimer ran after OnClose", i)
+		}
+	}
+}
+
+// tmStoppedByClose: a timer set before Close or Abort (in the same
+// callback, or from another goroutine) never runs once Close or Abort has
+// returned; and never after OnClose.
+func tmStoppedByClose(t *testing.T, s *Suite) {
+	for _, v := range []struct {
+		name  string
+		abort bool
+		other bool // Close from another goroutine, after OnOpen
+	}{
+		{name: "close"},
+		{name: "abort", abort: true},
+		{name: "close-other", other: true},
+		{name: "abort-other", abort: true, other: true},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			var (
+				gate   atomic.Bool // Close (or Abort) has returned
+				late   atomic.Int32
+				closed = make(chan struct{})
+				conns  = make(chan transports.Conn, 1)
+			)
+			end := func(c transports.Conn) {
+				if v.abort {
+					c.Abort()
+				} else {
+					c.Close()
+				}
+				gate.Store(true)
+			}
+			h := withTimer(hooks{
+				Open: func(c transports.Conn) {
+					setTimer(t, c, 200*time.Millisecond)
+					if !v.other {
+						end(c)
+					}
+					conns <- c
+				},
+				Close: func(transports.Conn, error) { close(closed) },
+			}, func(transports.Conn) {
+				if gate.Load() {
+					late.Add(1)
+				}
+			})
+			ln := s.Listen(t, s.Open(t, nil), h)
+			cl := s.DialClient(t, ln)
+			go func() { // read to the server's FIN (or RST), then close
+				cl.SetReadDeadline(time.Now().Add(20 * time.Second))
+				io.Copy(io.Discard, cl)
+				cl.Close()
+			}()
+			c := <-conns
+			if v.other {
+				end(c)
+			}
+			select {
+			case <-closed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnClose did not run within 10s")
+			}
+			time.Sleep(inHold) // the timer, set 200 ms after OnOpen, would have run out by now
+			if n := late.Load(); n > 0 {
+				t.Errorf("OnTimer ran %d times after %s returned", n, v.name)
+			}
+		})
+	}
+}
+
+// tmWithoutHandler: SetTimer on a Conn whose Handler has no OnTimer does
+// nothing: the connection goes on serving.
+func tmWithoutHandler(t *testing.T, s *Suite) {
+	h := hooks{
+		Open: func(c transports.Conn) { setTimer(t, c, time.Millisecond) },
+		Data: func(c transports.Conn, in []byte) int {
+			c.Write(in)
+			return len(in)
+		},
+	}
+	ln := s.Listen(t, s.Open(t, nil), handler(h))
+	cl := s.DialClient(t, ln)
+	cl.SetDeadline(time.Now().Add(10 * time.Second))
+	time.Sleep(20 * time.Millisecond) // past the timer's setting
+	buf := []byte("still here")
+	if _, err := cl.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(cl, buf); err != nil || string(buf) != "still here" {
+		t.Fatalf("echo after the timer ran out: %q, %v", buf, err)
+	}
+}
+
+// tmWriteTimeout: a peer that reads nothing while the server has 32 MiB
+// to send (more than loopback's socket buffers take) is aborted once the
+// output has made no progress for WriteTimeout: OnClose's error is a
+// "write" *net.OpError matching transports.ErrWriteTimeout and
+// os.ErrDeadlineExceeded, no earlier than the timeout.
+func tmWriteTimeout(t *testing.T, s *Suite) {
+	const limit = 300 * time.Millisecond
+	var (
+		opened time.Time
+		closed = make(chan error, 1)
+		took   = make(chan time.Duration, 1)
+	)
+	h := hooks{
+		Open: func(c transports.Conn) {
+			opened = time.Now()
+			c.Write(make([]byte, 32<<20))
+		},
+		Close: func(_ transports.Conn, err error) {
+			took <- time.Since(opened)
+			closed <- err
+		},
+	}
+	tr := s.Open(t, func(c *transports.Config) { c.WriteTimeout = limit })
+	ln := s.Listen(t, tr, handler(h))
+	s.DialClient(t, ln) // reads nothing
+	var err error
+	select {
+	case err = <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a peer that reads nothing was not aborted within 20s (WriteTimeout %v)", limit)
+	}
+	if el := <-took; el < limit {
+		t.Errorf("aborted %v after the output began to wait, before WriteTimeout %v", el, limit)
+	}
+	var op *net.OpError
+	if !errors.Is(err, transports.ErrWriteTimeout) || !errors.As(err, &op) || op.Op != "write" {
+		t.Errorf("OnClose err = %v, want a write *net.OpError matching ErrWriteTimeout", err)
+	}
+}
+
+// tmWriteProgress: output that keeps moving is never cut. The server
+// streams for 1.5 s (its output pending nearly all the time, the idiom of
+// DESIGN.md: write while OutboundBuffered < MaxWriteBuffer, go on from
+// OnDrain) to a client that reads everything; with a WriteTimeout of
+// 300 ms, a transport that does not count progress aborts it.
+func tmWriteProgress(t *testing.T, s *Suite) {
+	const (
+		limit  = 300 * time.Millisecond
+		stream = 1500 * time.Millisecond
+	)
+	var (
+		stop   atomic.Bool
+		closed = make(chan error, 1)
+	)
+	chunk := make([]byte, 16<<10)
+	var maxWrite int
+	fill := func(c transports.Conn) {
+		for !stop.Load() && c.OutboundBuffered() < maxWrite {
+			c.Write(chunk)
+		}
+		if stop.Load() {
+			c.Close()
+		}
+	}
+	h := hooks{
+		Open:  fill,
+		Drain: fill,
+		Close: func(_ transports.Conn, err error) { closed <- err },
+	}
+	tr := s.Open(t, func(c *transports.Config) { c.WriteTimeout = limit })
+	maxWrite = tr.Config().MaxWriteBuffer
+	ln := s.Listen(t, tr, handler(h))
+	cl := s.DialClient(t, ln)
+	cl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	start := time.Now()
+	buf := make([]byte, 64<<10)
+	for time.Since(start) < stream {
+		if _, err := cl.Read(buf); err != nil {
+			t.Fatalf("reading the stream after %v: %v", time.Since(start), err)
+		}
+		select {
+		case err := <-closed:
+			t.Fatalf("the server closed a stream its peer was reading after %v: %v", time.Since(start), err)
+		default:
+		}
+	}
+	stop.Store(true)
+	if _, err := io.Copy(io.Discard, cl); err != nil {
+		t.Fatalf("reading the rest: %v", err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("OnClose err = %v, want nil after an orderly close", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnClose did not run within 10s")
+	}
+}
+
+// tmIdleTimeout: with IdleTimeout 500 ms, a connection that moves a byte
+// every 50 ms stays open for a second; once it goes quiet it is closed
+// as Close closes it: the peer reads EOF, and OnClose's error matches
+// transports.ErrIdleTimeout, no earlier than the timeout after the last
+// byte (within half of it: the server's last byte went out a little
+// before the client saw it).
+func tmIdleTimeout(t *testing.T, s *Suite) {
+	const limit = 500 * time.Millisecond
+	var (
+		closed = make(chan error, 1)
+		at     = make(chan time.Time, 1)
+	)
+	h := hooks{
+		Data: func(c transports.Conn, in []byte) int {
+			c.Write(in)
+			return len(in)
+		},
+		Close: func(_ transports.Conn, err error) {
+			at <- time.Now()
+			closed <- err
+		},
+	}
+	tr := s.Open(t, func(c *transports.Config) { c.IdleTimeout = limit })
+	ln := s.Listen(t, tr, handler(h))
+	cl := s.DialClient(t, ln)
+	cl.SetDeadline(time.Now().Add(20 * time.Second))
+	b := []byte{'x'}
+	var last time.Time
+	for start := time.Now(); time.Since(start) < time.Second; {
+		if _, err := cl.Write(b); err != nil {
+			t.Fatalf("write while active: %v", err)
+		}
+		if _, err := io.ReadFull(cl, b); err != nil {
+			t.Fatalf("echo while active (after %v): %v", time.Since(start), err)
+		}
+		last = time.Now()
+		time.Sleep(50 * time.Millisecond) // the client's pace, well inside the limit
+	}
+	if n, err := cl.Read(b); err != io.EOF {
+		t.Fatalf("read from an idle connection: %d, %v; want io.EOF (an orderly close)", n, err)
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, transports.ErrIdleTimeout) {
+			t.Errorf("OnClose err = %v, want one matching ErrIdleTimeout", err)
+		}
+		if el := (<-at).Sub(last); el < limit/2 {
+			t.Errorf("closed %v after the last byte, before IdleTimeout %v", el, limit)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnClose did not run within 10s")
+	}
+}

@@ -86,7 +86,8 @@ type conn struct {
 
 // The transport's own bits of conn.st.
 const (
-	flushDue core.State = core.Own << iota // Close began: start the flush limit on the loop's clock
+	flushDue   core.State = core.Own << iota // Close began: start the flush limit on the loop's clock
+	idleClosed                               // the idle timeout began the close: OnClose's nil becomes ErrIdleTimeout
 )
 
 // connRare holds a conn's state that few connections need; loop-owned.
@@ -375,7 +376,7 @@ func (c *conn) step() {
 			c.kept.Release()
 			c.call(core.OnReadEOF)
 			continue
-		case core.EOFClose:
+		case core.EOFClose: // as Close does
 			c.st |= flushDue
 			c.kept.Release()
 		case core.EOFDiscard:
@@ -453,6 +454,16 @@ func (c *conn) expired() {
 			c.killLocked(c.opError("close", core.LingerTimeout(lim.CloseLinger)))
 		case core.ExpFlush:
 			c.killLocked(c.opError("close", core.FlushTimeout(lim.CloseTimeout)))
+		case core.ExpWrite:
+			// The peer has taken nothing for WriteTimeout: it stopped
+			// reading (or reads nothing while its FIN waits behind our
+			// output, reading paused for backpressure).
+			c.killLocked(c.opError("write", core.WriteTimeout(lim.Write)))
+		case core.ExpIdle:
+			if !c.st.Has(core.Closing) {
+				c.st |= idleClosed
+				c.closeLocked()
+			}
 		}
 	}
 }
@@ -624,6 +635,9 @@ func (c *conn) received(data []byte) {
 		c.mu.Unlock()
 		return // discarded
 	}
+	if c.l.t.lim.Idle > 0 {
+		c.dl.Moved(c.l.now())
+	}
 	if !c.st.Readable(c.h.Duplex()) {
 		// Paused while the recv was under way: keep it for later. The
 		// pause has cancelled the recv, and on Linux 6.17 and later its
@@ -681,6 +695,9 @@ func (c *conn) teardown() {
 	c.mu.Lock()
 	c.st.Kill() // Write, Close and Abort now fail; killErr stays nil if orderly
 	err := c.killErr
+	if err == nil && c.st.Has(idleClosed) {
+		c.killErr = core.IdleTimeout(c.l.t.lim.Idle) // an orderly close all the same
+	}
 	c.wbuf = nil
 	c.dl.Stop()
 	c.mu.Unlock()

@@ -332,6 +332,9 @@ func (l *loop) open(c *conn, added bool) {
 	}
 	c.mu.Lock()
 	c.st |= core.InCallback
+	if l.t.lim.Idle > 0 {
+		c.dl.Opened(l.now()) // the idle clock starts
+	}
 	c.mu.Unlock()
 	if !c.tcp {
 		c.armRdhup()

@@ -117,6 +117,9 @@ type loop struct {
 	tmoArmed, tmoStop bool
 	tmoAt             int64
 	tmoTS             unix.Timespec
+	// timerSets and tmoSets count setTimer calls and TIMEOUT requests (and
+	// updates) submitted, for tests: both are rare, not per request.
+	timerSets, tmoSets uint64
 	// recvLimit: a multishot recv takes a limit on the bytes it receives
 	// in all (sqe->optlen, Linux 6.17), after which it ends; before 6.17
 	// the field is file_index, which a recv refuses.
@@ -747,6 +750,7 @@ func (l *loop) now() int64 {
 
 // setTimer (re)arms x's timer to run out at when (on core.Now's clock).
 func (l *loop) setTimer(x timed, when int64) {
+	l.timerSets++
 	w, p := x.timer()
 	*w = when
 	if *p > 0 {
@@ -784,6 +788,7 @@ func (l *loop) armTimeout() {
 		return
 	}
 	l.tmoTS = unix.NsecToTimespec(max(at-l.now(), 1))
+	l.tmoSets++
 	s := l.sqe()
 	s.Fd = -1
 	if !l.tmoArmed {

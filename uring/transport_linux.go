@@ -48,10 +48,8 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{
-		cfg: cfg,
-		// Close's limits; the write-progress and idle timeouts are not
-		// applied yet.
-		lim:  core.Limits{CloseTimeout: cfg.CloseTimeout, CloseLinger: cfg.CloseLinger},
+		cfg:  cfg,
+		lim:  core.NewLimits(cfg),
 		log:  core.Log{Name: "uring", Logger: cfg.Logger},
 		opt:  o,
 		feat: f,

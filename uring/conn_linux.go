@@ -724,10 +724,17 @@ func (c *conn) teardown() {
 	c.maybeFinish()
 }
 
-// maybeFinish closes the socket once no request of c is in the kernel,
-// and runs OnClose once the close has completed.
+// maybeFinish closes the socket once no request of c is in the kernel
+// but SEND_ZC notifications, and runs OnClose once the close and those
+// have completed.
+//
+// A notification comes once the kernel has freed the data sent, which on
+// TCP waits for the peer's ACK: from a peer that reads nothing, never,
+// while the socket is open. Closing it frees that data (with RST after a
+// failure, SO_LINGER 0), so the close does not wait for them; the
+// buffers stay held (zcHeld), and the slot taken, until they come.
 func (c *conn) maybeFinish() {
-	if c.inflight > 0 {
+	if c.inflight > c.zcPending() || c.closeSent && c.inflight > 0 {
 		return
 	}
 	if !c.closeSent {
@@ -745,6 +752,14 @@ func (c *conn) maybeFinish() {
 		return
 	}
 	c.finish()
+}
+
+// zcPending returns how many SEND_ZC notifications c waits for.
+func (c *conn) zcPending() int32 {
+	if c.rare == nil {
+		return 0
+	}
+	return int32(len(c.rare.zcHeld))
 }
 
 // finish runs OnClose and forgets c.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
@@ -88,6 +89,7 @@ type conn struct {
 const (
 	flushDue   core.State = core.Own << iota // Close began: start the flush limit on the loop's clock
 	idleClosed                               // the idle timeout began the close: OnClose's nil becomes ErrIdleTimeout
+	timerDue                                 // the application's timer ran out: OnTimer is due
 )
 
 // connRare holds a conn's state that few connections need; loop-owned.
@@ -112,6 +114,8 @@ func (c *conn) dialing() *dialState {
 	}
 	return c.rare.dial
 }
+
+var _ transports.TimerConn = (*conn)(nil)
 
 // zcBuf is a buffer sent with SEND_ZC, held until its notification.
 type zcBuf struct {
@@ -230,6 +234,7 @@ func (c *conn) Close() error {
 func (c *conn) closeLocked() {
 	if c.st.BeginClose() {
 		c.st |= flushDue
+		c.dl.StopApp() // Close stops the application's timer
 	}
 }
 
@@ -296,6 +301,31 @@ func (c *conn) ResumeRead() {
 	c.mu.Unlock()
 }
 
+// SetTimer sets c's timer for the application (transports.TimerConn):
+// OnTimer runs on the loop d from now; d <= 0 stops it. A setting that
+// ran out and whose OnTimer has not begun is replaced too.
+func (c *conn) SetTimer(d time.Duration) {
+	if !c.h.HasTimer() {
+		return // nothing would run
+	}
+	var now int64
+	if d > 0 {
+		now = core.Now() // any goroutine's: not the loop's clock
+	}
+	c.mu.Lock()
+	if c.st.Any(core.Closing | core.Killed | core.Closed) {
+		c.mu.Unlock()
+		return // Close and Abort stopped it for good
+	}
+	c.dl.SetApp(now, d)
+	c.st &^= timerDue
+	post := c.postLocked()
+	c.mu.Unlock()
+	if post {
+		c.l.post(c) // the loop sets c's timer
+	}
+}
+
 // requestShutdown asks the loop to run OnShutdown (or Close).
 func (c *conn) requestShutdown() {
 	c.mu.Lock()
@@ -339,6 +369,15 @@ func (c *conn) step() {
 				continue
 			}
 		}
+		if c.st.Has(timerDue) { // cleared by SetTimer
+			c.st &^= timerDue
+			if !c.st.Has(core.Closing) {
+				c.st |= core.InCallback
+				c.mu.Unlock()
+				c.call(core.OnTimer)
+				continue
+			}
+		}
 		if c.st.Has(core.ShutdownDue) { // cleared by any close
 			c.st &^= core.ShutdownDue
 			if !c.h.HasShutdown() {
@@ -378,6 +417,7 @@ func (c *conn) step() {
 			continue
 		case core.EOFClose: // as Close does
 			c.st |= flushDue
+			c.dl.StopApp()
 			c.kept.Release()
 		case core.EOFDiscard:
 			c.kept.Release()
@@ -463,6 +503,10 @@ func (c *conn) expired() {
 			if !c.st.Has(core.Closing) {
 				c.st |= idleClosed
 				c.closeLocked()
+			}
+		case core.ExpApp:
+			if !c.st.Any(core.Closing | core.Killed | core.Closed) {
+				c.st |= timerDue // step runs OnTimer
 			}
 		}
 	}

@@ -236,9 +236,11 @@ func tmSerialised(t *testing.T, s *Suite) {
 	}
 }
 
-// tmStoppedByClose: a timer set before Close or Abort (in the same
-// callback, or from another goroutine) never runs once Close or Abort has
-// returned; and never after OnClose.
+// tmStoppedByClose: a timer set before Close or Abort (in a callback, or
+// from another goroutine) never runs once Close or Abort has returned;
+// and never after OnClose. The timer is set in OnOpen; Close or Abort
+// comes in the OnData of the client's first byte (so that the client's
+// dial has completed before any RST), or from the case's goroutine.
 func tmStoppedByClose(t *testing.T, s *Suite) {
 	for _, v := range []struct {
 		name  string
@@ -268,10 +270,13 @@ func tmStoppedByClose(t *testing.T, s *Suite) {
 			h := withTimer(hooks{
 				Open: func(c transports.Conn) {
 					setTimer(t, c, 200*time.Millisecond)
+					conns <- c
+				},
+				Data: func(c transports.Conn, in []byte) int {
 					if !v.other {
 						end(c)
 					}
-					conns <- c
+					return len(in)
 				},
 				Close: func(transports.Conn, error) { close(closed) },
 			}, func(transports.Conn) {
@@ -281,15 +286,17 @@ func tmStoppedByClose(t *testing.T, s *Suite) {
 			})
 			ln := s.Listen(t, s.Open(t, nil), h)
 			cl := s.DialClient(t, ln)
-			go func() { // read to the server's FIN (or RST), then close
-				cl.SetReadDeadline(time.Now().Add(20 * time.Second))
-				io.Copy(io.Discard, cl)
-				cl.Close()
-			}()
 			c := <-conns
 			if v.other {
 				end(c)
+			} else if _, err := cl.Write([]byte{'x'}); err != nil {
+				t.Fatal(err)
 			}
+			// Read to the server's FIN (or RST), then close, so that Close
+			// need not wait out CloseLinger.
+			cl.SetReadDeadline(time.Now().Add(20 * time.Second))
+			io.Copy(io.Discard, cl)
+			cl.Close()
 			select {
 			case <-closed:
 			case <-time.After(10 * time.Second):
@@ -416,6 +423,7 @@ func tmWriteProgress(t *testing.T, s *Suite) {
 	if _, err := io.Copy(io.Discard, cl); err != nil {
 		t.Fatalf("reading the rest: %v", err)
 	}
+	cl.Close() // our FIN: the server's Close need not wait out CloseLinger
 	select {
 	case err := <-closed:
 		if err != nil {
@@ -467,6 +475,7 @@ func tmIdleTimeout(t *testing.T, s *Suite) {
 	if n, err := cl.Read(b); err != io.EOF {
 		t.Fatalf("read from an idle connection: %d, %v; want io.EOF (an orderly close)", n, err)
 	}
+	cl.Close() // our FIN: the server's Close need not wait out CloseLinger
 	select {
 	case err := <-closed:
 		if !errors.Is(err, transports.ErrIdleTimeout) {

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -22,9 +22,17 @@ var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &
 // waiting to read.
 var aLongTimeAgo = time.Unix(1, 0)
 
+// The transport's own bits of a conn's core.State.
+const (
+	writing    = core.Own << iota // a goroutine holds the write token
+	reading                       // the conn goroutine waits in a read
+	timerDue                      // the timer ran out: the conn goroutine looks at the deadlines
+	idleClosed                    // the idle timeout closed c: OnClose's nil becomes ErrIdleTimeout
+)
+
 // conn is one connection. Its goroutine (run) reads and runs every
-// callback; the write token (writing) lets one goroutine at a time call
-// write(2): the conn goroutine right after a callback, or a writer
+// callback; the write token (the writing bit) lets one goroutine at a time
+// call write(2): the conn goroutine right after a callback, or a writer
 // goroutine while the socket is full or for writes made outside callbacks.
 type conn struct {
 	t       *Transport
@@ -35,47 +43,33 @@ type conn struct {
 	laddr   net.Addr
 	raddr   net.Addr
 
-	h        transports.Handler
-	onEOF    transports.ReadEOFHandler // nil: close at the peer's FIN
-	onDrain  transports.DrainHandler
-	onShut   transports.ShutdownHandler
+	h        core.Handler
 	opened   chan struct{} // closed once OnOpen has returned
 	maxWrite int
 
 	mu   sync.Mutex
 	cond *sync.Cond // wakes the conn goroutine waiting for a state change
 
-	// Output, guarded by mu.
-	out      []byte // pending output is out[head:]
-	head     int
-	writing  bool // a goroutine holds the write token
-	wrClosed bool // CloseWrite or Close was called: no more Write
-	wantShut bool // send FIN once output is flushed
-	shutDone bool // FIN sent
-
-	// Input and life cycle, guarded by mu.
-	appPaused    bool      // PauseRead
-	bpPaused     bool      // output reached MaxWriteBuffer
-	duplex       bool      // FullDuplexHandler: bpPaused does not stop reading
-	offerKept    bool      // reading resumed: offer kept bytes at once
-	closing      bool      // Close (or the default close at FIN) began
-	lingerUntil  time.Time // after FIN sent while closing: wait for the peer's FIN until then
-	eofSeen      bool      // the peer's FIN was read
-	eofOffered   bool      // ... and the kept bytes were offered once more
-	eofDone      bool      // ... and OnReadEOF (or the default close) has had its turn
-	shutdownReq  bool      // Transport.Shutdown asks for OnShutdown
-	drainPending bool      // OnDrain is due
-	killErr      error     // the conn is being torn down with this error
-	closed       bool      // OnClose has begun
-	inCallback   bool      // the conn goroutine is in a callback
-	reading      bool      // the conn goroutine waits in a read
+	// Guarded by mu.
+	s            core.State
+	out          []byte // pending output is out[head:]
+	head         int
+	killErr      error     // the conn is being torn down with this error (s has Killed)
 	readDeadline time.Time // the deadline set on nc for reads
+	dl           core.Deadlines
+	timer        *time.Timer // runs fire; made when first armed
+	armed        int64       // when timer runs out (core.Now's clock); 0: not armed
+
+	// Owned by the write token's holder (read under mu by it alone).
+	waiting bool // output waits for the kernel: Deadlines.Pending was called
 
 	// Owned by the conn goroutine.
-	kept []byte   // input offered and not consumed
-	peek *[1]byte // the probe's byte, off the stack
-	ctx  any      // Context, owned by the callbacks
+	kept core.Input // input offered and not consumed
+	peek *[1]byte   // the probe's byte, off the stack
+	ctx  any        // Context, owned by the callbacks
 }
+
+var _ transports.TimerConn = (*conn)(nil)
 
 func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*conn, error) {
 	sc, ok := nc.(syscall.Conn)
@@ -94,16 +88,10 @@ func newConn(t *Transport, nc net.Conn, network string, h transports.Handler) (*
 		network:  network,
 		laddr:    nc.LocalAddr(),
 		raddr:    nc.RemoteAddr(),
-		h:        h,
+		h:        core.NewHandler(h),
 		opened:   make(chan struct{}),
 		maxWrite: t.cfg.MaxWriteBuffer,
 		peek:     new([1]byte),
-	}
-	c.onEOF, _ = h.(transports.ReadEOFHandler)
-	c.onDrain, _ = h.(transports.DrainHandler)
-	c.onShut, _ = h.(transports.ShutdownHandler)
-	if d, ok := h.(transports.FullDuplexHandler); ok {
-		c.duplex = d.FullDuplex()
 	}
 	c.cond = sync.NewCond(&c.mu)
 	return c, nil
@@ -115,25 +103,21 @@ func (c *conn) Context() any         { return c.ctx }
 func (c *conn) SetContext(v any)     { c.ctx = v }
 
 func (c *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: c.raddr, Err: err}
+	return core.OpError(op, c.network, c.laddr, c.raddr, err)
 }
 
 // Write copies p into the output buffer. Inside a callback the flush
 // happens when the callback returns; otherwise a writer goroutine starts.
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil || c.closing {
+	if err := c.s.WriteErr(); err != nil {
 		c.mu.Unlock()
-		return 0, c.opError("write", net.ErrClosed)
-	}
-	if c.wrClosed {
-		c.mu.Unlock()
-		return 0, c.opError("write", os.NewSyscallError("write", syscall.EPIPE))
+		return 0, c.opError("write", err)
 	}
 	c.out = append(c.out, p...)
-	if len(c.out)-c.head >= c.maxWrite && !c.bpPaused {
-		c.bpPaused = true
-		if !c.duplex {
+	if len(c.out)-c.head >= c.maxWrite && !c.s.Has(core.BPPaused) {
+		c.s |= core.BPPaused
+		if !c.h.Duplex() {
 			c.st.ReadPauses.Add(1)
 		}
 	}
@@ -149,13 +133,13 @@ func (c *conn) Write(p []byte) (int, error) {
 // work (output or a FIN) and neither a writer nor a callback (which
 // flushes when it returns) holds it.
 func (c *conn) takeTokenLocked() bool {
-	if c.writing || c.inCallback || c.killErr != nil || c.closed {
+	if c.s.Any(writing | core.InCallback | core.Killed | core.Closed) {
 		return false
 	}
-	if len(c.out) == c.head && (!c.wantShut || c.shutDone) {
+	if len(c.out) == c.head && !c.s.ShutDue(true) {
 		return false
 	}
-	c.writing = true
+	c.s |= writing
 	return true
 }
 
@@ -163,7 +147,7 @@ func (c *conn) startWriter() {
 	c.t.wg.Add(1) // c's goroutine is alive, so the count is above zero
 	go func() {
 		defer c.t.wg.Done()
-		c.flush(true)
+		c.flush(true, 0)
 	}()
 }
 
@@ -178,12 +162,13 @@ func (c *conn) OutboundBuffered() int {
 // flush writes pending output while holding the write token, then sends a
 // FIN if one is due, and releases the token. With block false (the conn
 // goroutine after a callback) it hands the token to a writer goroutine as
-// soon as the socket is full instead of waiting.
-func (c *conn) flush(block bool) {
+// soon as the socket is full instead of waiting. now is the time of the
+// read that led here (0: unknown, read the clock if the deadlines need it).
+func (c *conn) flush(block bool, now int64) {
 	c.mu.Lock()
 	for {
-		if c.killErr != nil || c.closed {
-			c.writing = false
+		if c.s.Any(core.Killed | core.Closed) {
+			c.s &^= writing
 			c.mu.Unlock()
 			return
 		}
@@ -200,15 +185,16 @@ func (c *conn) flush(block bool) {
 		n, err := c.write(b, block)
 		c.mu.Lock()
 		if n > 0 {
-			c.sentLocked(n)
+			c.sentLocked(n, now)
 		}
 		switch {
 		case err == errWouldBlock:
+			c.waitingLocked()
 			c.mu.Unlock()
 			c.startWriter() // the token passes to it
 			return
 		case err != nil:
-			c.writing = false
+			c.s &^= writing
 			c.mu.Unlock()
 			c.kill(err)
 			return
@@ -221,47 +207,79 @@ func (c *conn) flush(block bool) {
 		c.out = c.out[:0]
 	}
 	c.head = 0
-	if c.wantShut && !c.shutDone {
+	if c.s.ShutDue(true) {
+		c.s |= core.ShutSent
 		c.mu.Unlock()
 		err := c.nc.(interface{ CloseWrite() error }).CloseWrite()
 		c.st.Syscalls.Add(1)
 		c.mu.Lock()
-		if err != nil && c.killErr == nil && !c.eofSeen {
-			c.writing = false
+		if err != nil && !c.s.Any(core.Killed|core.EOFSeen) {
+			c.s &^= writing
 			c.mu.Unlock()
 			c.kill(err)
 			return
 		}
-		c.shutDone = true
-		c.lingerUntil = time.Now().Add(c.t.cfg.CloseLinger)
+		c.s |= core.ShutDone
+		c.lingerLocked(0)
 		c.wakeLocked()
 	}
-	c.writing = false
+	c.s &^= writing
 	c.mu.Unlock()
 }
 
-// sentLocked accounts for n bytes taken by the kernel, and resumes reading
-// with OnDrain once output falls to half of MaxWriteBuffer. A write that
-// returns after kill dropped the output (out and head reset) accounts
-// for nothing: head would pass len(out), and OutboundBuffered go below 0.
-func (c *conn) sentLocked(n int) {
+// sentLocked accounts for n bytes taken by the kernel at now (0: read the
+// clock if needed): the write-progress clock starts again (or stops), and
+// reading resumes with OnDrain once output falls to half of
+// MaxWriteBuffer. A write that returns after kill dropped the output (out
+// and head reset) accounts for nothing: head would pass len(out), and
+// OutboundBuffered go below 0.
+//
+// After OnData, now is the time of the read, so that a request costs one
+// clock read: the idle clock then counts the bytes sent as moving when
+// their request arrived, at most one callback's run too early.
+func (c *conn) sentLocked(n int, now int64) {
 	c.st.BytesOut.Add(uint64(n))
-	if c.killErr != nil || c.closed {
+	if c.s.Any(core.Killed | core.Closed) {
 		return
 	}
 	c.head += n
-	if c.bpPaused && len(c.out)-c.head <= c.maxWrite/2 {
-		c.bpPaused = false
-		c.offerKept = true
-		c.drainPending = c.onDrain != nil
+	if left := len(c.out) > c.head; c.waiting || c.t.lim.Idle > 0 {
+		if now == 0 {
+			now = core.Now()
+		}
+		c.waiting = c.waiting && left
+		c.dl.Progress(now, c.waiting)
+		c.armLocked(now)
+	}
+	if c.s.Has(core.BPPaused) && len(c.out)-c.head <= c.maxWrite/2 {
+		c.s &^= core.BPPaused
+		c.s |= core.OfferKept
+		if c.h.HasDrain() {
+			c.s |= core.DrainDue
+		}
 		c.wakeLocked()
 	}
+}
+
+// waitingLocked records that output waits for the kernel (the socket is
+// full): the write-progress clock starts, unless it runs already. Called
+// by the write token's holder. It reads the clock: the socket is full,
+// off the hot path, and a callback may have run since the last reading.
+func (c *conn) waitingLocked() {
+	if c.waiting || c.s.Any(core.Killed|core.Closed) {
+		return
+	}
+	c.waiting = true
+	now := core.Now()
+	c.dl.Pending(now)
+	c.armLocked(now)
 }
 
 var errWouldBlock = errors.New("sockets: write would block")
 
 // write makes one write(2) of b (blocking: as many as it takes to write
-// something). It returns errWouldBlock when !block and the socket is full.
+// something). It returns errWouldBlock when !block and the socket is full;
+// when block, the write-progress clock starts before it waits.
 func (c *conn) write(b []byte, block bool) (int, error) {
 	var (
 		n     int
@@ -270,16 +288,21 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 	err := c.rc.Write(func(fd uintptr) bool {
 		c.st.Syscalls.Add(1)
 		n, errno = sysWrite(fd, b)
-		return !block || errno != syscall.EAGAIN
+		if errno != syscall.EAGAIN || !block {
+			return true
+		}
+		if !c.waiting {
+			c.mu.Lock()
+			c.waitingLocked()
+			c.mu.Unlock()
+		}
+		return false
 	})
 	if errno != 0 {
 		n = 0
 	}
 	switch {
 	case err != nil:
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return n, c.opError("close", fmt.Errorf("output not flushed within CloseTimeout %v: %w", c.t.cfg.CloseTimeout, os.ErrDeadlineExceeded))
-		}
 		return n, c.opError("write", err)
 	case errno == syscall.EAGAIN:
 		return 0, errWouldBlock
@@ -293,12 +316,11 @@ func (c *conn) write(b []byte, block bool) (int, error) {
 // CloseWrite flushes output, then sends FIN; reading goes on.
 func (c *conn) CloseWrite() error {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil || c.closing {
+	if err := c.s.CloseWriteErr(); err != nil {
 		c.mu.Unlock()
-		return c.opError("close", net.ErrClosed)
+		return c.opError("close", err)
 	}
-	c.wrClosed = true
-	c.wantShut = true
+	c.s.CloseWrite()
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
 	if start {
@@ -311,7 +333,7 @@ func (c *conn) CloseWrite() error {
 // and closes once the peer's FIN arrives (or CloseLinger passes).
 func (c *conn) Close() error {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil {
+	if c.s.Gone() {
 		c.mu.Unlock()
 		return c.opError("close", net.ErrClosed)
 	}
@@ -325,17 +347,42 @@ func (c *conn) Close() error {
 
 // closeLocked begins Close and reports whether a writer must start.
 func (c *conn) closeLocked() bool {
-	if c.closing {
+	if !c.s.BeginClose() {
 		return false
 	}
-	c.closing = true
-	c.wrClosed = true
-	c.wantShut = true
-	if len(c.out) > c.head {
-		c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.CloseTimeout))
+	return c.closingLocked()
+}
+
+// closingLocked carries out a Close that core.State has begun (BeginClose,
+// or the default close at the peer's FIN): the application's timer stops,
+// the flush limit starts if output is pending, and the linger if our FIN
+// is already out. It reports whether a writer must start.
+func (c *conn) closingLocked() bool {
+	c.dl.StopApp()
+	if len(c.out) > c.head || c.s.LingerDue() {
+		now := core.Now()
+		if len(c.out) > c.head {
+			c.dl.StartFlush(now, c.t.lim)
+		}
+		c.lingerLocked(now)
+		c.armLocked(now)
 	}
 	c.wakeLocked()
 	return c.takeTokenLocked()
+}
+
+// lingerLocked starts the wait for the peer's FIN if it is due: Close sent
+// our FIN and theirs has not come.
+func (c *conn) lingerLocked(now int64) {
+	if !c.s.LingerDue() {
+		return
+	}
+	c.s |= core.Linger
+	if now == 0 {
+		now = core.Now()
+	}
+	c.dl.StartLinger(now, c.t.lim)
+	c.armLocked(now)
 }
 
 // Abort drops pending output and resets the connection.
@@ -351,15 +398,24 @@ func (c *conn) Abort() error {
 // with err. It reports false if c was already being torn down.
 func (c *conn) kill(err error) bool {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil {
-		c.mu.Unlock()
+	ok := c.killLocked(err)
+	c.mu.Unlock()
+	if ok {
+		c.reset()
+	}
+	return ok
+}
+
+// killLocked records the teardown and wakes the conn goroutine; the
+// caller closes the socket (reset), or the conn goroutine does in finish.
+func (c *conn) killLocked(err error) bool {
+	if !c.s.Kill() {
 		return false
 	}
 	c.killErr = err
 	c.out, c.head = nil, 0
+	c.stopTimerLocked()
 	c.wakeLocked()
-	c.mu.Unlock()
-	c.reset()
 	return true
 }
 
@@ -373,8 +429,8 @@ func (c *conn) reset() {
 
 func (c *conn) PauseRead() {
 	c.mu.Lock()
-	if !c.appPaused {
-		c.appPaused = true
+	if !c.s.Has(core.AppPaused) {
+		c.s |= core.AppPaused
 		c.st.ReadPauses.Add(1)
 	}
 	c.mu.Unlock()
@@ -382,9 +438,59 @@ func (c *conn) PauseRead() {
 
 func (c *conn) ResumeRead() {
 	c.mu.Lock()
-	if c.appPaused {
-		c.appPaused = false
-		c.offerKept = true
+	if c.s.Has(core.AppPaused) {
+		c.s &^= core.AppPaused
+		c.s |= core.OfferKept
+		c.wakeLocked()
+	}
+	c.mu.Unlock()
+}
+
+// SetTimer sets the application's timer (transports.TimerConn): OnTimer
+// runs on the conn goroutine d from now. After Close or Abort it does
+// nothing: they stopped the timer for good.
+func (c *conn) SetTimer(d time.Duration) {
+	if !c.h.HasTimer() {
+		return
+	}
+	c.mu.Lock()
+	if !c.s.Any(core.Closing | core.Killed | core.Closed) {
+		now := core.Now()
+		c.dl.SetApp(now, d)
+		c.armLocked(now)
+	}
+	c.mu.Unlock()
+}
+
+// armLocked sets the timer if a deadline runs out before it does.
+func (c *conn) armLocked(now int64) {
+	at, ok := c.dl.Arm(c.armed, c.t.lim)
+	if !ok {
+		return
+	}
+	c.armed = at
+	if c.timer == nil {
+		c.timer = time.AfterFunc(time.Duration(at-now), c.fire)
+	} else {
+		c.timer.Reset(time.Duration(at - now))
+	}
+}
+
+func (c *conn) stopTimerLocked() {
+	c.dl.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.armed = 0
+}
+
+// fire runs when the timer runs out, on the runtime's timer goroutine: it
+// asks the conn goroutine to look at the deadlines.
+func (c *conn) fire() {
+	c.mu.Lock()
+	c.armed = 0
+	if !c.s.Any(core.Killed | core.Closed) {
+		c.s |= timerDue
 		c.wakeLocked()
 	}
 	c.mu.Unlock()
@@ -393,8 +499,8 @@ func (c *conn) ResumeRead() {
 // requestShutdown asks the conn goroutine to run OnShutdown (or Close).
 func (c *conn) requestShutdown() {
 	c.mu.Lock()
-	if !c.closed && c.killErr == nil && !c.closing {
-		c.shutdownReq = true
+	if !c.s.Any(core.Closing | core.Killed | core.Closed) {
+		c.s |= core.ShutdownDue
 		c.wakeLocked()
 	}
 	c.mu.Unlock()
@@ -405,7 +511,7 @@ func (c *conn) requestShutdown() {
 // past. Both sides hold mu, so no wake-up is lost.
 func (c *conn) wakeLocked() {
 	c.cond.Broadcast()
-	if c.reading {
+	if c.s.Has(reading) {
 		c.setReadDeadlineLocked(aLongTimeAgo)
 	}
 }
@@ -425,9 +531,14 @@ func (c *conn) run() {
 	defer c.t.removeLoop(id)
 
 	c.mu.Lock()
-	c.inCallback = true
+	c.s |= core.InCallback
+	if c.t.lim.Idle > 0 {
+		now := core.Now()
+		c.dl.Opened(now)
+		c.armLocked(now)
+	}
 	c.mu.Unlock()
-	c.callback("OnOpen", c.h.OnOpen)
+	c.callback(core.OnOpen)
 	close(c.opened)
 	c.finish(c.loop())
 }
@@ -436,80 +547,60 @@ func (c *conn) run() {
 func (c *conn) loop() error {
 	c.mu.Lock()
 	for {
-		if c.killErr != nil {
+		if c.s.Has(core.Killed) {
 			err := c.killErr
 			c.mu.Unlock()
 			return err
 		}
-		if c.drainPending {
-			c.drainPending = false
-			if !c.closing {
-				c.inCallback = true
-				c.mu.Unlock()
-				c.callback("OnDrain", c.onDrain.OnDrain)
-				c.mu.Lock()
-				continue
-			}
-		}
-		if c.shutdownReq {
-			c.shutdownReq = false
-			if !c.closing {
-				if c.onShut == nil {
-					if c.closeLocked() {
-						c.mu.Unlock()
-						c.startWriter()
-						c.mu.Lock()
-					}
-					continue
-				}
-				c.inCallback = true
-				c.mu.Unlock()
-				c.callback("OnShutdown", c.onShut.OnShutdown)
-				c.mu.Lock()
-				continue
-			}
-		}
-		if c.eofSeen && !c.eofDone {
-			switch {
-			case c.closing:
-				// Close came first (an Abort ends the loop above): the
-				// kept bytes are discarded.
-				c.kept = nil
-				c.eofDone = true
-			case c.appPaused || (c.bpPaused && !c.duplex):
-				c.cond.Wait() // the FIN's rules wait for reading to resume
-			default:
-				c.readEOFLocked()
-			}
+		if c.s.Has(timerDue) {
+			c.s &^= timerDue
+			c.expireLocked()
 			continue
 		}
-		if c.eofSeen {
-			// Nothing more to read: wait for our FIN to go out (CloseWrite,
-			// Close, the default close) or for the application.
-			if c.shutDone {
+		if c.s.Has(core.DrainDue) {
+			c.s &^= core.DrainDue
+			if !c.s.Has(core.Closing) {
+				c.callbackLocked(core.OnDrain)
+				continue
+			}
+		}
+		if c.s.Has(core.ShutdownDue) {
+			c.s &^= core.ShutdownDue
+			if !c.h.HasShutdown() {
+				if c.closeLocked() {
+					c.mu.Unlock()
+					c.startWriter()
+					c.mu.Lock()
+				}
+				continue
+			}
+			c.callbackLocked(core.OnShutdown)
+			continue
+		}
+		if c.s.Has(core.EOFSeen) {
+			if c.eofLocked() {
 				c.mu.Unlock()
 				return nil
 			}
-			c.cond.Wait()
 			continue
 		}
-		if c.closing {
+		if c.s.Has(core.Closing) {
 			if err := c.discardLocked(); err != nil {
 				c.mu.Unlock()
 				return err
 			}
 			continue
 		}
-		if c.appPaused || (c.bpPaused && !c.duplex) {
+		if !c.s.Readable(c.h.Duplex()) {
 			c.cond.Wait()
 			continue
 		}
-		if c.offerKept {
-			c.offerKept = false
-			if len(c.kept) > 0 {
-				c.inCallback = true
+		if c.s.Has(core.OfferKept) {
+			c.s &^= core.OfferKept
+			if c.kept.Len() > 0 {
+				c.s |= core.InCallback
 				c.mu.Unlock()
-				c.deliver(c.kept, true)
+				c.deliver(c.kept.Bytes(), true, 0)
 				c.mu.Lock()
 				continue
 			}
@@ -521,48 +612,126 @@ func (c *conn) loop() error {
 	}
 }
 
+// eofLocked runs one step of the rules of the peer's FIN (core's
+// EOFStep), or waits; the loop looks at the state again in between, as
+// a last OnData may pause, close or abort. It reports whether the
+// connection has ended in order. Called and returns with mu held.
+func (c *conn) eofLocked() bool {
+	switch c.s.EOFStep(c.kept.Len(), c.h.HasReadEOF(), c.h.Duplex()) {
+	case core.EOFWait:
+		c.cond.Wait() // the FIN's rules wait for reading to resume
+	case core.EOFOffer:
+		c.s |= core.InCallback
+		c.mu.Unlock()
+		c.deliver(c.kept.Bytes(), true, 0)
+		c.mu.Lock()
+		c.kept.Release()
+	case core.EOFCallback:
+		c.kept.Release()
+		c.callbackLocked(core.OnReadEOF)
+	case core.EOFClose:
+		c.kept.Release()
+		if c.closingLocked() {
+			c.mu.Unlock()
+			c.startWriter()
+			c.mu.Lock()
+		}
+	case core.EOFDiscard:
+		c.kept.Release()
+	case core.EOFNone:
+		// Nothing more to read: wait for our FIN to go out (CloseWrite,
+		// Close, the default close) or for the application.
+		if c.s.OrderlyEnd() {
+			return true
+		}
+		c.cond.Wait()
+	}
+	return false
+}
+
+// expireLocked acts on the deadlines that have run out, then sets the
+// timer for the next. Called on the conn goroutine, with mu held.
+func (c *conn) expireLocked() {
+	now := core.Now()
+	l := c.t.lim
+	for {
+		switch c.dl.Expired(now, l) {
+		case core.ExpNone:
+			c.armLocked(now)
+			return
+		case core.ExpLinger:
+			c.killLocked(c.opError("close", core.LingerTimeout(l.CloseLinger)))
+			return
+		case core.ExpFlush:
+			c.killLocked(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
+			return
+		case core.ExpWrite:
+			c.killLocked(c.opError("write", core.WriteTimeout(l.Write)))
+			return
+		case core.ExpIdle:
+			if !c.s.Has(core.Closing) {
+				c.s |= idleClosed
+				if c.closeLocked() {
+					c.mu.Unlock()
+					c.startWriter()
+					c.mu.Lock()
+				}
+			}
+		case core.ExpApp:
+			c.s |= timerDue // the rest, and the timer, after OnTimer
+			c.callbackLocked(core.OnTimer)
+			return
+		}
+	}
+}
+
 // readLocked waits for input and delivers it (or keeps it, if reading was
-// paused meanwhile); at the peer's FIN it runs the FIN rules. Called and
-// returns with mu held.
+// paused meanwhile); at the peer's FIN it sets EOFSeen, whose rules the
+// loop runs. Called and returns with mu held.
 func (c *conn) readLocked() error {
-	c.reading = true
+	c.s |= reading
 	c.setReadDeadlineLocked(time.Time{})
 	c.mu.Unlock()
 	buf, n, err := c.read()
 	c.mu.Lock()
-	c.reading = false
+	c.s &^= reading
 	switch {
 	case err == errWoken:
 		return nil
 	case err != nil:
-		if c.killErr != nil {
+		if c.s.Has(core.Killed) {
 			return c.killErr // the error that tore c down wins
 		}
 		return err
 	case n == 0:
-		c.eofSeen = true // the loop runs the FIN's rules when reading is allowed
+		c.s |= core.EOFSeen // the loop runs the FIN's rules when reading is allowed
 		return nil
 	}
+	var now int64 // the one clock read of this read, if the idle timeout needs it
+	if c.t.lim.Idle > 0 {
+		now = core.Now()
+		c.dl.Moved(now)
+	}
 	in := (*buf)[:n]
-	if len(c.kept) > 0 {
-		c.kept = append(c.kept, in...)
-		in = c.kept
+	if c.kept.Len() > 0 {
+		c.kept.Keep(in)
+		in = c.kept.Bytes()
 		readPool.Put(buf)
 		buf = nil
 	}
-	if c.killErr != nil || c.closing || c.appPaused || (c.bpPaused && !c.duplex) {
+	if c.s.Has(core.Closing) || !c.s.Readable(c.h.Duplex()) {
 		// Paused (or closing) while the read was under way.
-		if !c.closing && len(c.kept) == 0 {
-			c.kept = append(c.kept, in...)
-		}
 		if buf != nil {
+			if !c.s.Has(core.Closing) {
+				c.kept.Keep(in)
+			}
 			readPool.Put(buf)
 		}
 		return nil
 	}
-	c.inCallback = true
+	c.s |= core.InCallback
 	c.mu.Unlock()
-	c.deliver(in, buf == nil)
+	c.deliver(in, buf == nil, now)
 	if buf != nil {
 		readPool.Put(buf)
 	}
@@ -570,67 +739,29 @@ func (c *conn) readLocked() error {
 	return nil
 }
 
-// readEOFLocked runs the rules of the peer's FIN, once the FIN has been
-// read and reading is allowed (not paused, not closing): kept bytes are
-// offered once more, then OnReadEOF runs, or the connection closes as
-// Close does. Each step is one turn of the loop, which looks at the state
-// again in between: the last OnData may pause, close or abort. Called and
-// returns with mu held.
-func (c *conn) readEOFLocked() {
-	if len(c.kept) > 0 && !c.eofOffered {
-		c.eofOffered = true
-		c.inCallback = true
-		c.mu.Unlock()
-		c.deliver(c.kept, true)
-		c.mu.Lock()
-		c.kept = nil
-		return
-	}
-	c.kept = nil
-	c.eofDone = true
-	if c.onEOF != nil {
-		c.inCallback = true
-		c.mu.Unlock()
-		c.callback("OnReadEOF", c.onEOF.OnReadEOF)
-		c.mu.Lock()
-		return
-	}
-	if c.closeLocked() {
-		c.mu.Unlock()
-		c.startWriter()
-		c.mu.Lock()
-	}
-}
-
 // discardLocked reads and drops input while closing, until the peer's FIN
-// or, once our FIN is out, CloseLinger. Called and returns with mu held.
+// (or a wake-up: the timer ends the linger). Called and returns with mu
+// held.
 func (c *conn) discardLocked() error {
-	var deadline time.Time
-	if c.shutDone {
-		deadline = c.lingerUntil
-	}
-	c.reading = true
-	c.setReadDeadlineLocked(deadline)
+	c.s |= reading
+	c.setReadDeadlineLocked(time.Time{})
 	c.mu.Unlock()
 	buf, n, err := c.read()
 	if buf != nil {
 		readPool.Put(buf)
 	}
 	c.mu.Lock()
-	c.reading = false
+	c.s &^= reading
 	switch {
 	case err == errWoken:
-		if c.shutDone && c.killErr == nil && !time.Now().Before(c.lingerUntil) {
-			return c.opError("close", fmt.Errorf("no FIN from the peer within CloseLinger %v: %w", c.t.cfg.CloseLinger, os.ErrDeadlineExceeded))
-		}
 		return nil
 	case err != nil:
-		if c.killErr != nil {
+		if c.s.Has(core.Killed) {
 			return c.killErr
 		}
 		return err
 	case n == 0:
-		c.eofSeen = true
+		c.s |= core.EOFSeen
 	}
 	return nil
 }
@@ -640,7 +771,7 @@ var errWoken = errors.New("sockets: woken")
 // read waits until the socket is readable, probing with a 1-byte peek so
 // that no buffer is held while waiting, then reads into a pooled buffer.
 // It returns n == 0 at the peer's FIN, and errWoken when the wait was cut
-// short by a wake-up (or the linger deadline).
+// short by a wake-up.
 func (c *conn) read() (buf *[]byte, n int, err error) {
 	var (
 		errno  syscall.Errno
@@ -699,93 +830,65 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 	return buf, n, nil
 }
 
-// deliver runs OnData with in, then keeps what it did not consume. kept
-// says in is c.kept. inCallback is set by the caller.
-func (c *conn) deliver(in []byte, kept bool) {
-	n, ok := c.onData(in)
-	switch {
-	case !ok:
-		// Panicked: c is being killed.
-		c.kept = nil
-	case n < 0 || n > len(in):
-		c.kept = nil
-		c.kill(transports.CountError(n, len(in)))
-	case n == len(in):
-		c.kept = nil
-	case kept:
-		c.kept = c.kept[:copy(c.kept, in[n:])]
-	default:
-		c.kept = append(c.kept[:0], in[n:]...)
+// deliver runs OnData with in through core's input rules (fromKept says
+// in is c.kept's), then flushes what it wrote. now is the time of the read
+// (0: unknown). The caller has set InCallback.
+func (c *conn) deliver(in []byte, fromKept bool, now int64) {
+	if err := c.h.Deliver(c, c.t.log, &c.kept, in, fromKept, c.t.cfg.MaxReadBuffer); err != nil {
+		c.kill(err)
 	}
-	if len(c.kept) > c.t.cfg.MaxReadBuffer {
-		c.kill(transports.InputLimitError(len(c.kept), c.t.cfg.MaxReadBuffer))
-		c.kept = nil
+	c.afterCallback(now)
+}
+
+// callbackLocked runs cb with mu released. Called and returns with mu held.
+func (c *conn) callbackLocked(cb core.Callback) {
+	c.s |= core.InCallback
+	c.mu.Unlock()
+	c.callback(cb)
+	c.mu.Lock()
+}
+
+// callback runs one of c's callbacks other than OnData and OnClose;
+// InCallback is set by the caller.
+func (c *conn) callback(cb core.Callback) {
+	if err := c.h.Call(c, cb, c.t.log); err != nil {
+		c.kill(err)
 	}
-	c.afterCallback()
-}
-
-// onData calls OnData, recovering a panic (ok false).
-func (c *conn) onData(in []byte) (n int, ok bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked("OnData", v)
-			ok = false
-		}
-	}()
-	return c.h.OnData(c, in), true
-}
-
-// callback runs one of c's callbacks other than OnData and OnClose.
-// inCallback is set by the caller.
-func (c *conn) callback(name string, f func(transports.Conn)) {
-	defer c.afterCallback()
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked(name, v)
-		}
-	}()
-	f(c)
-}
-
-func (c *conn) panicked(name string, v any) {
-	c.t.cfg.Logger.Error("sockets: callback panicked; aborting the connection",
-		"callback", name, "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-	c.kill(transports.PanicError(name, v))
+	c.afterCallback(0)
 }
 
 // afterCallback ends a callback: the output it wrote is flushed now, with
 // one write(2) if the socket takes it all.
-func (c *conn) afterCallback() {
+func (c *conn) afterCallback(now int64) {
 	c.mu.Lock()
-	c.inCallback = false
+	c.s &^= core.InCallback
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
 	if start {
-		c.flush(false)
+		c.flush(false, now)
 	}
 }
 
 // finish closes the socket and runs OnClose. A nil err is an orderly
-// close; any other tears the connection down with RST.
+// close (ErrIdleTimeout if the idle timeout began it); any other tears
+// the connection down with RST.
 func (c *conn) finish(err error) {
 	c.mu.Lock()
-	c.closed = true
+	c.s |= core.Closed
 	c.out, c.head = nil, 0
-	c.kept = nil
+	c.stopTimerLocked()
+	idle := c.s.Has(idleClosed)
 	c.mu.Unlock()
+	c.kept = core.Input{}
 	if err != nil {
 		c.reset()
 	} else {
 		c.nc.Close()
+		if idle {
+			err = core.IdleTimeout(c.t.lim.Idle)
+		}
 	}
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				c.t.cfg.Logger.Error("sockets: OnClose panicked", "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-			}
-		}()
-		c.h.OnClose(c, err)
-	}()
+	c.h.Closed(c, err, c.t.log)
 	c.t.removeConn(c)
 }
 

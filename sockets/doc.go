@@ -8,7 +8,10 @@
 // output buffer and sent with one write(2) after the callback returns; what
 // the socket does not take at once, and writes from other goroutines, are
 // sent by a writer goroutine that lives only while output is pending.
-// Listeners and dialers are plain TCP (no MPTCP) with TCP_NODELAY on by
+// The contract's rules come from internal/core; a connection's time limits
+// (Close's, the write-progress and idle timeouts, the application's timer)
+// share one time.AfterFunc, made when first needed, that wakes its
+// goroutine. Listeners and dialers are plain TCP (no MPTCP) with TCP_NODELAY on by
 // default.
 //
 // Config.Loops means nothing here (every connection is its own loop) and is

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -37,6 +37,8 @@ func init() {
 // transports.Open("sockets", cfg).
 type Transport struct {
 	cfg transports.Config
+	lim core.Limits // the time limits of cfg
+	log core.Log
 	// stats are shards of the counters: each connection's goroutine adds
 	// to its own shard (conn.st), so that connections on different CPUs
 	// do not contend for one cache line on every read and write; Stats
@@ -75,8 +77,11 @@ func New(cfg transports.Config, _ Options) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	t := &Transport{
-		cfg:       cfg.WithDefaults(),
+		cfg:       cfg,
+		lim:       core.NewLimits(cfg),
+		log:       core.Log{Name: "sockets", Logger: cfg.Logger},
 		listeners: map[*listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		loops:     map[uint64]struct{}{},
@@ -392,24 +397,17 @@ func (l *listener) Close() error {
 	return err
 }
 
-// Back-off bounds after an accept error that a retry cannot fix at once
-// (EMFILE and its kind).
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
-)
-
 // acceptLoop accepts until the listener is closed. No accept error ends
-// it: resource errors back off, transient ones retry at once.
+// it: core.Backoff says which retry at once and which back off.
 func (l *listener) acceptLoop() {
 	defer l.t.wg.Done()
 	st := &l.t.stats[0]
-	backoff := time.Duration(0)
+	var backoff core.Backoff
 	for {
 		nc, err := l.nl.Accept()
 		st.Syscalls.Add(1)
 		if err == nil {
-			backoff = 0
+			backoff.Accepted()
 			if _, err := l.t.start(nc, l.network, l.h, &st.Accepted); err != nil && !errors.Is(err, net.ErrClosed) {
 				l.t.cfg.Logger.Warn("sockets: dropping accepted connection", "err", err)
 			}
@@ -421,15 +419,14 @@ func (l *listener) acceptLoop() {
 		default:
 		}
 		st.AcceptErrors.Add(1)
-		switch {
-		case errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPROTO), errors.Is(err, syscall.EINTR):
-			continue
-		case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.ENOMEM):
-		default:
+		wait, log := backoff.Failed(err)
+		if log {
 			l.t.cfg.Logger.Error("sockets: accept", "addr", l.nl.Addr(), "err", err)
 		}
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
-		timer := time.NewTimer(backoff)
+		if wait == 0 {
+			continue
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-l.stop:
 			timer.Stop()

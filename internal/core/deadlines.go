@@ -94,6 +94,14 @@ func (d *Deadlines) Progress(now int64, pending bool) {
 	d.Moved(now)
 }
 
+// Waiting reports whether output waits for the kernel (the write-progress
+// clock runs).
+func (d *Deadlines) Waiting() bool { return d.pending != 0 }
+
+// StopIdle stops the idle clock: Close has begun, and its own limits
+// bound what is left.
+func (d *Deadlines) StopIdle() { d.active = 0 }
+
 // Dropped records that pending output was dropped (Abort, a failure).
 func (d *Deadlines) Dropped() { d.pending = 0 }
 

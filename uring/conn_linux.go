@@ -234,7 +234,8 @@ func (c *conn) Close() error {
 func (c *conn) closeLocked() {
 	if c.st.BeginClose() {
 		c.st |= flushDue
-		c.dl.StopApp() // Close stops the application's timer
+		c.dl.StopApp()  // Close stops the application's timer
+		c.dl.StopIdle() // and the idle clock: its own limits bound the rest
 	}
 }
 
@@ -418,6 +419,7 @@ func (c *conn) step() {
 		case core.EOFClose: // as Close does
 			c.st |= flushDue
 			c.dl.StopApp()
+			c.dl.StopIdle()
 			c.kept.Release()
 		case core.EOFDiscard:
 			c.kept.Release()
@@ -434,7 +436,9 @@ func (c *conn) step() {
 			c.sbuf, c.wbuf = c.wbuf, c.sbuf[:0]
 			c.soff = 0
 			send = c.sbuf
-			c.dl.Pending(c.l.now()) // output waits for the kernel
+			if !c.dl.Waiting() {
+				c.dl.Pending(c.l.now()) // output waits for the kernel
+			}
 		}
 		flushed := !c.sending && c.soff >= len(c.sbuf) && len(c.wbuf) == 0 && send == nil
 		if flushed {

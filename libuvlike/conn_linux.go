@@ -1,36 +1,37 @@
 package libuvlike
 
 import (
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
 // conn is one connection: a TCP handle on its loop, and the contract's
-// rules on top of it.
+// rules, from internal/core, on top of it.
 //
 // The loop's goroutine owns almost all of it. A Conn method called there
 // (from any callback of the loop) acts at once, without a lock: it finds
 // out where it runs with getg, which costs a nanosecond. A method called
 // from another goroutine records its work under mu (output in fout,
-// commands in cmds) and wakes the loop, which applies it.
+// commands in cmds) and wakes the loop, which applies it; what it must
+// answer at once (Write's error, the closes') it reads from st, the bits
+// of state the loop publishes, and sets there the bits its own call adds.
 type conn struct {
 	// The fields the hot path touches come first, to share as few cache
 	// lines as possible: after a system call, each line touched again may
 	// have to come back from farther away.
 
-	flags uint32        // owned by the loop
-	st    atomic.Uint32 // stWrShut, stClosing, stKilled: what Write and the closes answer
-	hold  atomic.Uint32 // 1 while commands that stop OnData wait for the loop
+	state core.State    // owned by the loop; the transport's own bits are the cf* bits
+	st    atomic.Uint32 // the pubBits of state, for other goroutines: what Write and the closes answer
+	hold  atomic.Uint32 // 1 while commands that stop OnData or set the timer wait for the loop
 	el    *evloop
 	out   []byte // written, not yet handed to the kernel; owned by the loop
 	// Output not yet taken by the kernel is obLoop (owned by the loop: its
@@ -43,33 +44,32 @@ type conn struct {
 	obLoop int64
 	fob    atomic.Int64
 	obPub  atomic.Int64
-	kept   []byte // input offered and not consumed; owned by the loop
-	h      transports.Handler
+	kept   core.Input // input offered and not consumed; owned by the loop
+	h      core.Handler
 	reqBuf [2][]byte // the write requests' buffers as submitted, to recycle; owned by the loop
 	tcp    TCP
 
-	onEOF   transports.ReadEOFHandler // nil: close at the peer's FIN
-	onDrain transports.DrainHandler
-	onShut  transports.ShutdownHandler
-	duplex  bool // FullDuplexHandler: output at its limit does not stop input
 	network string
 	laddr   net.Addr
 	raddr   net.Addr
 
-	mu         sync.Mutex // guards the fields below
-	fout       []byte     // output written by other goroutines, not yet taken by the loop
-	cmds       uint32     // commands from other goroutines
-	wantPaused bool       // PauseRead (true) or ResumeRead (false), from another goroutine
-	posted     bool       // queued on the loop's list
+	mu         sync.Mutex    // guards the fields below
+	fout       []byte        // output written by other goroutines, not yet taken by the loop
+	cmds       uint32        // commands from other goroutines
+	wantPaused bool          // PauseRead (true) or ResumeRead (false), from another goroutine
+	wantTimer  time.Duration // SetTimer's setting, from another goroutine
+	posted     bool          // queued on the loop's list
 
 	// Owned by the loop's goroutine.
 	spare []byte       // an empty buffer for out
 	reqs  [2]WriteReq  // at most two writes in flight, gathered by one writev
 	iovs  [2][1][]byte // their buffers
+	seen  [2]int       // what the reactor had written of each request at the last look (noteProgress)
 	shut  ShutdownReq
-	timer Timer // CloseTimeout, then CloseLinger
-	err   error // OnClose's
-	ctx   any   // Context, owned by the callbacks
+	dl    core.Deadlines // c's time limits, on timer
+	timer Timer          // the one timer behind dl, armed only when dl.Arm says so
+	err   error          // OnClose's (an idle close's, until a failure replaces it)
+	ctx   any            // Context, owned by the callbacks
 
 	// The callbacks given to the reactor, made once.
 	allocCb AllocFunc
@@ -80,12 +80,9 @@ type conn struct {
 	timerCb func(*Timer)
 }
 
-// The bits of conn.st.
-const (
-	stWrShut  = 1 << iota // CloseWrite: Write fails with EPIPE
-	stClosing             // Close: Write fails with net.ErrClosed
-	stKilled              // Abort, a fatal error, or OnClose: Close and Abort fail too
-)
+// pubBits are the bits of conn.state that conn.st mirrors: every one of
+// them makes Write fail.
+const pubBits = core.WrClosed | core.Closing | core.Killed | core.Closed
 
 // The bits of conn.cmds.
 const (
@@ -96,25 +93,18 @@ const (
 	cmdCloseWrite             // CloseWrite
 	cmdClose                  // Close
 	cmdAbort                  // Abort
+	cmdTimer                  // SetTimer: apply wantTimer
 )
 
-// The bits of conn.flags.
+// The transport's own bits of conn.state. Of core's, ShutSent means the
+// shutdown request is queued, ShutDone that it has completed, and Closed
+// that the socket is closing, OnClose coming in the loop's closing phase.
 const (
-	cfAppPaused = 1 << iota // PauseRead
-	cfBPPaused              // output reached MaxWriteBuffer
-	cfEOF                   // the peer's FIN was read
-	cfClosing               // Close (or the default close at FIN) began: input is discarded
-	cfWantShut              // send FIN once output is flushed
-	cfShutReq               // the shutdown request is queued
-	cfShutSent              // FIN sent
-	cfLinger                // the timer bounds the wait for the peer's FIN
-	cfFinishing             // the socket is closing; OnClose comes next
-	cfDirty                 // on the loop's list of connections to flush
-	cfDeferred              // on the loop's list of connections with kept bytes due
-	cfEOFDue                // the peer's FIN was read while reading was paused: its rules wait for reading to resume
-	cfOutTail               // out is the unwritten tail of a buffer larger than maxSpare
-	cfReqTail               // reqBuf[0] is such a tail
-	_                       // cfReqTail<<1: reqBuf[1] is such a tail
+	cfDirty    = core.Own << iota // on the loop's list of connections to flush
+	cfDeferred                    // on the loop's list of connections with kept bytes (or a FIN's rules) due
+	cfOutTail                     // out is the unwritten tail of a buffer larger than maxSpare
+	cfReqTail                     // reqBuf[0] is such a tail
+	_                             // cfReqTail<<1: reqBuf[1] is such a tail
 )
 
 // maxSpare bounds the output buffer a connection keeps for reuse; larger
@@ -123,14 +113,10 @@ const (
 // capacity: it would hold the whole buffer.
 const maxSpare = 256 << 10
 
+var _ transports.TimerConn = (*conn)(nil)
+
 func newConn(el *evloop, h transports.Handler, network string) *conn {
-	c := &conn{el: el, h: h, network: network}
-	c.onEOF, _ = h.(transports.ReadEOFHandler)
-	c.onDrain, _ = h.(transports.DrainHandler)
-	c.onShut, _ = h.(transports.ShutdownHandler)
-	if d, ok := h.(transports.FullDuplexHandler); ok {
-		c.duplex = d.FullDuplex()
-	}
+	c := &conn{el: el, h: core.NewHandler(h), kept: core.NewInput(el.spares), network: network}
 	c.allocCb = c.alloc
 	c.readCb = c.onRead
 	c.writeCb = c.onWritten
@@ -189,9 +175,13 @@ func (c *conn) setup(raddr net.Addr) error {
 	return nil
 }
 
-// open runs OnOpen, then starts reading.
+// open starts the idle clock, runs OnOpen, then starts reading.
 func (c *conn) open() {
-	c.callback(cbOpen)
+	if c.el.idle {
+		c.dl.Opened(c.el.loop.nanos())
+		c.arm()
+	}
+	c.call(core.OnOpen)
 	c.updateReading()
 }
 
@@ -201,18 +191,27 @@ func (c *conn) Context() any         { return c.ctx }
 func (c *conn) SetContext(v any)     { c.ctx = v }
 
 func (c *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: c.raddr, Err: err}
+	return core.OpError(op, c.network, c.laddr, c.raddr, err)
 }
 
 // onLoop reports whether the caller is c's loop's goroutine.
 func (c *conn) onLoop() bool { return c.el.loop.g.Load() == getg() }
 
-// writeErr is Write's error in state s (not 0).
-func (c *conn) writeErr(s uint32) error {
-	if s&(stClosing|stKilled) != 0 {
-		return c.opError("write", net.ErrClosed)
+// pub returns the state as published for other goroutines, with the bits
+// their calls have added and the loop has not applied yet.
+func (c *conn) pub() core.State { return core.State(c.st.Load()) }
+
+// publish mirrors the loop's pubBits in st. The loop calls it where state
+// gains one; the bits are never cleared.
+func (c *conn) publish() {
+	if p := uint32(c.state & pubBits); c.st.Load()&p != p {
+		c.st.Or(p)
 	}
-	return c.opError("write", os.NewSyscallError("write", syscall.EPIPE))
+}
+
+// writeErr is Write's error in the published state s (not 0).
+func (c *conn) writeErr(s uint32) error {
+	return c.opError("write", core.State(s).WriteErr())
 }
 
 // Write copies p into the output. On the loop, it is flushed after the
@@ -230,7 +229,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	c.out = append(c.out, p...)
 	c.obLoop += int64(len(p))
-	if c.flags&cfBPPaused == 0 && c.obLoop+c.fob.Load() >= c.el.maxWrite {
+	if !c.state.Has(core.BPPaused) && c.obLoop+c.fob.Load() >= c.el.maxWrite {
 		c.limitReached()
 	}
 	c.markDirty()
@@ -260,7 +259,7 @@ func (c *conn) writeOther(p []byte) (int, error) {
 // postLocked records cmds for the loop and wakes it. The caller holds mu.
 func (c *conn) postLocked(cmds uint32) {
 	c.cmds |= cmds
-	if cmds&(cmdPause|cmdClose|cmdAbort) != 0 {
+	if cmds&(cmdPause|cmdClose|cmdAbort|cmdTimer) != 0 {
 		c.hold.Store(1)
 	}
 	if !c.posted {
@@ -270,10 +269,10 @@ func (c *conn) postLocked(cmds uint32) {
 }
 
 // OutboundBuffered returns the bytes written and not yet taken by the
-// kernel: none once c is killed (Abort, from any goroutine, as soon as it
-// returns), since its output is dropped.
+// kernel: none once c is torn down (Abort, from any goroutine, as soon as
+// it returns), since its output is dropped.
 func (c *conn) OutboundBuffered() int {
-	if c.st.Load()&stKilled != 0 {
+	if c.pub().Gone() {
 		return 0
 	}
 	if c.onLoop() {
@@ -296,17 +295,16 @@ func (c *conn) CloseWrite() error {
 	if !c.onLoop() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.st.Load()&(stClosing|stKilled) != 0 {
-			return c.opError("close", net.ErrClosed)
+		if err := c.pub().CloseWriteErr(); err != nil {
+			return c.opError("close", err)
 		}
-		c.st.Or(stWrShut)
+		c.st.Or(uint32(core.WrClosed))
 		c.postLocked(cmdCloseWrite)
 		return nil
 	}
-	if c.st.Load()&(stClosing|stKilled) != 0 {
-		return c.opError("close", net.ErrClosed)
+	if err := c.pub().CloseWriteErr(); err != nil {
+		return c.opError("close", err)
 	}
-	c.st.Or(stWrShut)
 	c.closeWrite()
 	return nil
 }
@@ -317,22 +315,21 @@ func (c *conn) Close() error {
 	if !c.onLoop() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		s := c.st.Load()
-		if s&stKilled != 0 {
+		s := c.pub()
+		if s.Gone() {
 			return c.opError("close", net.ErrClosed)
 		}
-		if s&stClosing == 0 {
-			c.st.Or(stClosing | stWrShut)
+		if s.BeginClose() {
+			c.st.Or(uint32(s & pubBits))
 			c.postLocked(cmdClose)
 		}
 		return nil
 	}
-	s := c.st.Load()
-	if s&stKilled != 0 {
+	s := c.pub()
+	if s.Gone() {
 		return c.opError("close", net.ErrClosed)
 	}
-	if s&stClosing == 0 {
-		c.st.Or(stClosing | stWrShut)
+	if !s.Has(core.Closing) { // else a Close from another goroutine waits in cmds
 		c.beginClose()
 	}
 	return nil
@@ -343,18 +340,61 @@ func (c *conn) Abort() error {
 	if !c.onLoop() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.st.Load()&stKilled != 0 {
+		s := c.pub()
+		if !s.Kill() {
 			return c.opError("close", net.ErrClosed)
 		}
-		c.st.Or(stKilled | stClosing | stWrShut)
+		c.st.Or(uint32(s & pubBits))
 		c.postLocked(cmdAbort)
 		return nil
 	}
-	if c.st.Load()&stKilled != 0 {
+	if c.pub().Gone() {
 		return c.opError("close", net.ErrClosed)
 	}
 	c.kill(transports.ErrAborted)
 	return nil
+}
+
+// SetTimer sets c's timer for the application to run out d from now,
+// replacing any earlier setting; d <= 0 stops it (transports.TimerConn).
+// OnTimer runs on c's loop. Close and Abort stop the timer, and a setting
+// made after them does nothing.
+//
+// On the loop it acts at once, on the loop's time of this iteration; from
+// another goroutine it goes through the command mechanism, and the loop
+// applies it before it acts on the timer or on a later SetTimer of its
+// own (both look at hold first).
+func (c *conn) SetTimer(d time.Duration) {
+	if !c.h.HasTimer() {
+		return // never called: the setting does nothing
+	}
+	if !c.onLoop() {
+		c.mu.Lock()
+		if !c.pub().Any(core.Closing | core.Killed | core.Closed) {
+			c.wantTimer = d
+			c.postLocked(cmdTimer)
+		}
+		c.mu.Unlock()
+		return
+	}
+	if c.hold.Load() != 0 {
+		c.applyCommands() // an earlier SetTimer, Close or Abort from another goroutine
+	}
+	c.setTimer(d)
+}
+
+// setTimer sets the application's timer, unless c is closing. It counts
+// from a fresh reading of the clock, not the loop's cached time: that
+// one is as old as the iteration's earlier callbacks, and the timer may
+// not run out before d has passed since SetTimer.
+func (c *conn) setTimer(d time.Duration) {
+	if c.state.Any(core.Closing | core.Closed) {
+		return
+	}
+	c.dl.SetApp(core.Now(), d)
+	if d > 0 {
+		c.arm()
+	}
 }
 
 // PauseRead stops reading: no OnData starts once it has returned.
@@ -382,16 +422,16 @@ func (c *conn) ResumeRead() {
 }
 
 func (c *conn) pause() {
-	if c.flags&cfAppPaused == 0 {
-		c.flags |= cfAppPaused
+	if !c.state.Has(core.AppPaused) {
+		c.state |= core.AppPaused
 		c.el.st.readPauses++
 		c.updateReading()
 	}
 }
 
 func (c *conn) resume() {
-	if c.flags&cfAppPaused != 0 {
-		c.flags &^= cfAppPaused
+	if c.state.Has(core.AppPaused) {
+		c.state &^= core.AppPaused
 		c.updateReading()
 		c.deferKept()
 	}
@@ -404,7 +444,7 @@ func (c *conn) applyCommands() {
 	c.cmds = 0
 	c.posted = false
 	c.hold.Store(0)
-	wantPaused := c.wantPaused
+	wantPaused, wantTimer := c.wantPaused, c.wantTimer
 	if k := len(c.fout); k > 0 {
 		if len(c.out) == 0 {
 			c.out, c.fout = c.fout, c.out[:0]
@@ -416,7 +456,7 @@ func (c *conn) applyCommands() {
 		c.fob.Add(-int64(k))
 	}
 	c.mu.Unlock()
-	if c.flags&cfFinishing != 0 || cmds == 0 {
+	if c.state.Has(core.Closed) || cmds == 0 {
 		return
 	}
 	if cmds&cmdAbort != 0 {
@@ -426,7 +466,7 @@ func (c *conn) applyCommands() {
 	if cmds&cmdWrite != 0 {
 		c.markDirty()
 	}
-	if c.flags&cfBPPaused == 0 && (cmds&cmdLimit != 0 || c.obLoop+c.fob.Load() >= c.el.maxWrite) {
+	if !c.state.Has(core.BPPaused) && (cmds&cmdLimit != 0 || c.obLoop+c.fob.Load() >= c.el.maxWrite) {
 		c.limitReached()
 		c.checkDrain() // the output may have fallen since
 	}
@@ -440,6 +480,9 @@ func (c *conn) applyCommands() {
 			}
 		}
 	}
+	if cmds&cmdTimer != 0 {
+		c.setTimer(wantTimer)
+	}
 	if cmds&cmdCloseWrite != 0 {
 		c.closeWrite()
 	}
@@ -450,26 +493,30 @@ func (c *conn) applyCommands() {
 
 // markDirty puts c on the loop's list of connections to flush.
 func (c *conn) markDirty() {
-	if c.flags&cfDirty == 0 {
-		c.flags |= cfDirty
+	if !c.state.Has(cfDirty) {
+		c.state |= cfDirty
 		c.el.dirty = append(c.el.dirty, c)
 	}
 }
+
+// eofDue reports whether the rules of the peer's FIN wait for reading to
+// resume (core.EOFWait).
+func (c *conn) eofDue() bool { return c.state&(core.EOFSeen|core.EOFDone) == core.EOFSeen }
 
 // deferKept schedules an OnData with the kept bytes (and the rules of a
 // FIN read while paused), once reading has resumed; it runs after the
 // current callback, never inside it.
 func (c *conn) deferKept() {
-	if (len(c.kept) > 0 || c.flags&cfEOFDue != 0) && c.flags&cfDeferred == 0 {
-		c.flags |= cfDeferred
+	if (c.kept.Len() > 0 || c.eofDue()) && !c.state.Has(cfDeferred) {
+		c.state |= cfDeferred
 		c.el.deferred = append(c.el.deferred, c)
 	}
 }
 
 // limitReached stops reading at MaxWriteBuffer (unless full duplex).
 func (c *conn) limitReached() {
-	c.flags |= cfBPPaused
-	if !c.duplex {
+	c.state |= core.BPPaused
+	if !c.h.Duplex() {
 		c.el.st.readPauses++
 		c.updateReading()
 	}
@@ -478,18 +525,18 @@ func (c *conn) limitReached() {
 // checkDrain resumes reading and calls OnDrain once output has fallen to
 // half of MaxWriteBuffer after reaching it.
 func (c *conn) checkDrain() {
-	if c.flags&cfBPPaused == 0 || c.obLoop+c.fob.Load() > c.el.halfWrite {
+	if !c.state.Has(core.BPPaused) || c.obLoop+c.fob.Load() > c.el.halfWrite {
 		return
 	}
-	c.flags &^= cfBPPaused
+	c.state &^= core.BPPaused
 	c.updateReading()
-	if c.flags&(cfClosing|cfFinishing) != 0 {
+	if c.state.Any(core.Closing | core.Closed) {
 		return
 	}
-	if c.onDrain != nil {
-		c.callback(cbDrain)
+	if c.h.HasDrain() {
+		c.call(core.OnDrain)
 	}
-	if !c.duplex {
+	if !c.h.Duplex() {
 		c.deferKept()
 	}
 }
@@ -497,11 +544,11 @@ func (c *conn) checkDrain() {
 // updateReading starts or stops the reactor's reading to match c's state:
 // reading while open and not paused, and while closing (to discard).
 func (c *conn) updateReading() {
-	f := c.flags
-	if f&(cfFinishing|cfEOF) != 0 {
+	s := c.state
+	if s.Any(core.Closed | core.EOFSeen) {
 		return
 	}
-	want := f&cfClosing != 0 || f&cfAppPaused == 0 && (f&cfBPPaused == 0 || c.duplex)
+	want := s.Has(core.Closing) || s.Readable(c.h.Duplex())
 	if want != c.tcp.Reading() {
 		if want {
 			c.tcp.ReadStart(c.allocCb, c.readCb)
@@ -527,89 +574,38 @@ func (c *conn) onRead(_ *TCP, data []byte, err error) {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
 	}
-	f := c.flags
+	if c.el.idle {
+		c.dl.Moved(c.el.loop.nanos())
+	}
+	s := c.state
 	switch {
-	case f&(cfClosing|cfFinishing) != 0:
+	case s.Any(core.Closing | core.Closed):
 		return // discarded
-	case f&cfAppPaused != 0 || f&cfBPPaused != 0 && !c.duplex:
+	case !s.Readable(c.h.Duplex()):
 		// Paused by a command just applied: keep the bytes for later.
-		c.keep(data)
+		c.kept.Keep(data)
 		c.updateReading()
 		return
 	}
-	if len(c.kept) > 0 {
-		c.keep(data)
-		c.deliver(c.kept, true)
+	if c.kept.Len() > 0 {
+		c.kept.Keep(data)
+		c.deliver(c.kept.Bytes(), true)
 		return
 	}
 	c.deliver(data, false)
 }
 
-// keep appends data to the kept bytes, in a buffer of the loop's free
-// list if c has none.
-func (c *conn) keep(data []byte) {
-	if c.kept == nil {
-		if n := len(c.el.keptFree); n > 0 {
-			c.kept = c.el.keptFree[n-1]
-			c.el.keptFree[n-1] = nil
-			c.el.keptFree = c.el.keptFree[:n-1]
-		}
-	}
-	c.kept = append(c.kept, data...)
-}
-
-// releaseKept drops the kept bytes; the buffer, if not larger than the
-// loop's read buffer, goes back to the loop's free list (up to
-// maxKeptFree of them), so an idle connection holds none and a
-// connection that keeps bytes often does not allocate each time.
-func (c *conn) releaseKept() {
-	if c.kept == nil {
+// deliver runs OnData with in (the kept bytes if fromKept, else the
+// loop's buffer) under core's input rules; what it did not consume is
+// kept, unless it closed c.
+func (c *conn) deliver(in []byte, fromKept bool) {
+	if err := c.h.Deliver(c, c.el.log, &c.kept, in, fromKept, c.el.maxRead); err != nil {
+		c.kill(err)
 		return
 	}
-	if cap(c.kept) <= len(c.el.buf) && len(c.el.keptFree) < maxKeptFree {
-		c.el.keptFree = append(c.el.keptFree, c.kept[:0])
+	if c.state.Any(core.Closing | core.Closed) {
+		c.kept.Release() // Close (or Abort) inside OnData: input is discarded
 	}
-	c.kept = nil
-}
-
-// maxKeptFree bounds a loop's free list of kept-input buffers.
-const maxKeptFree = 16
-
-// deliver runs OnData with in (the kept bytes if isKept, else the loop's
-// buffer), then keeps what it did not consume.
-func (c *conn) deliver(in []byte, isKept bool) {
-	n, ok := c.callData(in)
-	switch {
-	case !ok:
-		c.releaseKept() // panicked: c is being killed
-		return
-	case n < 0 || n > len(in):
-		c.releaseKept()
-		c.kill(transports.CountError(n, len(in)))
-		return
-	case c.flags&(cfClosing|cfFinishing) != 0 || n == len(in):
-		c.releaseKept()
-	case isKept:
-		c.kept = c.kept[:copy(c.kept, in[n:])]
-	default:
-		c.keep(in[n:])
-	}
-	if len(c.kept) > c.el.maxRead {
-		n := len(c.kept)
-		c.releaseKept()
-		c.kill(transports.InputLimitError(n, c.el.maxRead))
-	}
-}
-
-// callData calls OnData, recovering a panic (ok false).
-func (c *conn) callData(in []byte) (n int, ok bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked("OnData", v)
-			ok = false
-		}
-	}()
-	return c.h.OnData(c, in), true
 }
 
 // offerKept runs OnData with the kept bytes, where reading has resumed,
@@ -618,50 +614,22 @@ func (c *conn) offerKept() {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
 	}
-	f := c.flags
-	if f&(cfEOFDue|cfFinishing) == cfEOFDue {
+	s := c.state
+	switch {
+	case s.Has(core.Closed):
+	case c.eofDue():
 		c.eofRules()
-		return
-	}
-	if f&(cfClosing|cfFinishing|cfEOF|cfAppPaused) != 0 || f&cfBPPaused != 0 && !c.duplex || len(c.kept) == 0 {
-		return
-	}
-	c.deliver(c.kept, true)
-}
-
-// The callbacks other than OnData and OnClose.
-const (
-	cbOpen = iota
-	cbDrain
-	cbReadEOF
-	cbShutdown
-)
-
-var cbNames = [...]string{"OnOpen", "OnDrain", "OnReadEOF", "OnShutdown"}
-
-// callback runs one of c's callbacks, recovering a panic.
-func (c *conn) callback(which int) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked(cbNames[which], v)
-		}
-	}()
-	switch which {
-	case cbOpen:
-		c.h.OnOpen(c)
-	case cbDrain:
-		c.onDrain.OnDrain(c)
-	case cbReadEOF:
-		c.onEOF.OnReadEOF(c)
-	case cbShutdown:
-		c.onShut.OnShutdown(c)
+	case s.Any(core.Closing|core.EOFSeen) || !s.Readable(c.h.Duplex()) || c.kept.Len() == 0:
+	default:
+		c.deliver(c.kept.Bytes(), true)
 	}
 }
 
-func (c *conn) panicked(name string, v any) {
-	c.el.t.cfg.Logger.Error("libuvlike: callback panicked; aborting the connection",
-		"callback", name, "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-	c.kill(transports.PanicError(name, v))
+// call runs callback cb of c; a panic kills c.
+func (c *conn) call(cb core.Callback) {
+	if err := c.h.Call(c, cb, c.el.log); err != nil {
+		c.kill(err)
+	}
 }
 
 // readEOF handles the peer's FIN (see eofRules).
@@ -669,101 +637,174 @@ func (c *conn) readEOF() {
 	if c.hold.Load() != 0 {
 		c.applyCommands()
 	}
-	if c.flags&cfFinishing != 0 {
+	if c.state.Has(core.Closed) {
 		return
 	}
-	c.flags |= cfEOF
+	c.state |= core.EOFSeen
 	c.eofRules()
 }
 
-// pausedRead reports whether OnData must not start: the application's
-// pause, or output at its limit (unless full duplex).
-func (c *conn) pausedRead() bool {
-	return c.flags&cfAppPaused != 0 || c.flags&cfBPPaused != 0 && !c.duplex
-}
-
-// eofRules runs the rules of the peer's FIN: kept bytes are offered once
-// more, then OnReadEOF runs, or the connection closes as Close does. While
-// reading is paused (a PauseRead from another goroutine, applied just
-// before the FIN was handled, or one made by that last OnData) they wait,
-// with the kept bytes, until it resumes (deferKept); after Close the kept
-// bytes are discarded.
+// eofRules runs the rules of the peer's FIN (core.State.EOFStep): kept
+// bytes are offered once more, then OnReadEOF runs, or the connection
+// closes as Close does. While reading is paused (a PauseRead from another
+// goroutine, applied just before the FIN was handled, or one made by that
+// last OnData) they wait, with the kept bytes, until it resumes
+// (deferKept); after Close the kept bytes are discarded.
 func (c *conn) eofRules() {
-	if c.flags&cfClosing == 0 && c.pausedRead() {
-		c.flags |= cfEOFDue
-		return
-	}
-	c.flags &^= cfEOFDue
-	if c.flags&cfClosing == 0 && len(c.kept) > 0 {
-		c.deliver(c.kept, true)
-		c.releaseKept() // what is still kept is discarded
-		if c.flags&cfFinishing != 0 {
+	for {
+		switch c.state.EOFStep(c.kept.Len(), c.h.HasReadEOF(), c.h.Duplex()) {
+		case core.EOFNone:
+			c.checkEnd()
 			return
-		}
-		if c.flags&cfClosing == 0 && c.pausedRead() {
-			c.flags |= cfEOFDue
+		case core.EOFWait:
 			return
+		case core.EOFOffer:
+			c.deliver(c.kept.Bytes(), true)
+			c.kept.Release() // what is still kept is discarded
+		case core.EOFCallback:
+			c.call(core.OnReadEOF)
+		case core.EOFClose:
+			c.closing()
+		case core.EOFDiscard:
+			c.kept.Release()
 		}
-	}
-	c.releaseKept()
-	if c.flags&cfClosing == 0 {
-		if c.onEOF != nil {
-			c.callback(cbReadEOF)
-		} else {
-			c.st.Or(stClosing | stWrShut)
-			c.beginClose()
-		}
-	}
-	if c.flags&(cfShutSent|cfFinishing) == cfShutSent {
-		c.finish(nil) // our FIN went out before theirs came
 	}
 }
 
 // closeWrite asks for a FIN once the output is flushed.
 func (c *conn) closeWrite() {
-	if c.flags&(cfWantShut|cfFinishing) == 0 {
-		c.flags |= cfWantShut
+	if !c.state.Any(core.WantShut | core.Closed) {
+		c.state.CloseWrite()
+		c.publish()
 		c.markDirty()
 	}
 }
 
-// beginClose starts Close: input is discarded from now on; output is
-// flushed within CloseTimeout, then FIN; then the peer's FIN is awaited
-// within CloseLinger.
+// beginClose starts Close on the loop, unless it has begun.
 func (c *conn) beginClose() {
-	if c.flags&(cfClosing|cfFinishing) != 0 {
-		return
-	}
-	c.flags |= cfClosing | cfWantShut
-	c.flags &^= cfEOFDue // the rules of a FIN read while paused are moot: kept bytes are discarded
-	c.releaseKept()
-	c.updateReading()
-	switch {
-	case c.flags&cfShutSent == 0:
-		c.timer.Start(c.timerCb, c.el.t.cfg.CloseTimeout, 0)
-		c.markDirty()
-	case c.flags&cfEOF == 0:
-		c.flags |= cfLinger
-		c.timer.Start(c.timerCb, c.el.t.cfg.CloseLinger, 0)
-	default:
-		c.finish(nil) // both FINs have gone by: nothing is left to wait for
+	if c.state.BeginClose() {
+		c.closing()
 	}
 }
 
-// onTimer ends a Close whose flush or linger ran out.
-func (c *conn) onTimer(*Timer) {
-	cfg := c.el.t.cfg
-	if c.flags&cfLinger != 0 {
-		c.kill(c.opError("close", fmt.Errorf("no FIN from the peer within CloseLinger %v: %w", cfg.CloseLinger, os.ErrDeadlineExceeded)))
+// closing does what Close asks, state.BeginClose having begun it: input
+// is discarded from now on; output is flushed within CloseTimeout, then
+// FIN; then the peer's FIN is awaited within CloseLinger.
+func (c *conn) closing() {
+	c.publish()
+	c.dl.StopApp()
+	c.dl.StopIdle()
+	c.kept.Release()
+	c.updateReading()
+	if c.eofDue() {
+		c.eofRules() // the rules of a FIN read while paused are moot: its kept bytes are discarded
+	}
+	if c.state.Has(core.ShutDone) {
+		c.checkEnd()
 		return
 	}
-	c.kill(c.opError("close", fmt.Errorf("output not flushed within CloseTimeout %v: %w", cfg.CloseTimeout, os.ErrDeadlineExceeded)))
+	if c.dl.Waiting() {
+		c.dl.StartFlush(c.el.loop.nanos(), c.el.limits)
+		c.arm()
+	}
+	c.markDirty()
+}
+
+// checkEnd closes c once our FIN and the peer's have both gone by, or
+// starts the wait for the peer's once Close has sent ours.
+func (c *conn) checkEnd() {
+	switch {
+	case c.state.Has(core.Closed):
+	case c.state.OrderlyEnd():
+		c.finish(nil)
+	case c.state.LingerDue():
+		c.state |= core.Linger
+		c.dl.StartLinger(c.el.loop.nanos(), c.el.limits)
+		c.arm()
+	}
+}
+
+// arm sets c's timer to the earliest of its limits, if none is set
+// earlier: a timer that runs out early finds nothing due and is set again
+// (onTimer).
+func (c *conn) arm() {
+	armed := int64(0)
+	if c.timer.Active() {
+		armed = c.timer.when
+	}
+	if at, ok := c.dl.Arm(armed, c.el.limits); ok {
+		c.timer.startAt(c.timerCb, at)
+	}
+}
+
+// onTimer acts on the limits that have run out, most severe first, then
+// sets the timer for the next. What other goroutines asked comes first: a
+// SetTimer that replaced the setting, a Close or an Abort that stopped it.
+func (c *conn) onTimer(*Timer) {
+	if c.hold.Load() != 0 {
+		c.applyCommands()
+	}
+	now, l := c.el.loop.nanos(), c.el.limits
+	c.noteProgress(now)
+	for !c.state.Has(core.Closed) {
+		switch c.dl.Expired(now, l) {
+		case core.ExpNone:
+			c.arm()
+			return
+		case core.ExpLinger:
+			c.kill(c.opError("close", core.LingerTimeout(l.CloseLinger)))
+		case core.ExpFlush:
+			c.kill(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
+		case core.ExpWrite:
+			c.kill(c.opError("write", core.WriteTimeout(l.Write)))
+		case core.ExpIdle:
+			if c.state.BeginClose() {
+				c.err = core.IdleTimeout(l.Idle) // unless a failure of the close replaces it
+				c.closing()
+			}
+		case core.ExpApp:
+			if !c.state.Any(core.Closing | core.Closed) {
+				c.call(core.OnTimer)
+			}
+		}
+	}
+}
+
+// noteProgress records what the kernel took of the write requests in
+// flight since the last look. The reactor advances a request as the
+// socket takes its bytes, with no callback until the last one; so a large
+// request to a slow but steady reader makes progress that only this look
+// sees, and is not mistaken for a stalled peer. The hot path pays
+// nothing for it: the look is made when the timer runs out.
+func (c *conn) noteProgress(now int64) {
+	moved := false
+	for i := range c.reqs {
+		if n := c.reqs[i].Written(); c.reqBuf[i] != nil && n > c.seen[i] {
+			c.seen[i] = n
+			moved = true
+		}
+	}
+	if moved {
+		c.dl.Progress(now, true)
+	}
+}
+
+// pending records that output waits for the kernel, in write requests:
+// the write-progress clock starts, and Close's flush limit counts from
+// now if Close has begun.
+func (c *conn) pending() {
+	now := c.el.loop.nanos()
+	c.dl.Pending(now)
+	if c.state.Has(core.Closing) {
+		c.dl.StartFlush(now, c.el.limits)
+	}
+	c.arm()
 }
 
 // wrote takes the result of the write of c.out that the loop's flush
 // made (TryWrite, or a batch of them): the bytes sent leave the output.
 func (c *conn) wrote(n int, err error) {
-	if c.flags&cfFinishing != 0 {
+	if c.state.Has(core.Closed) {
 		return
 	}
 	if err != nil && err != syscall.EAGAIN {
@@ -774,17 +815,20 @@ func (c *conn) wrote(n int, err error) {
 		return
 	}
 	c.sent(n)
+	if c.el.idle {
+		c.dl.Moved(c.el.loop.nanos())
+	}
 	switch {
 	case n < len(c.out):
 		if cap(c.out) > maxSpare {
-			c.flags |= cfOutTail
+			c.state |= cfOutTail
 		}
 		c.out = c.out[n:]
-	case cap(c.out) <= maxSpare && c.flags&cfOutTail == 0:
+	case cap(c.out) <= maxSpare && !c.state.Has(cfOutTail):
 		c.out = c.out[:0]
 	default:
 		c.out = nil
-		c.flags &^= cfOutTail
+		c.state &^= cfOutTail
 	}
 	c.checkDrain()
 }
@@ -794,7 +838,7 @@ func (c *conn) wrote(n int, err error) {
 // the reactor can gather both into one writev), and once every byte is
 // handed over and a FIN is due, queues the shutdown behind them.
 func (c *conn) queueRest() {
-	if c.flags&cfFinishing != 0 {
+	if c.state.Has(core.Closed) {
 		return
 	}
 	if len(c.out) > 0 {
@@ -806,19 +850,23 @@ func (c *conn) queueRest() {
 			b := c.out
 			c.out, c.spare = c.spare, nil
 			c.reqBuf[i] = b
-			if c.flags&cfOutTail != 0 {
-				c.flags = c.flags&^cfOutTail | cfReqTail<<i
+			if c.state.Has(cfOutTail) {
+				c.state = c.state&^cfOutTail | cfReqTail<<i
 			}
 			c.iovs[i][0] = b
+			c.seen[i] = 0
 			if err := c.tcp.Write(&c.reqs[i], c.iovs[i][:], c.writeCb); err != nil {
 				c.reqBuf[i] = nil
 				c.kill(c.opError("write", err))
 				return
 			}
+			if !c.dl.Waiting() {
+				c.pending()
+			}
 		}
 	}
-	if c.flags&(cfWantShut|cfShutReq) == cfWantShut && len(c.out) == 0 && !c.foreignOutput() {
-		c.flags |= cfShutReq
+	if c.state.ShutDue(len(c.out) == 0) && !c.foreignOutput() {
+		c.state |= core.ShutSent
 		if err := c.tcp.Shutdown(&c.shut, c.shutCb); err != nil {
 			c.kill(c.opError("write", err))
 		}
@@ -828,7 +876,7 @@ func (c *conn) queueRest() {
 // tryable reports whether c's output can go out with a plain write now:
 // it has some, and no write request is in flight ahead of it.
 func (c *conn) tryable() bool {
-	return c.flags&cfFinishing == 0 && len(c.out) > 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil
+	return !c.state.Has(core.Closed) && len(c.out) > 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil
 }
 
 // foreignOutput reports whether other goroutines' output waits for the
@@ -847,9 +895,9 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 	}
 	b := c.reqBuf[i]
 	c.reqBuf[i], c.iovs[i][0] = nil, nil
-	tail := c.flags&(cfReqTail<<i) != 0
-	c.flags &^= cfReqTail << i
-	if c.flags&cfFinishing != 0 {
+	tail := c.state.Has(cfReqTail << i)
+	c.state &^= cfReqTail << i
+	if c.state.Has(core.Closed) {
 		return
 	}
 	if err != nil {
@@ -857,6 +905,7 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 		return
 	}
 	c.sent(len(b))
+	c.dl.Progress(c.el.loop.nanos(), c.reqBuf[0] != nil || c.reqBuf[1] != nil)
 	if cap(b) <= maxSpare && !tail {
 		if c.out == nil {
 			c.out = b[:0]
@@ -864,7 +913,7 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 			c.spare = b[:0]
 		}
 	}
-	if len(c.out) > 0 || c.flags&(cfWantShut|cfShutReq) == cfWantShut {
+	if len(c.out) > 0 || c.state.ShutDue(true) {
 		c.markDirty()
 	}
 	c.checkDrain()
@@ -872,31 +921,24 @@ func (c *conn) onWritten(r *WriteReq, err error) {
 
 // onShutdown completes the shutdown request: FIN is sent.
 func (c *conn) onShutdown(_ *ShutdownReq, err error) {
-	if c.flags&cfFinishing != 0 {
+	if c.state.Has(core.Closed) {
 		return
 	}
-	if err != nil && c.flags&cfEOF == 0 {
+	if err != nil && !c.state.Has(core.EOFSeen) {
 		c.kill(c.opError("write", err))
 		return
 	}
-	c.flags |= cfShutSent
-	c.timer.Stop()
-	switch {
-	case c.flags&(cfEOF|cfEOFDue) == cfEOF:
-		c.finish(nil)
-	case c.flags&cfClosing != 0:
-		c.flags |= cfLinger
-		c.timer.Start(c.timerCb, c.el.t.cfg.CloseLinger, 0)
-	}
+	c.state |= core.ShutDone
+	c.checkEnd()
 }
 
 // requestShutdown is Transport.Shutdown's request: OnShutdown, or Close.
 func (c *conn) requestShutdown() {
-	if c.flags&(cfClosing|cfFinishing) != 0 {
+	if c.state.Any(core.Closing | core.Closed) {
 		return
 	}
-	if c.onShut != nil {
-		c.callback(cbShutdown)
+	if c.h.HasShutdown() {
+		c.call(core.OnShutdown)
 		return
 	}
 	c.Close()
@@ -904,10 +946,10 @@ func (c *conn) requestShutdown() {
 
 // kill tears c down with err: output is dropped and the socket reset.
 func (c *conn) kill(err error) {
-	if c.flags&cfFinishing != 0 {
+	if !c.state.Kill() {
 		return
 	}
-	c.st.Or(stKilled | stClosing | stWrShut)
+	c.publish()
 	c.out = nil
 	c.obLoop = 0
 	c.obPub.Store(0)
@@ -915,21 +957,23 @@ func (c *conn) kill(err error) {
 	c.fout = nil
 	c.fob.Store(0)
 	c.mu.Unlock()
-	c.releaseKept()
 	c.finish(err)
 }
 
 // finish closes the socket, with RST unless err is nil; OnClose(c, err)
 // runs in the loop's closing phase.
 func (c *conn) finish(err error) {
-	if c.flags&cfFinishing != 0 {
+	if c.state.Has(core.Closed) {
 		return
 	}
-	c.flags |= cfFinishing
-	c.st.Or(stKilled | stClosing | stWrShut)
-	c.err = err
+	c.state |= core.Closed
+	c.publish()
+	if err != nil || c.err == nil {
+		c.err = err
+	}
 	c.timer.Stop()
-	c.releaseKept()
+	c.dl.Stop()
+	c.kept.Release()
 	if err != nil {
 		c.tcp.CloseReset(c.closeCb)
 	} else {
@@ -939,14 +983,7 @@ func (c *conn) finish(err error) {
 
 // onClosed runs OnClose and forgets c.
 func (c *conn) onClosed(*TCP) {
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				c.el.t.cfg.Logger.Error("libuvlike: OnClose panicked", "panic", v, "remote", c.raddr, "stack", string(debug.Stack()))
-			}
-		}()
-		c.h.OnClose(c, c.err)
-	}()
+	c.h.Closed(c, c.err, c.el.log)
 	el := c.el
 	delete(el.conns, c)
 	el.st.closed++

@@ -46,7 +46,11 @@
 // in flight go out in one writev). Conn methods called from other
 // goroutines queue their work under the connection's mutex and wake the
 // loop with its Async handle. Nothing on the path from a read to its
-// echo's write allocates.
+// echo's write allocates. The contract's rules come from internal/core; a
+// connection's time limits (Close's, the write-progress and idle
+// timeouts, the application's timer) share one Timer of its loop, set
+// only when the earliest of them moves earlier, and the loop reads the
+// clock at most once per iteration, none when nothing needs it.
 //
 // Off Linux the driver is registered, but Probe and New return an error
 // wrapping errors.ErrUnsupported.

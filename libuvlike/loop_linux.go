@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/internal/schedtick"
 )
 
@@ -87,8 +88,8 @@ type Loop struct {
 	iov      []unix.Iovec
 
 	timers   timerHeap
-	epoch    time.Time
-	now      int64 // nanoseconds since epoch, as of the last update
+	now      int64 // the clock (core.Now) as of the last update
+	stale    bool  // now was read before the last poll: the next nanos reads it again
 	idles    []*hook
 	prepares []*hook
 	checks   []*hook
@@ -149,10 +150,10 @@ func NewLoop(opt LoopOptions) (*Loop, error) {
 		lock:   opt.LockOSThread,
 		events: make([]unix.EpollEvent, opt.MaxEvents),
 		iov:    make([]unix.Iovec, 0, maxIovecs),
-		epoch:  time.Now(),
+		stale:  true,
 	}
 	l.Stats.Syscalls++
-	l.timers.clock = l.clock
+	l.timers.clock = l.nanos
 	return l, nil
 }
 
@@ -183,8 +184,7 @@ func (l *Loop) Run() error {
 	l.updateTime()
 	for !l.stop {
 		if len(l.timers.ts) > 0 {
-			l.updateTime()
-			l.timers.run(l.now)
+			l.timers.run(l.nanos())
 		}
 		l.runPending()
 		runHandles(&l.idles)
@@ -264,20 +264,29 @@ func (l *Loop) Close() error {
 // goroutines (Async.Send's eventfd writes). Safe from any goroutine.
 func (l *Loop) ForeignSyscalls() uint64 { return l.foreignSyscalls.Load() }
 
-// Now returns the loop's time (uv_now). The loop reads the clock after a
-// poll only while timers are armed; Now brings it up to date itself.
+// Now returns the loop's time (uv_now), brought up to date.
 func (l *Loop) Now() time.Time {
 	l.updateTime()
-	return l.epoch.Add(time.Duration(l.now))
+	return core.Time(l.now)
 }
 
 // UpdateTime brings the loop's time up to date (uv_update_time).
 func (l *Loop) UpdateTime() { l.updateTime() }
 
-func (l *Loop) updateTime() { l.now = int64(time.Since(l.epoch)) }
+func (l *Loop) updateTime() {
+	l.now = core.Now()
+	l.stale = false
+}
 
-func (l *Loop) clock() int64 {
-	l.updateTime()
+// nanos returns the loop's time in core.Now's nanoseconds, which timers
+// and the connections' deadlines count in. It reads the clock at most
+// once per iteration, at the first call after the poll, and not at all
+// in an iteration that needs no time (as libuv's cached uv_now): within
+// one iteration it may lag by the time the callbacks before it took.
+func (l *Loop) nanos() int64 {
+	if l.stale {
+		l.updateTime()
+	}
 	return l.now
 }
 
@@ -302,8 +311,7 @@ func (l *Loop) pollTimeout() int {
 	if !ok {
 		return -1
 	}
-	l.updateTime()
-	d := when - l.now
+	d := when - l.nanos()
 	if d <= 0 {
 		return 0
 	}
@@ -335,9 +343,7 @@ func (l *Loop) poll(timeout int) error {
 	case errno != 0:
 		return os.NewSyscallError("epoll_pwait", errno)
 	}
-	if len(l.timers.ts) > 0 {
-		l.updateTime() // the clock is read only where a timer needs it
-	}
+	l.stale = true // the clock is read again only where time is needed
 	l.Stats.Events += uint64(n)
 
 	// Watchers carried over from the last iteration run first: they have

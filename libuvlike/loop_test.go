@@ -538,3 +538,72 @@ func TestTryWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestTimerStartedAfterALongPollCountsFromNow: the loop reads the clock
+// at most once per iteration (Loop.nanos), so a timer started by a
+// callback after a poll that blocked for long must count from after the
+// poll, not from a time read before it. The loop then spins (an idle
+// handle), so that the next iterations read the clock anew: a timer
+// started on a stale time would run out at once.
+func TestTimerStartedAfterALongPollCountsFromNow(t *testing.T) {
+	const (
+		blocked = 300 * time.Millisecond
+		timeout = 100 * time.Millisecond
+	)
+	l, err := NewLoop(LoopOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var (
+		wake, dog *Async
+		fired     time.Duration
+		spin      = l.NewIdle()
+	)
+	stop := func() {
+		spin.Stop()
+		wake.Close(nil)
+		dog.Close(func(*Async) { l.Stop() })
+	}
+	wake, err = l.NewAsync(func(*Async) {
+		started := time.Now()
+		l.NewTimer().Start(func(*Timer) {
+			fired = time.Since(started)
+			stop()
+		}, timeout, 0)
+		spin.Start(func(*Idle) {})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No timer is armed while the loop blocks: a watchdog timer would
+	// have the loop read the clock after every poll.
+	dog, err = l.NewAsync(func(*Async) {
+		t.Errorf("the timer did not run out within %v", watchdog)
+		stop()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		time.Sleep(blocked) // the loop waits in epoll_pwait meanwhile
+		wake.Send()
+		select {
+		case <-done:
+		case <-time.After(watchdog):
+			dog.Send()
+		}
+	}()
+	if err := l.Run(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	close(done)
+	wg.Wait()
+	if fired < timeout {
+		t.Errorf("a %v timer started after a poll of %v ran out after %v", timeout, blocked, fired)
+	}
+}

@@ -2,7 +2,6 @@ package libuvlike
 
 import (
 	"io"
-	"net"
 	"testing"
 	"time"
 	"unsafe"
@@ -35,15 +34,7 @@ func TestIdleHoldsNoLargeOutput(t *testing.T) {
 	const size, rest = 1 << 20, 100 << 10
 	tr := openTransport(t, transports.Config{Loops: 1}, Options{})
 	rec := make(connRecorder, 1)
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, listenTCP(t, tr, rec))
 	var sc *conn
 	select {
 	case sc = <-rec:

@@ -71,7 +71,9 @@ type ReadFunc func(h *TCP, data []byte, err error)
 // ConnectionFunc is called on a listening handle for each connection
 // accepted, with a nil err, and for each failed accept(2) (uv_connection_cb).
 // With a nil err it should take the connection with Accept or AcceptFD;
-// one not taken when it returns is closed.
+// one not taken when it returns is closed. After an error a retry cannot
+// fix (EMFILE and its kind) it should pause the handle (PauseListen):
+// otherwise the next accept follows at once.
 type ConnectionFunc func(server *TCP, err error)
 
 // WriteFunc is called when a write request has completed (uv_write_cb):
@@ -487,17 +489,15 @@ func (h *TCP) acceptReady() {
 		fd, sa, err := unix.Accept4(h.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		l.Stats.Syscalls++
 		if err != nil {
-			switch errnoOf(err) {
-			case syscall.EAGAIN:
+			if errnoOf(err) == syscall.EAGAIN {
 				return
-			case syscall.ECONNABORTED, syscall.EPROTO, syscall.EINTR:
-				h.onConn(h, os.NewSyscallError("accept4", err))
-				continue // transient: retry at once
 			}
-			// EMFILE and its kind: the callback should back off with
-			// PauseListen.
+			// The callback classifies the error: it pauses the listener
+			// (PauseListen) after one a retry cannot fix, such as EMFILE,
+			// which ends this loop; after one it can (ECONNABORTED), the
+			// next accept follows at once.
 			h.onConn(h, os.NewSyscallError("accept4", err))
-			return
+			continue
 		}
 		h.accepted, h.acceptedSA = fd, sa
 		h.onConn(h, nil)

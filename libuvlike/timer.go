@@ -11,7 +11,7 @@ import "time"
 // started, at the start of each loop iteration after the poll.
 type Timer struct {
 	heap   *timerHeap
-	when   int64         // deadline, in the loop's clock (nanoseconds)
+	when   int64         // deadline, in the loop's clock (Loop.nanos)
 	seq    uint64        // start order, to break ties between equal deadlines
 	repeat time.Duration // 0: one-shot
 	index  int           // position in heap, or -1 when stopped
@@ -30,6 +30,19 @@ func (t *Timer) Start(cb func(*Timer), timeout, repeat time.Duration) {
 	t.cb = cb
 	t.repeat = max(repeat, 0)
 	t.heap.push(t, t.heap.clock()+int64(max(timeout, 0)))
+}
+
+// startAt arms t to call cb once at when, in the loop's clock (Loop.nanos):
+// a deadline computed once for many limits (core.Deadlines), rather than
+// a timeout from a time read again.
+func (t *Timer) startAt(cb func(*Timer), when int64) {
+	if t.closed {
+		return
+	}
+	t.Stop()
+	t.cb = cb
+	t.repeat = 0
+	t.heap.push(t, when)
 }
 
 // Stop disarms t (uv_timer_stop). Stopping a stopped timer does nothing.
@@ -65,7 +78,7 @@ func (t *Timer) Close() {
 type timerHeap struct {
 	ts    []*Timer
 	seq   uint64
-	clock func() int64 // the loop's clock, brought up to date
+	clock func() int64 // the loop's clock (Loop.nanos)
 }
 
 func (h *timerHeap) less(i, j int) bool {

@@ -2,17 +2,16 @@ package libuvlike
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -460,8 +459,11 @@ type evloop struct {
 	dirty      []*conn // connections written in this iteration
 	dirtySpare []*conn
 	batch      []BatchWrite
-	deferred   []*conn // connections whose kept bytes are due (reading resumed)
-	keptFree   [][]byte
+	deferred   []*conn      // connections whose kept bytes are due (reading resumed)
+	spares     *core.Spares // kept-input buffers of idle connections, for reuse
+	log        core.Log
+	limits     core.Limits // the connections' time limits
+	idle       bool        // limits.Idle is on: reads and writes count as activity
 	iter       uint32
 	st         loopCounters
 	stopping   bool
@@ -502,6 +504,10 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		maxWrite:  int64(t.cfg.MaxWriteBuffer),
 		halfWrite: int64(t.cfg.MaxWriteBuffer / 2),
 		maxRead:   t.cfg.MaxReadBuffer,
+		spares:    core.NewSpares(t.opt.ReadBuffer),
+		log:       core.Log{Name: "libuvlike", Logger: t.cfg.Logger},
+		limits:    core.NewLimits(t.cfg),
+		idle:      t.cfg.IdleTimeout > 0,
 	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()
@@ -626,7 +632,7 @@ func (el *evloop) work() {
 	for i := 0; i < len(el.deferred); i++ {
 		c := el.deferred[i]
 		el.deferred[i] = nil
-		c.flags &^= cfDeferred
+		c.state &^= cfDeferred
 		c.offerKept()
 	}
 	el.deferred = el.deferred[:0]
@@ -636,7 +642,7 @@ func (el *evloop) work() {
 		el.dirty = el.dirtySpare[:0]
 		batch := el.batch[:0]
 		for _, c := range dirty {
-			c.flags &^= cfDirty
+			c.state &^= cfDirty
 			if c.tryable() {
 				batch = append(batch, BatchWrite{H: &c.tcp, B: c.out})
 			}
@@ -723,7 +729,7 @@ type lhandle struct {
 	tcp      TCP
 	dispatch bool // hand connections to all loops in turn
 	rr       int
-	backoff  time.Duration
+	backoff  core.Backoff
 	timer    Timer
 	started  bool // start has run
 	closed   bool
@@ -748,16 +754,11 @@ func (lh *lhandle) start(fd int) {
 	}
 }
 
-// Back-off bounds after an accept error that a retry cannot fix at once.
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
-)
-
 // onConnection takes a new connection, or backs off after an accept
-// error: EMFILE, ENFILE, ENOBUFS and ENOMEM (and errors nobody expects)
-// pause the listener for 5 ms, doubling to 1 s, reset by a success;
-// ECONNABORTED, EPROTO and EINTR are retried at once by the reactor.
+// error as core.Backoff says: the errors a retry fixes (ECONNABORTED,
+// EPROTO, EINTR) go on to the next accept at once; the others pause the
+// listener (PauseListen, which ends the reactor's accepts for this
+// event) until the back-off's timer resumes it.
 func (lh *lhandle) onConnection(server *TCP, err error) {
 	el := lh.el
 	if lh.ln.closed.Load() {
@@ -766,19 +767,17 @@ func (lh *lhandle) onConnection(server *TCP, err error) {
 	}
 	if err != nil {
 		el.st.acceptErrors++
-		switch errnoOfErr(err) {
-		case syscall.ECONNABORTED, syscall.EPROTO, syscall.EINTR:
-			return
-		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
-		default:
+		wait, log := lh.backoff.Failed(err)
+		if log {
 			el.t.cfg.Logger.Error("libuvlike: accept", "addr", lh.ln.addr, "err", err)
 		}
-		lh.backoff = min(max(2*lh.backoff, minBackoff), maxBackoff)
-		server.PauseListen()
-		lh.timer.Start(lh.resume, lh.backoff, 0)
+		if wait > 0 {
+			server.PauseListen()
+			lh.timer.Start(lh.resume, wait, 0)
+		}
 		return
 	}
-	lh.backoff = 0
+	lh.backoff.Accepted()
 	fd, sa, err := server.AcceptFD()
 	if err != nil {
 		return
@@ -967,13 +966,4 @@ func (d *dialer) finish(r dialResult) {
 
 func (d *dialer) opError(err error) error {
 	return &net.OpError{Op: "dial", Net: d.network, Addr: d.ra.addr, Err: err}
-}
-
-// errnoOfErr returns the Errno inside err, or 0.
-func errnoOfErr(err error) syscall.Errno {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return 0
 }

@@ -35,20 +35,33 @@ func openTransport(t *testing.T, cfg transports.Config, opt Options) *Transport 
 	return tr
 }
 
+// listenTCP listens on a loopback port of tr with h.
+func listenTCP(t *testing.T, tr *Transport, h transports.Handler) transports.Listener {
+	t.Helper()
+	ln, err := tr.Listen("tcp", "127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// dialTCP connects a Go client to ln, closed when the test ends.
+func dialTCP(t *testing.T, ln transports.Listener) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
 // TestStats checks the counters after a known exchange: one connection
 // echoing 3 messages, then closed by the client.
 func TestStats(t *testing.T) {
 	tr := openTransport(t, transports.Config{Loops: 1}, Options{})
 	closed := make(chan struct{})
-	ln, err := tr.Listen("tcp", "127.0.0.1:0", closeSignal{testutil.FrameEcho{Size: 1}, closed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTCP(t, listenTCP(t, tr, closeSignal{testutil.FrameEcho{Size: 1}, closed}))
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 100)
 	for _, msg := range []string{"one", "two", "three"} {

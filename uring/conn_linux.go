@@ -1,15 +1,14 @@
 package uring
 
 import (
-	"fmt"
 	"math"
 	"net"
 	"os"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
@@ -19,20 +18,27 @@ import (
 // the fields marked loop-owned; the others are shared with the Conn
 // methods, which other goroutines call, under mu. The loop never holds mu
 // while it runs a callback.
+//
+// The contract's state is one core.State, st, guarded by mu: the bits
+// other goroutines change (the pauses, the closes, Abort) and the bits
+// only the loop changes (our FIN, the peer's) are in the same word,
+// because the rules of the peer's FIN and of the end read both; the loop
+// takes mu, which it takes anyway at every step, to change its own. The
+// loop-owned booleans below are the io_uring mechanism, which no rule of
+// the contract reads.
 type conn struct {
 	l *loop
-	h transports.Handler
+	h core.Handler
 
 	laddr net.Addr
 	raddr net.Addr // nil for an IPv4 peer: see peer4
 
 	// Loop-owned.
-	kept   []byte // input offered and not consumed
-	sbuf   []byte // output in the kernel (sbuf[soff:] still to send)
+	kept   core.Input // input offered and not consumed
+	sbuf   []byte     // output in the kernel (sbuf[soff:] still to send)
 	soff   int
 	rare   *connRare // what few connections need: dialling, SEND_ZC
-	finErr error     // OnClose's error
-	tm     *timer    // CloseTimeout, then CloseLinger
+	tmWhen int64     // c's timer, for dl: see timed
 	ctx    any       // Context; the callbacks own it
 
 	mu sync.Mutex
@@ -40,17 +46,18 @@ type conn struct {
 	// Guarded by mu.
 	wbuf    []byte // written, not yet in the kernel
 	queued  int    // OutboundBuffered
-	killErr error
-	closeAt int64 // CloseTimeout deadline of a Close with output pending (since epoch), or 0
+	killErr error  // what tore c down, and OnClose's error (nil: orderly)
+	dl      core.Deadlines
 
 	// The small fields come last, so that they pack: an idle conn is
-	// 288 bytes, a size class of the allocator.
+	// 320 bytes at most, a size class of the allocator.
 
 	// Loop-owned.
 	fd         int32
 	fixed      int32 // slot in the ring's file table, or -1
 	fdBox      int32 // FILES_UPDATE reads the descriptor here
 	slot       uint32
+	tmPos      int32  // c's timer: see timed
 	inflight   int32  // requests naming this conn not yet completed
 	zcSeqCur   uint32 // aux of the send in flight
 	fixedOK    bool   // the FILES_UPDATE installing it has completed
@@ -60,43 +67,30 @@ type conn struct {
 	starved    bool   // the recv ended with ENOBUFS; re-armed when buffers are free
 	sending    bool   // a send is in the kernel
 	sendStop   bool
-	shutSent   bool // shutdown(SHUT_WR) submitted
-	shutDone   bool // ... and completed
-	eofSeen    bool // the peer's FIN was read
-	eofDone    bool // ... and its callbacks have run
-	eofOffered bool // ... and the kept bytes were offered once more
 	opened     bool // OnOpen has returned
 	dying      bool // teardown has begun
 	closeSent  bool
 	finished   bool // OnClose has run (or a failed dial was reported): c is forgotten
 	dirty      bool
-	tmKind     uint8 // what tm is armed for
 
 	// Guarded by mu.
-	wrClosed     bool // CloseWrite or Close: no more Write
-	wantShut     bool // send FIN once output is flushed
-	closing      bool // Close (or the default close at FIN) began
-	appPaused    bool
-	bpPaused     bool
-	offerKept    bool // reading resumed: offer kept bytes at once
-	drainPending bool
-	shutdownReq  bool
-	closed       bool // OnClose has begun
-	inCallback   bool
+	st core.State
 
-	// Set before c is shared, not changed after. What h implements is
-	// found once; the interfaces are looked up when called, which is rare.
-	hasEOF   bool  // ReadEOFHandler; without it, close at the peer's FIN
-	hasDrain bool  // DrainHandler
-	hasShut  bool  // ShutdownHandler
-	duplex   bool  // FullDuplexHandler: output at its limit does not stop reading
-	netw     uint8 // index in networks
-	tcp      bool
+	// Set before c is shared, not changed after.
+	netw uint8 // index in networks
+	tcp  bool
 	// An IPv4 peer's address: RemoteAddr makes its net.Addr from these
 	// when raddr is nil, which keeps 80 bytes per connection off the heap.
 	peer4    [4]byte
 	peerPort uint16
 }
+
+// The transport's own bits of conn.st.
+const (
+	flushDue   core.State = core.Own << iota // Close began: start the flush limit on the loop's clock
+	idleClosed                               // the idle timeout began the close: OnClose's nil becomes ErrIdleTimeout
+	timerDue                                 // the application's timer ran out: OnTimer is due
+)
 
 // connRare holds a conn's state that few connections need; loop-owned.
 type connRare struct {
@@ -121,12 +115,7 @@ func (c *conn) dialing() *dialState {
 	return c.rare.dial
 }
 
-// What a conn's timer is for.
-const (
-	tmNone = iota
-	tmFlush
-	tmLinger
-)
+var _ transports.TimerConn = (*conn)(nil)
 
 // zcBuf is a buffer sent with SEND_ZC, held until its notification.
 type zcBuf struct {
@@ -138,22 +127,12 @@ type zcBuf struct {
 // networks are the networks a conn can be on, by conn.netw.
 var networks = [...]string{"tcp", "tcp4", "tcp6", "unix"}
 
-// epoch is the base of conn.closeAt: an offset from it keeps the
-// monotonic clock in 8 bytes.
-var epoch = time.Now()
-
 func newConn(l *loop, fd int, network string, h transports.Handler) *conn {
-	c := &conn{l: l, h: h, fd: int32(fd), fixed: -1, tcp: network != "unix"}
+	c := &conn{l: l, h: core.NewHandler(h), kept: core.NewInput(l.spares), fd: int32(fd), fixed: -1, tcp: network != "unix"}
 	for i, n := range networks {
 		if n == network {
 			c.netw = uint8(i)
 		}
-	}
-	_, c.hasEOF = h.(transports.ReadEOFHandler)
-	_, c.hasDrain = h.(transports.DrainHandler)
-	_, c.hasShut = h.(transports.ShutdownHandler)
-	if d, ok := h.(transports.FullDuplexHandler); ok {
-		c.duplex = d.FullDuplex()
 	}
 	return c
 }
@@ -172,23 +151,19 @@ func (c *conn) SetContext(v any) { c.ctx = v }
 func (c *conn) network() string { return networks[c.netw] }
 
 func (c *conn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: c.network(), Source: c.laddr, Addr: c.RemoteAddr(), Err: err}
+	return core.OpError(op, c.network(), c.laddr, c.RemoteAddr(), err)
 }
 
-// post asks the loop to look at c again, unless c's callback is running
-// (the loop steps c when it returns).
-func (c *conn) postLocked() bool { return !c.inCallback }
+// postLocked reports whether a change of c's state must be posted to the
+// loop: not while c's callback runs (the loop steps c when it returns).
+func (c *conn) postLocked() bool { return !c.st.Has(core.InCallback) }
 
 // Write copies p into the output buffer; the loop sends it.
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil || c.closing {
+	if err := c.st.WriteErr(); err != nil {
 		c.mu.Unlock()
-		return 0, c.opError("write", net.ErrClosed)
-	}
-	if c.wrClosed {
-		c.mu.Unlock()
-		return 0, c.opError("write", os.NewSyscallError("write", syscall.EPIPE))
+		return 0, c.opError("write", err)
 	}
 	if len(p) == 0 {
 		c.mu.Unlock()
@@ -199,9 +174,9 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	c.wbuf = append(c.wbuf, p...)
 	c.queued += len(p)
-	if c.queued >= c.l.t.cfg.MaxWriteBuffer && !c.bpPaused {
-		c.bpPaused = true
-		if !c.duplex {
+	if c.queued >= c.l.t.cfg.MaxWriteBuffer && !c.st.Has(core.BPPaused) {
+		c.st |= core.BPPaused
+		if !c.h.Duplex() {
 			c.l.stats.ReadPauses.Add(1)
 		}
 	}
@@ -224,12 +199,11 @@ func (c *conn) OutboundBuffered() int {
 // CloseWrite flushes output, then sends FIN; reading goes on.
 func (c *conn) CloseWrite() error {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil || c.closing {
+	if err := c.st.CloseWriteErr(); err != nil {
 		c.mu.Unlock()
-		return c.opError("close", net.ErrClosed)
+		return c.opError("close", err)
 	}
-	c.wrClosed = true
-	c.wantShut = true
+	c.st.CloseWrite()
 	post := c.postLocked()
 	c.mu.Unlock()
 	if post {
@@ -242,7 +216,7 @@ func (c *conn) CloseWrite() error {
 // and closes once the peer's FIN arrives (or CloseLinger passes).
 func (c *conn) Close() error {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil {
+	if c.st.Gone() {
 		c.mu.Unlock()
 		return c.opError("close", net.ErrClosed)
 	}
@@ -255,15 +229,13 @@ func (c *conn) Close() error {
 	return nil
 }
 
+// closeLocked begins Close (or the default close): the loop starts the
+// flush limit on its clock.
 func (c *conn) closeLocked() {
-	if c.closing {
-		return
-	}
-	c.closing = true
-	c.wrClosed = true
-	c.wantShut = true
-	if c.queued > 0 {
-		c.closeAt = int64(time.Since(epoch) + c.l.t.cfg.CloseTimeout)
+	if c.st.BeginClose() {
+		c.st |= flushDue
+		c.dl.StopApp()  // Close stops the application's timer
+		c.dl.StopIdle() // and the idle clock: its own limits bound the rest
 	}
 }
 
@@ -280,25 +252,32 @@ func (c *conn) Abort() error {
 // already being torn down.
 func (c *conn) kill(err error) bool {
 	c.mu.Lock()
-	if c.closed || c.killErr != nil {
-		c.mu.Unlock()
+	ok := c.killLocked(err)
+	post := ok && c.postLocked()
+	c.mu.Unlock()
+	if post {
+		c.l.post(c)
+	}
+	return ok
+}
+
+// killLocked is kill with mu held; the caller posts c to the loop (or
+// runs on it).
+func (c *conn) killLocked(err error) bool {
+	if !c.st.Kill() {
 		return false
 	}
 	c.killErr = err
 	c.wbuf = nil
 	c.queued = 0 // the output is dropped (sent clamps what completes later)
-	post := c.postLocked()
-	c.mu.Unlock()
-	if post {
-		c.l.post(c)
-	}
+	c.dl.Stop()  // no limit matters any more: teardown follows
 	return true
 }
 
 func (c *conn) PauseRead() {
 	c.mu.Lock()
-	if !c.appPaused {
-		c.appPaused = true
+	if !c.st.Has(core.AppPaused) {
+		c.st |= core.AppPaused
 		c.l.stats.ReadPauses.Add(1)
 		if c.postLocked() {
 			c.mu.Unlock()
@@ -311,9 +290,9 @@ func (c *conn) PauseRead() {
 
 func (c *conn) ResumeRead() {
 	c.mu.Lock()
-	if c.appPaused {
-		c.appPaused = false
-		c.offerKept = true
+	if c.st.Has(core.AppPaused) {
+		c.st &^= core.AppPaused
+		c.st |= core.OfferKept
 		if c.postLocked() {
 			c.mu.Unlock()
 			c.l.post(c)
@@ -323,25 +302,47 @@ func (c *conn) ResumeRead() {
 	c.mu.Unlock()
 }
 
+// SetTimer sets c's timer for the application (transports.TimerConn):
+// OnTimer runs on the loop d from now; d <= 0 stops it. A setting that
+// ran out and whose OnTimer has not begun is replaced too.
+func (c *conn) SetTimer(d time.Duration) {
+	if !c.h.HasTimer() {
+		return // nothing would run
+	}
+	var now int64
+	if d > 0 {
+		now = core.Now() // any goroutine's: not the loop's clock
+	}
+	c.mu.Lock()
+	if c.st.Any(core.Closing | core.Killed | core.Closed) {
+		c.mu.Unlock()
+		return // Close and Abort stopped it for good
+	}
+	c.dl.SetApp(now, d)
+	c.st &^= timerDue
+	post := c.postLocked()
+	c.mu.Unlock()
+	if post {
+		c.l.post(c) // the loop sets c's timer
+	}
+}
+
 // requestShutdown asks the loop to run OnShutdown (or Close).
 func (c *conn) requestShutdown() {
 	c.mu.Lock()
-	if !c.closed && c.killErr == nil && !c.closing {
-		c.shutdownReq = true
+	if !c.st.Any(core.Closing | core.Killed | core.Closed) {
+		c.st |= core.ShutdownDue
 	}
 	c.mu.Unlock()
 	c.l.markDirty(c)
 }
 
-// readableLocked reports whether OnData may run now.
-func (c *conn) readableLocked() bool {
-	return !c.appPaused && !(c.bpPaused && !c.duplex)
-}
-
 // step brings the kernel's view of c in line with its state: callbacks
 // that are due run, output is sent, the recv is armed or cancelled, FIN
-// and close follow. It runs on the loop after anything changes c.
+// and close follow, and c's timer is set for its deadlines. It runs on
+// the loop after anything changes c.
 func (c *conn) step() {
+	lim := &c.l.t.lim
 	for {
 		if c.finished {
 			return // a post or a dirty mark that came after the end
@@ -351,74 +352,81 @@ func (c *conn) step() {
 			return
 		}
 		c.mu.Lock()
-		if c.killErr != nil {
-			err := c.killErr
+		if c.st.Has(core.Killed) {
 			c.mu.Unlock()
-			c.teardown(err)
+			c.teardown()
 			continue
 		}
 		if !c.opened {
 			c.mu.Unlock()
 			return
 		}
-		if c.drainPending {
-			c.drainPending = false
-			if !c.closing {
-				c.inCallback = true
+		if c.st.Has(core.DrainDue) {
+			c.st &^= core.DrainDue
+			if !c.st.Has(core.Closing) {
+				c.st |= core.InCallback
 				c.mu.Unlock()
-				c.callback("OnDrain", c.h.(transports.DrainHandler).OnDrain)
+				c.call(core.OnDrain)
 				continue
 			}
 		}
-		if c.shutdownReq {
-			c.shutdownReq = false
-			if !c.closing {
-				if !c.hasShut {
-					c.closeLocked()
-					c.mu.Unlock()
-					continue
-				}
-				c.inCallback = true
+		if c.st.Has(timerDue) { // cleared by SetTimer
+			c.st &^= timerDue
+			if !c.st.Has(core.Closing) {
+				c.st |= core.InCallback
 				c.mu.Unlock()
-				c.callback("OnShutdown", c.h.(transports.ShutdownHandler).OnShutdown)
+				c.call(core.OnTimer)
 				continue
 			}
 		}
-		readable := c.readableLocked()
-		if c.offerKept {
-			c.offerKept = false
-			if readable && !c.closing && len(c.kept) > 0 && !c.eofDone {
-				c.inCallback = true
-				c.mu.Unlock()
-				c.deliver(c.kept, true)
-				continue
-			}
-		}
-		if c.eofSeen && !c.eofDone && (readable || c.closing) {
-			if !c.closing && len(c.kept) > 0 && !c.eofOffered {
-				// Kept bytes are offered once more at the FIN.
-				c.eofOffered = true
-				c.inCallback = true
-				c.mu.Unlock()
-				c.deliver(c.kept, true)
-				c.kept = nil
-				continue
-			}
-			c.eofDone = true
-			c.kept = nil
-			if !c.closing {
-				if c.hasEOF {
-					c.inCallback = true
-					c.mu.Unlock()
-					c.callback("OnReadEOF", c.h.(transports.ReadEOFHandler).OnReadEOF)
-					continue
-				}
+		if c.st.Has(core.ShutdownDue) { // cleared by any close
+			c.st &^= core.ShutdownDue
+			if !c.h.HasShutdown() {
 				c.closeLocked()
+				c.mu.Unlock()
+				continue
+			}
+			c.st |= core.InCallback
+			c.mu.Unlock()
+			c.call(core.OnShutdown)
+			continue
+		}
+		duplex := c.h.Duplex()
+		readable := c.st.Readable(duplex)
+		if c.st.Has(core.OfferKept) {
+			c.st &^= core.OfferKept
+			// At the peer's FIN, its rules offer the kept bytes.
+			if readable && !c.st.Any(core.Closing|core.EOFSeen) && c.kept.Len() > 0 {
+				c.st |= core.InCallback
+				c.mu.Unlock()
+				c.deliver(c.kept.Bytes(), true)
+				continue
 			}
 		}
-		if c.closing && c.closeAt != 0 && c.tmKind == tmNone {
-			c.tmKind = tmFlush
-			c.armTimer(epoch.Add(time.Duration(c.closeAt)), c.flushExpired)
+		switch c.st.EOFStep(c.kept.Len(), c.h.HasReadEOF(), duplex) {
+		case core.EOFOffer:
+			c.st |= core.InCallback
+			c.mu.Unlock()
+			c.deliver(c.kept.Bytes(), true)
+			c.kept.Release() // what the last OnData kept is discarded
+			continue
+		case core.EOFCallback:
+			c.st |= core.InCallback
+			c.mu.Unlock()
+			c.kept.Release()
+			c.call(core.OnReadEOF)
+			continue
+		case core.EOFClose: // as Close does
+			c.st |= flushDue
+			c.dl.StopApp()
+			c.dl.StopIdle()
+			c.kept.Release()
+		case core.EOFDiscard:
+			c.kept.Release()
+		}
+		if c.st.Has(flushDue) {
+			c.st &^= flushDue
+			c.dl.StartFlush(c.l.now(), *lim)
 		}
 		// Output: at most one send in flight, gathering all that is
 		// pending.
@@ -428,13 +436,27 @@ func (c *conn) step() {
 			c.sbuf, c.wbuf = c.wbuf, c.sbuf[:0]
 			c.soff = 0
 			send = c.sbuf
+			if !c.dl.Waiting() {
+				c.dl.Pending(c.l.now()) // output waits for the kernel
+			}
 		}
 		flushed := !c.sending && c.soff >= len(c.sbuf) && len(c.wbuf) == 0 && send == nil
 		if flushed {
 			c.releaseOut()
 		}
-		shut := c.wantShut && !c.shutSent && flushed
-		closing := c.closing
+		shut := c.st.ShutDue(flushed)
+		if shut {
+			c.st |= core.ShutSent
+		}
+		if c.st.LingerDue() {
+			c.st |= core.Linger
+			c.dl.StartLinger(c.l.now(), *lim)
+		}
+		end := c.st.OrderlyEnd()
+		wantRecv := !c.st.Has(core.EOFSeen) && (readable || c.st.Has(core.Closing)) && !c.starved
+		if at, ok := c.dl.Arm(c.tmWhen, *lim); ok {
+			c.l.setTimer(c, at)
+		}
 		c.mu.Unlock()
 
 		if send != nil || (!c.sending && c.soff < len(c.sbuf)) {
@@ -443,7 +465,6 @@ func (c *conn) step() {
 		if shut {
 			c.submitShutdown()
 		}
-		wantRecv := !c.eofSeen && (closing || readable) && !c.starved
 		switch {
 		case wantRecv && !c.recvArmed:
 			c.armRecv()
@@ -451,41 +472,48 @@ func (c *conn) step() {
 			c.recvStop = true
 			c.l.cancel(mkUD(opRecv, 0, c.slot))
 		}
-		if c.shutDone && c.eofSeen && c.eofDone {
-			c.teardown(nil)
+		if end {
+			c.teardown()
 			continue
-		}
-		if closing && c.shutDone && !c.eofSeen && c.tmKind != tmLinger {
-			c.tmKind = tmLinger
-			c.armTimer(time.Now().Add(c.l.t.cfg.CloseLinger), c.lingerExpired)
 		}
 		return
 	}
 }
 
-// armTimer sets c's one timer.
-func (c *conn) armTimer(when time.Time, f func()) {
-	if c.tm == nil {
-		c.tm = &timer{idx: -1}
-	}
-	c.tm.f = f
-	c.l.setTimer(c.tm, when)
-}
+func (c *conn) timer() (*int64, *int32) { return &c.tmWhen, &c.tmPos }
 
-func (c *conn) flushExpired() {
+// expired acts on c's deadlines that have run out; step sets the timer
+// again for the next.
+func (c *conn) expired() {
+	lim := &c.l.t.lim
+	now := c.l.now()
 	c.mu.Lock()
-	flushed := c.queued == 0
-	c.mu.Unlock()
-	if flushed {
-		return // the linger timer takes over once FIN is out
+	for {
+		switch c.dl.Expired(now, *lim) {
+		case core.ExpNone:
+			c.mu.Unlock()
+			c.l.markDirty(c)
+			return
+		case core.ExpLinger:
+			c.killLocked(c.opError("close", core.LingerTimeout(lim.CloseLinger)))
+		case core.ExpFlush:
+			c.killLocked(c.opError("close", core.FlushTimeout(lim.CloseTimeout)))
+		case core.ExpWrite:
+			// The peer has taken nothing for WriteTimeout: it stopped
+			// reading (or reads nothing while its FIN waits behind our
+			// output, reading paused for backpressure).
+			c.killLocked(c.opError("write", core.WriteTimeout(lim.Write)))
+		case core.ExpIdle:
+			if !c.st.Has(core.Closing) {
+				c.st |= idleClosed
+				c.closeLocked()
+			}
+		case core.ExpApp:
+			if !c.st.Any(core.Closing | core.Killed | core.Closed) {
+				c.st |= timerDue // step runs OnTimer
+			}
+		}
 	}
-	c.kill(c.opError("close", fmt.Errorf("output not flushed within CloseTimeout %v: %w", c.l.t.cfg.CloseTimeout, os.ErrDeadlineExceeded)))
-	c.l.markDirty(c)
-}
-
-func (c *conn) lingerExpired() {
-	c.kill(c.opError("close", fmt.Errorf("no FIN from the peer within CloseLinger %v: %w", c.l.t.cfg.CloseLinger, os.ErrDeadlineExceeded)))
-	c.l.markDirty(c)
 }
 
 // fileRef sets the SQE's file: the fixed slot once installed, else the
@@ -521,7 +549,7 @@ func (c *conn) armRecv() {
 	s.Flags |= giouring.SqeBufferSelect
 	s.BufIG = 0
 	if c.l.recvLimit {
-		s.SpliceFdIn = int32(min(max(c.l.t.cfg.MaxReadBuffer-len(c.kept), 1), math.MaxInt32)) // optlen
+		s.SpliceFdIn = int32(min(max(c.l.t.cfg.MaxReadBuffer-c.kept.Len(), 1), math.MaxInt32)) // optlen
 	}
 	s.UserData = mkUD(opRecv, 0, c.slot)
 	c.fileRef(s)
@@ -546,7 +574,6 @@ func (c *conn) submitShutdown() {
 	s.PrepareShutdown(int(c.fd), unix.SHUT_WR)
 	s.UserData = mkUD(opShutdown, 0, c.slot)
 	c.fileRef(s)
-	c.shutSent = true
 	c.inflight++
 }
 
@@ -563,8 +590,11 @@ func (c *conn) onCQE(op uint8, aux uint32, res int32, flags uint32) {
 		// request counts as in flight until the notification.
 		c.onSend(aux, res, flags, more)
 	case opShutdown:
-		c.shutDone = true
-		if res < 0 && !c.eofSeen {
+		c.mu.Lock()
+		c.st |= core.ShutDone
+		eof := c.st.Has(core.EOFSeen)
+		c.mu.Unlock()
+		if res < 0 && !eof {
 			c.kill(c.opError("close", os.NewSyscallError("shutdown", syscall.Errno(-res))))
 		}
 	case opFiles:
@@ -579,7 +609,7 @@ func (c *conn) onCQE(op uint8, aux uint32, res int32, flags uint32) {
 		return
 	case opRdhup:
 		c.rdhupArmed = false
-		if res > 0 && !c.eofSeen && c.recvArmed && !c.recvStop {
+		if res > 0 && c.recvArmed && !c.recvStop && !c.eofSeen() {
 			// The peer shut down. A multishot recv on a unix socket
 			// that had drained the data before the FIN's wake-up waits
 			// for another wake-up that never comes (unix sockets give
@@ -593,6 +623,13 @@ func (c *conn) onCQE(op uint8, aux uint32, res int32, flags uint32) {
 		c.inflight--
 	}
 	c.l.markDirty(c)
+}
+
+// eofSeen reports whether the peer's FIN has been read.
+func (c *conn) eofSeen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Has(core.EOFSeen)
 }
 
 // onRecv handles a multishot recv completion.
@@ -618,7 +655,9 @@ func (c *conn) onRecv(res int32, flags uint32, more bool) {
 		}
 		c.received(data)
 	case res == 0:
-		c.eofSeen = true
+		c.mu.Lock()
+		c.st |= core.EOFSeen // step runs the FIN's rules
+		c.mu.Unlock()
 	case res == -int32(syscall.ENOBUFS):
 		st.enobufs.Add(1)
 		if !c.starved {
@@ -640,115 +679,77 @@ func (c *conn) onRecv(res int32, flags uint32, more bool) {
 // OnData keeps is copied out, so the buffer goes back to the ring at once.
 func (c *conn) received(data []byte) {
 	c.mu.Lock()
-	if c.dying || c.killErr != nil || c.closed || c.closing || c.eofSeen || !c.opened {
+	if c.dying || !c.opened || c.st.Any(core.Closing|core.Killed|core.Closed|core.EOFSeen) {
 		c.mu.Unlock()
 		return // discarded
 	}
-	if !c.readableLocked() {
+	if c.l.t.lim.Idle > 0 {
+		c.dl.Moved(c.l.now())
+	}
+	if !c.st.Readable(c.h.Duplex()) {
 		// Paused while the recv was under way: keep it for later. The
 		// pause has cancelled the recv, and on Linux 6.17 and later its
 		// byte limit (armRecv) bounds what it brings meanwhile: the kept
 		// bytes stay within MaxReadBuffer and one recv, as DESIGN.md
 		// allows ("in may exceed the limit by at most one read").
 		c.mu.Unlock()
-		c.kept = append(c.kept, data...)
+		c.kept.Keep(data)
 		return
 	}
-	c.inCallback = true
+	c.st |= core.InCallback
 	c.mu.Unlock()
-	if len(c.kept) > 0 {
-		c.kept = append(c.kept, data...)
-		c.deliver(c.kept, true)
+	if c.kept.Len() > 0 {
+		c.kept.Keep(data)
+		c.deliver(c.kept.Bytes(), true)
 		return
 	}
 	c.deliver(data, false)
 }
 
-// deliver runs OnData with in, then keeps what it did not consume. kept
-// says in is c.kept. inCallback is set by the caller.
-func (c *conn) deliver(in []byte, kept bool) {
-	n, ok := c.onData(in)
-	switch {
-	case !ok:
-		c.kept = nil
-	case n < 0 || n > len(in):
-		c.kept = nil
-		c.kill(transports.CountError(n, len(in)))
-	case n == len(in):
-		if cap(c.kept) > 4<<10 {
-			c.kept = nil
-		} else {
-			c.kept = c.kept[:0]
-		}
-	case kept:
-		c.kept = c.kept[:copy(c.kept, in[n:])]
-	default:
-		c.kept = append(c.kept[:0], in[n:]...)
-	}
-	if len(c.kept) > c.l.t.cfg.MaxReadBuffer {
-		c.kill(transports.InputLimitError(len(c.kept), c.l.t.cfg.MaxReadBuffer))
-		c.kept = nil
+// deliver runs OnData with in and applies the input rules (core's
+// Deliver); fromKept says in is c.kept's. InCallback is set by the
+// caller.
+func (c *conn) deliver(in []byte, fromKept bool) {
+	if err := c.h.Deliver(c, c.l.t.log, &c.kept, in, fromKept, c.l.t.cfg.MaxReadBuffer); err != nil {
+		c.kill(err)
 	}
 	c.afterCallback()
 }
 
-func (c *conn) onData(in []byte) (n int, ok bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked("OnData", v)
-			ok = false
-		}
-	}()
-	return c.h.OnData(c, in), true
-}
-
-// callback runs one of c's callbacks other than OnData and OnClose.
-// inCallback is set by the caller.
-func (c *conn) callback(name string, f func(transports.Conn)) {
-	defer c.afterCallback()
-	defer func() {
-		if v := recover(); v != nil {
-			c.panicked(name, v)
-		}
-	}()
-	f(c)
-}
-
-func (c *conn) panicked(name string, v any) {
-	c.l.t.cfg.Logger.Error("uring: callback panicked; aborting the connection",
-		"callback", name, "panic", v, "remote", c.RemoteAddr(), "stack", string(debug.Stack()))
-	c.kill(transports.PanicError(name, v))
+// call runs one of c's callbacks other than OnData and OnClose; a panic
+// kills c. InCallback is set by the caller.
+func (c *conn) call(cb core.Callback) {
+	if err := c.h.Call(c, cb, c.l.t.log); err != nil {
+		c.kill(err)
+	}
+	c.afterCallback()
 }
 
 // afterCallback ends a callback; the loop steps c after the batch, which
 // sends what the callback wrote.
 func (c *conn) afterCallback() {
 	c.mu.Lock()
-	c.inCallback = false
+	c.st &^= core.InCallback
 	c.mu.Unlock()
 	c.l.markDirty(c)
 }
 
 // teardown begins the end of c: the recv and any send are cancelled and,
 // once every request has completed, the socket is closed and OnClose
-// runs. err == nil is an orderly close; any other resets TCP (SO_LINGER
-// 0).
-func (c *conn) teardown(err error) {
+// runs. A nil killErr is an orderly close; any other resets TCP
+// (SO_LINGER 0).
+func (c *conn) teardown() {
 	c.dying = true
-	c.finErr = err
 	c.mu.Lock()
+	c.st.Kill() // Write, Close and Abort now fail; killErr stays nil if orderly
+	err := c.killErr
+	if err == nil && c.st.Has(idleClosed) {
+		c.killErr = core.IdleTimeout(c.l.t.lim.Idle) // an orderly close all the same
+	}
 	c.wbuf = nil
-	if c.killErr == nil {
-		c.killErr = net.ErrClosed // Write now fails
-		if err != nil {
-			c.killErr = err
-		}
-	}
+	c.dl.Stop()
 	c.mu.Unlock()
-	if c.tm != nil {
-		c.l.stopTimer(c.tm)
-		c.tm.f = nil
-	}
+	c.l.stopTimer(c)
 	if err != nil && c.tcp {
 		// RST: Abort's contract, and the safe end of any failure.
 		unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
@@ -771,10 +772,17 @@ func (c *conn) teardown(err error) {
 	c.maybeFinish()
 }
 
-// maybeFinish closes the socket once no request of c is in the kernel,
-// and runs OnClose once the close has completed.
+// maybeFinish closes the socket once no request of c is in the kernel
+// but SEND_ZC notifications, and runs OnClose once the close and those
+// have completed.
+//
+// A notification comes once the kernel has freed the data sent, which on
+// TCP waits for the peer's ACK: from a peer that reads nothing, never,
+// while the socket is open. Closing it frees that data (with RST after a
+// failure, SO_LINGER 0), so the close does not wait for them; the
+// buffers stay held (zcHeld), and the slot taken, until they come.
 func (c *conn) maybeFinish() {
-	if c.inflight > 0 {
+	if c.inflight > c.zcPending() || c.closeSent && c.inflight > 0 {
 		return
 	}
 	if !c.closeSent {
@@ -794,15 +802,25 @@ func (c *conn) maybeFinish() {
 	c.finish()
 }
 
+// zcPending returns how many SEND_ZC notifications c waits for.
+func (c *conn) zcPending() int32 {
+	if c.rare == nil {
+		return 0
+	}
+	return int32(len(c.rare.zcHeld))
+}
+
 // finish runs OnClose and forgets c.
 func (c *conn) finish() {
 	c.finished = true
 	c.mu.Lock()
-	c.closed = true
+	c.st |= core.Closed
 	c.wbuf = nil
 	c.queued = 0
+	err := c.killErr
 	c.mu.Unlock()
-	c.kept, c.sbuf = nil, nil
+	c.kept.Release()
+	c.sbuf = nil
 	if c.rare != nil {
 		c.rare.zcHeld = nil
 	}
@@ -812,14 +830,7 @@ func (c *conn) finish() {
 		d.fail(c)
 		return
 	}
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				l.t.cfg.Logger.Error("uring: OnClose panicked", "panic", v, "remote", c.RemoteAddr(), "stack", string(debug.Stack()))
-			}
-		}()
-		c.h.OnClose(c, c.finErr)
-	}()
+	c.h.Closed(c, err, l.t.log)
 	l.stats.Closed.Add(1)
 	l.t.connDone()
 }

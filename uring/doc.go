@@ -9,7 +9,11 @@
 // buffer goes back to the ring at once, and no connection holds any. Output is copied into one buffer per connection and
 // sent with at most one send in flight, which gathers everything written
 // since the last one (SEND_ZC above a size threshold). Other goroutines
-// wake a loop through an eventfd read kept armed in its ring.
+// wake a loop through an eventfd read kept armed in its ring. The
+// contract's rules come from internal/core; a connection's time limits
+// (Close's, the write-progress and idle timeouts, the application's
+// timer) share one timer in its loop's heap, and a loop with timers keeps
+// one IORING_OP_TIMEOUT in its ring for the earliest.
 //
 // Where the kernel lacks io_uring or a feature this package needs, Open
 // returns an error wrapping errors.ErrUnsupported that names the feature and

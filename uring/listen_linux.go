@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
@@ -48,8 +49,18 @@ type acceptor struct {
 	slot    uint32
 	armed   bool
 	closing bool
-	backoff time.Duration
-	tm      *timer
+	backoff core.Backoff
+	tmWhen  int64 // the back-off's timer: see timed
+	tmPos   int32
+}
+
+func (a *acceptor) timer() (*int64, *int32) { return &a.tmWhen, &a.tmPos }
+
+// expired ends the back-off.
+func (a *acceptor) expired() {
+	if !a.closing {
+		a.arm()
+	}
 }
 
 func (ln *listener) Addr() net.Addr { return ln.addr }
@@ -161,7 +172,7 @@ func (a *acceptor) close() {
 		a.l.cancel(mkUD(opAccept, 0, a.slot))
 		return
 	}
-	a.l.stopTimer(a.tm)
+	a.l.stopTimer(a)
 	a.finish()
 }
 
@@ -172,12 +183,6 @@ func (a *acceptor) finish() {
 	a.l.acceptors[a.slot] = nil
 	a.ln.acceptorDone()
 }
-
-// Back-off bounds after an accept error a retry cannot fix at once.
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
-)
 
 // onAccept handles a multishot accept completion: a new descriptor, or an
 // error, after which the accept is re-armed at once or after a back-off.
@@ -192,9 +197,9 @@ func (a *acceptor) onAccept(res int32, flags uint32) {
 		// task reaches this loop next.
 		a.closing = true
 	}
-	st := l.stats
+	var wait time.Duration
 	if res >= 0 {
-		a.backoff = 0
+		a.backoff.Accepted()
 		if a.closing {
 			unix.Close(int(res))
 		} else {
@@ -202,15 +207,10 @@ func (a *acceptor) onAccept(res int32, flags uint32) {
 		}
 	} else if !a.closing {
 		errno := syscall.Errno(-res)
-		st.AcceptErrors.Add(1)
-		switch errno {
-		case syscall.ECONNABORTED, syscall.EPROTO, syscall.EINTR:
-			a.backoff = 0
-		case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
-			a.backoff = min(max(2*a.backoff, minBackoff), maxBackoff)
-		default:
+		l.stats.AcceptErrors.Add(1)
+		var log bool
+		if wait, log = a.backoff.Failed(errno); log {
 			l.t.cfg.Logger.Error("uring: accept", "addr", a.ln.addr, "err", errno)
-			a.backoff = min(max(2*a.backoff, minBackoff), maxBackoff)
 		}
 	}
 	if more {
@@ -220,15 +220,8 @@ func (a *acceptor) onAccept(res int32, flags uint32) {
 		a.finish()
 		return
 	}
-	if a.backoff > 0 && res < 0 {
-		if a.tm == nil {
-			a.tm = &timer{idx: -1, f: func() {
-				if !a.closing {
-					a.arm()
-				}
-			}}
-		}
-		l.setTimer(a.tm, time.Now().Add(a.backoff))
+	if wait > 0 {
+		l.setTimer(a, l.now()+int64(wait))
 		return
 	}
 	a.arm()
@@ -338,12 +331,15 @@ func (l *loop) open(c *conn, added bool) {
 		c.inflight++
 	}
 	c.mu.Lock()
-	c.inCallback = true
+	c.st |= core.InCallback
+	if l.t.lim.Idle > 0 {
+		c.dl.Opened(l.now()) // the idle clock starts
+	}
 	c.mu.Unlock()
 	if !c.tcp {
 		c.armRdhup()
 	}
-	c.callback("OnOpen", c.h.OnOpen)
+	c.call(core.OnOpen)
 	c.opened = true
 	if d := c.dialing(); d != nil {
 		c.rare.dial = nil

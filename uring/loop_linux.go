@@ -1,7 +1,6 @@
 package uring
 
 import (
-	"container/heap"
 	"fmt"
 	"runtime"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/internal/schedtick"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
@@ -41,6 +41,7 @@ const (
 	opMsgSent  // (acceptor ring) the MSG_RING that sent descriptor index; aux: its listener id
 	opCancel   // ASYNC_CANCEL (CQE only on failure, which is ignored)
 	opRdhup    // unix sockets: POLL_ADD for the peer's shutdown
+	opTimeout  // TIMEOUT that wakes a waiting loop for its earliest timer
 )
 
 func mkUD(op uint8, aux uint32, index uint32) uint64 {
@@ -73,7 +74,11 @@ type loop struct {
 	bufs  *bufRing
 	stats *loopStats
 	ls    localStats // owned by the loop goroutine, flushed into stats
-	iter  uint64     // loop iterations, owned by the loop goroutine
+	// spares are the kept-input buffers of the loop's conns that hold
+	// none now; owned by the loop goroutine.
+	spares *core.Spares
+	iter   uint64 // loop iterations, owned by the loop goroutine
+	clock  int64  // core.Now, read once per iteration (see now); 0: not yet; loop-owned
 	// sendsQueued counts the sends prepared since the last enter, and
 	// lastBatch the completions the last wait returned, and lastIdle
 	// whether it blocked for longer than minwait (waitCount).
@@ -105,6 +110,16 @@ type loop struct {
 	msgsOut   int // MSG_RINGs sent and not completed
 	cqBuf     []cqe
 	zcSeq     uint32
+	// tmoArmed: a TIMEOUT (opTimeout) is in the ring, running out at tmoAt
+	// (on core.Now's clock) or earlier; the kernel reads tmoTS when the
+	// request, or an update of it, is submitted. tmoStop: it is being
+	// cancelled, the loop stopping.
+	tmoArmed, tmoStop bool
+	tmoAt             int64
+	tmoTS             unix.Timespec
+	// timerSets and tmoSets count setTimer calls and TIMEOUT requests (and
+	// updates) submitted, for tests: both are rare, not per request.
+	timerSets, tmoSets uint64
 	// recvLimit: a multishot recv takes a limit on the bytes it receives
 	// in all (sqe->optlen, Linux 6.17), after which it ends; before 6.17
 	// the field is file_index, which a recv refuses.
@@ -273,12 +288,17 @@ func (l *loop) run() {
 		l.rearmStarved()
 		if l.stopping && l.idle() {
 			l.ls.flush(l.stats)
-			if l.wakeArmed {
+			if l.wakeArmed || l.tmoArmed {
 				// The eventfd read targets Go memory: it must complete
-				// before the ring goes.
-				if !l.wakeStop {
+				// before the ring goes; and so must the timeout, which
+				// would otherwise keep the loop waiting for nothing.
+				if l.wakeArmed && !l.wakeStop {
 					l.wakeStop = true
 					l.cancel(mkUD(opWake, 0, 0))
+				}
+				if l.tmoArmed && !l.tmoStop {
+					l.tmoStop = true
+					l.cancel(mkUD(opTimeout, 0, 0))
 				}
 			} else {
 				l.finalDrain()
@@ -290,15 +310,10 @@ func (l *loop) run() {
 		if l.iter++; wait || l.iter%64 == 0 {
 			l.ls.flush(l.stats) // before blocking, and now and then when busy
 		}
-		var timeout int64
-		if wait {
-			if d, ok := l.timers.next(); ok {
-				timeout = max(int64(time.Until(d)), 1)
-			}
-		}
 		var waitNr uint32
 		var t0 time.Time
 		if wait {
+			l.armTimeout()
 			l.waits++
 			waitNr = l.waitCount()
 			if l.ring.MinWaitUs != 0 {
@@ -308,7 +323,7 @@ func (l *loop) run() {
 		if wait {
 			l.tick.BeforeBlock()
 		}
-		l.submit(waitNr, timeout)
+		l.submit(waitNr)
 		if wait && l.ring.MinWaitUs != 0 {
 			l.lastIdle = time.Since(t0) > time.Duration(l.ring.MinWaitUs)*time.Microsecond
 		}
@@ -383,7 +398,7 @@ func (l *loop) idle() bool {
 // finalDrain reaps what the kernel still queued for this ring (a
 // descriptor handed over by MSG_RING at the last moment is closed).
 func (l *loop) finalDrain() {
-	l.submit(0, 0)
+	l.submit(0)
 	l.reapAll()
 	l.ls.flush(l.stats)
 }
@@ -412,8 +427,10 @@ func (l *loop) prepareSleep() bool {
 const rawQuiet = 16
 
 // submit publishes the prepared SQEs and enters the kernel, waiting for
-// waitNr completions if it is not 0.
-func (l *loop) submit(waitNr uint32, timeout int64) {
+// waitNr completions if it is not 0. A wait has no timeout of its own:
+// the loop's timers wake it through armTimeout's request.
+func (l *loop) submit(waitNr uint32) {
+	l.clock = 0 // time passes in the enter: the next now reads the clock again
 	n := l.ring.Publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
@@ -421,11 +438,6 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 		// Hold the P for up to hold (the rawwait key): a busy loop's
 		// waits end sooner. After it, the loop waits again telling the
 		// scheduler, so that an idle loop gives its P back.
-		if timeout > 0 && timeout <= hold {
-			l.ls.enters++
-			l.checkEnter(l.ring.Enter(n, waitNr, timeout, true))
-			return
-		}
 		l.ls.enters++
 		if e := l.ring.Enter(n, waitNr, hold, true); e != syscall.ETIME {
 			l.checkEnter(e)
@@ -433,12 +445,9 @@ func (l *loop) submit(waitNr uint32, timeout int64) {
 		}
 		l.stats.rawExpired.Add(1)
 		n = 0
-		if timeout > 0 {
-			timeout -= hold
-		}
 	}
 	l.ls.enters++
-	l.checkEnter(l.ring.Enter(n, waitNr, timeout, false))
+	l.checkEnter(l.ring.Enter(n, waitNr, 0, false))
 }
 
 // checkEnter handles io_uring_enter's errno: EINTR and ETIME are normal.
@@ -466,7 +475,7 @@ func (l *loop) sqe() *giouring.SubmissionQueueEntry {
 			l.ring.SQWait()
 			continue
 		}
-		l.submit(0, 0)
+		l.submit(0)
 	}
 }
 
@@ -524,6 +533,8 @@ func (l *loop) dispatch(c *cqe) {
 		if c.Res < 0 {
 			l.handOffFailed(int(idx), udAux(c.UserData), syscall.Errno(-c.Res))
 		}
+	case opTimeout:
+		l.tmoArmed = false
 	case opCancel, opNone:
 	default:
 		if int(idx) >= len(l.conns) || l.conns[idx] == nil {
@@ -652,50 +663,154 @@ func (l *loop) cancel(ud uint64) {
 	l.stats.cancels.Add(1)
 }
 
-// timer is a deadline on a loop; f runs on the loop when it passes.
-type timer struct {
-	when time.Time
-	idx  int // in the heap; -1 when not queued
-	f    func()
+// timed is what a loop's timer heap holds: a conn (for its
+// core.Deadlines) or an acceptor (for its back-off). Its deadline is two
+// fields of its own, loop-owned, so that they pack among its others.
+type timed interface {
+	// timer returns the deadline (on core.Now's clock) and 1 + the index
+	// in the heap (0 when not queued).
+	timer() (when *int64, pos *int32)
+	expired() // the deadline has passed; runs on the loop
 }
 
-type timerHeap []*timer
+func whenOf(x timed) int64  { w, _ := x.timer(); return *w }
+func setPos(x timed, i int) { _, p := x.timer(); *p = int32(i) }
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
-func (h *timerHeap) Push(x any)        { t := x.(*timer); t.idx = len(*h); *h = append(*h, t) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	t.idx = -1
-	return t
+// timerHeap is a binary min-heap by when. It is not container/heap, whose
+// any-typed Push would box each element.
+type timerHeap []timed
+
+func (h timerHeap) less(i, j int) bool { return whenOf(h[i]) < whenOf(h[j]) }
+
+func (h timerHeap) swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	setPos(h[i], i+1)
+	setPos(h[j], j+1)
 }
 
-func (h timerHeap) next() (time.Time, bool) {
-	if len(h) == 0 {
-		return time.Time{}, false
+func (h timerHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			return
+		}
+		h.swap(i, p)
+		i = p
 	}
-	return h[0].when, true
 }
 
-// setTimer (re)arms t to fire at when.
-func (l *loop) setTimer(t *timer, when time.Time) {
-	t.when = when
-	if t.idx >= 0 {
-		heap.Fix(&l.timers, t.idx)
+func (h timerHeap) down(i int) {
+	for {
+		m := i
+		if l := 2*i + 1; l < len(h) && h.less(l, m) {
+			m = l
+		}
+		if r := 2*i + 2; r < len(h) && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		h.swap(i, m)
+		i = m
+	}
+}
+
+// remove takes out the element at index i.
+func (h *timerHeap) remove(i int) timed {
+	old := *h
+	last := len(old) - 1
+	x := old[i]
+	if i != last {
+		old.swap(i, last)
+	}
+	old[last] = nil
+	*h = old[:last]
+	setPos(x, 0)
+	if i != last {
+		h.fix(i)
+	}
+	return x
+}
+
+func (h timerHeap) fix(i int) {
+	h.up(i)
+	h.down(i)
+}
+
+// now returns the loop's clock, core.Now read at most once per iteration
+// of the loop: the first call after an io_uring_enter reads it, and the
+// completions, steps and timers until the next enter share it.
+func (l *loop) now() int64 {
+	if l.clock == 0 {
+		l.clock = max(core.Now(), 1) // 0 means unread
+	}
+	return l.clock
+}
+
+// setTimer (re)arms x's timer to run out at when (on core.Now's clock).
+func (l *loop) setTimer(x timed, when int64) {
+	l.timerSets++
+	w, p := x.timer()
+	*w = when
+	if *p > 0 {
+		l.timers.fix(int(*p) - 1)
 		return
 	}
-	heap.Push(&l.timers, t)
+	l.timers = append(l.timers, x)
+	*p = int32(len(l.timers))
+	l.timers.up(len(l.timers) - 1)
 }
 
-// stopTimer disarms t.
-func (l *loop) stopTimer(t *timer) {
-	if t != nil && t.idx >= 0 {
-		heap.Remove(&l.timers, t.idx)
+// stopTimer disarms x's timer.
+func (l *loop) stopTimer(x timed) {
+	if w, p := x.timer(); *p > 0 {
+		l.timers.remove(int(*p) - 1)
+		*w = 0
 	}
+}
+
+// armTimeout keeps a TIMEOUT request in the ring for the earliest timer,
+// before the loop waits: it moves only when a timer runs out sooner than
+// the request does, so a wait with timers queued costs no more than one
+// without. (A timeout on each wait, through io_uring_enter's extended
+// argument, would cost the kernel a timer set and cancelled on every wait
+// that sleeps; with the write-progress timeout on, nearly every busy
+// connection keeps a timer.) A request that runs out before the earliest
+// timer (it was removed, or moved later) only wakes the loop, which arms
+// it again. Updating a request in place is Linux 5.11.
+func (l *loop) armTimeout() {
+	if len(l.timers) == 0 || l.tmoStop {
+		return
+	}
+	at := whenOf(l.timers[0])
+	if l.tmoArmed && at >= l.tmoAt {
+		return
+	}
+	l.tmoTS = unix.NsecToTimespec(max(at-l.now(), 1))
+	l.tmoSets++
+	s := l.sqe()
+	s.Fd = -1
+	if !l.tmoArmed {
+		s.OpCode = giouring.OpTimeout
+		s.Addr = uint64(uintptr(unsafe.Pointer(&l.tmoTS)))
+		s.Len = 1
+		s.Off = 0 // no completion count: a pure timer
+		s.UserData = mkUD(opTimeout, 0, 0)
+		l.tmoArmed = true
+	} else {
+		// If the request ran out meanwhile, the update fails (ENOENT),
+		// which dispatch ignores, and the loop arms a new one.
+		s.OpCode = giouring.OpTimeoutRemove
+		s.Addr = mkUD(opTimeout, 0, 0)
+		s.Off = uint64(uintptr(unsafe.Pointer(&l.tmoTS)))
+		s.OpcodeFlags = giouring.TimeoutUpdate
+		s.UserData = mkUD(opCancel, 0, 0)
+		if l.ring.Features&featCQESkip != 0 {
+			s.Flags |= giouring.SqeCQESkipSuccess
+		}
+	}
+	l.tmoAt = at
 }
 
 // runTimers runs the timers that are due.
@@ -703,9 +818,16 @@ func (l *loop) runTimers() {
 	if len(l.timers) == 0 {
 		return
 	}
-	now := time.Now()
-	for len(l.timers) > 0 && !l.timers[0].when.After(now) {
-		t := heap.Pop(&l.timers).(*timer)
-		t.f()
+	now := l.now()
+	for len(l.timers) > 0 && whenOf(l.timers[0]) <= now {
+		x := l.timers.remove(0)
+		w, _ := x.timer()
+		*w = 0
+		x.expired()
 	}
 }
+
+// keepSpare is the largest kept-input buffer a loop keeps for its conns
+// once empty (core.Spares): an idle conn holds none, and a busy one takes
+// one from its loop instead of allocating.
+const keepSpare = 4 << 10

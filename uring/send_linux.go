@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/pawelgaczynski/giouring"
 )
 
@@ -113,13 +114,14 @@ func (c *conn) onSend(seq uint32, res int32, flags uint32, more bool) {
 	c.l.ls.writes++
 	c.l.ls.bytesOut += uint64(n)
 	c.soff += n
+	took := n > 0
 	if seq != 0 && more {
 		// The kernel may read the buffer until the notification: hold
 		// it, and count its bytes in OutboundBuffered until then.
 		c.holdZC(seq, n)
 		n = 0
 	}
-	c.sent(n)
+	c.sent(n, took)
 }
 
 // holdZC moves the SEND_ZC buffer aside until its notification.
@@ -147,24 +149,38 @@ func (c *conn) zcNotified(seq uint32, res int32) {
 	for i, z := range c.rare.zcHeld {
 		if z.seq == seq {
 			c.rare.zcHeld = append(c.rare.zcHeld[:i], c.rare.zcHeld[i+1:]...)
-			c.sent(z.n)
+			c.sent(z.n, z.n > 0)
 			return
 		}
 	}
 }
 
-// sent accounts for n bytes the kernel has taken for good, and resumes
-// reading with OnDrain once output falls to half of MaxWriteBuffer.
-func (c *conn) sent(n int) {
+// sent accounts for n bytes the kernel has taken for good (took: it took
+// some, perhaps still holding them, a SEND_ZC's), and resumes reading
+// with OnDrain once output falls to half of MaxWriteBuffer.
+func (c *conn) sent(n int, took bool) {
 	c.mu.Lock()
 	c.queued -= n
 	if c.queued < 0 {
 		c.queued = 0 // after kill dropped the output
 	}
-	if c.bpPaused && c.queued <= c.l.t.cfg.MaxWriteBuffer/2 {
-		c.bpPaused = false
-		c.offerKept = true
-		c.drainPending = c.hasDrain
+	if took {
+		// Progress: the write-progress clock starts again if output is
+		// still pending. The clock is read only if it counts: for that
+		// clock, or for the idle timeout's.
+		pending := c.queued > 0
+		var now int64
+		if pending || c.l.t.lim.Idle > 0 {
+			now = c.l.now()
+		}
+		c.dl.Progress(now, pending)
+	}
+	if c.st.Has(core.BPPaused) && c.queued <= c.l.t.cfg.MaxWriteBuffer/2 {
+		c.st &^= core.BPPaused
+		c.st |= core.OfferKept
+		if c.h.HasDrain() {
+			c.st |= core.DrainDue
+		}
 	}
 	c.mu.Unlock()
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
@@ -15,6 +16,8 @@ import (
 // Transport is the io_uring transport. Make one with transports.Open("uring", cfg).
 type Transport struct {
 	cfg    transports.Config
+	lim    core.Limits // the connections' time limits, from cfg
+	log    core.Log
 	opt    options
 	feat   *features
 	loops  []*loop
@@ -46,6 +49,8 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 	}
 	t := &Transport{
 		cfg:  cfg,
+		lim:  core.NewLimits(cfg),
+		log:  core.Log{Name: "uring", Logger: cfg.Logger},
 		opt:  o,
 		feat: f,
 		byID: map[uint32]*listener{},
@@ -56,7 +61,7 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 	ready := make(chan error, n)
 	for i := range n {
 		st := &loopStats{}
-		l := &loop{t: t, id: i, stats: st}
+		l := &loop{t: t, id: i, stats: st, spares: core.NewSpares(keepSpare)}
 		t.loops = append(t.loops, l)
 		t.stats = append(t.stats, st)
 	}

@@ -75,12 +75,12 @@ func TestSlowloris(t *testing.T) {
 				}
 				t.Skip(err)
 			}
-			slowlorisOn(t, d.Name, sc)
+			slowlorisOn(t, d.Name, sc, slices.Contains(need, d.Name))
 		})
 	}
 }
 
-func slowlorisOn(t *testing.T, name string, sc slowloris) {
+func slowlorisOn(t *testing.T, name string, sc slowloris, required bool) {
 	base := testutil.TakeBaseline()
 	quiet := slog.New(slog.DiscardHandler)
 	tr, err := transports.Open(name, transports.Config{Logger: quiet})
@@ -114,6 +114,9 @@ func slowlorisOn(t *testing.T, name string, sc slowloris) {
 		t.Fatalf("a request before the attack: %v", err)
 	}
 	if probe.timed.Load() == 0 {
+		if required {
+			t.Fatalf("transport %s is required here (MERLIN_REQUIRE), but its Conn is not a transports.TimerConn: http1 serves it without time limits", name)
+		}
 		t.Skipf("transport %s: its Conn is not a transports.TimerConn yet, so http1 serves it without time limits", name)
 	}
 

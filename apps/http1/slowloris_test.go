@@ -300,3 +300,107 @@ func raiseFDLimit(t *testing.T, n uint64) {
 	}
 	t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 }
+
+// TestLimitsOnTransports checks the keep-alive timeout and the minimum
+// body data rate on every registered transport's timer (the slowloris
+// test covers the headers timeout): an idle connection after an answer is
+// closed without another, and a stalled body is answered with 408, each
+// at its limit and within a few seconds of it.
+func TestLimitsOnTransports(t *testing.T) {
+	const limit, slack = time.Second, 5 * time.Second
+	need := strings.Split(os.Getenv("MERLIN_REQUIRE"), ",")
+	for _, d := range transports.Drivers() {
+		t.Run("transport="+d.Name, func(t *testing.T) {
+			if _, err := d.Probe(); err != nil {
+				if slices.Contains(need, d.Name) {
+					t.Fatalf("%s is required here (MERLIN_REQUIRE) but not available: %v", d.Name, err)
+				}
+				t.Skip(err)
+			}
+			base := testutil.TakeBaseline()
+			quiet := slog.New(slog.DiscardHandler)
+			tr, err := transports.Open(d.Name, transports.Config{Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			probe := &timerProbe{Handler: http1.New(http1.Config{KeepAliveTimeout: limit, MinRequestBodyDataRateGrace: limit, Logger: quiet})}
+			ln, err := tr.Listen("tcp", "127.0.0.1:0", probe)
+			if err != nil {
+				tr.Close()
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := tr.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				base.Check(t, 10*time.Second)
+			}()
+			var idle, body slowResult
+			var wg sync.WaitGroup
+			wg.Go(func() { idle = closedAfter(ln.Addr().String(), "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n", 2*slack) })
+			wg.Go(func() {
+				body = closedAfter(ln.Addr().String(), "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n0123456789", 2*slack)
+			})
+			wg.Wait()
+			if probe.untimed.Load() > 0 {
+				if slices.Contains(need, d.Name) {
+					t.Fatalf("transport %s is required here (MERLIN_REQUIRE), but its Conn is not a transports.TimerConn", d.Name)
+				}
+				t.Skipf("transport %s: its Conn is not a transports.TimerConn yet, so http1 serves it without time limits", d.Name)
+			}
+			for _, c := range []struct {
+				name string
+				r    slowResult
+				want string // the answers before the close
+			}{
+				{"idle after an answer", idle, "HTTP/1.1 200 OK\r\n"},
+				{"stalled body", body, "HTTP/1.1 408 Request Timeout\r\n"},
+			} {
+				switch {
+				case c.r.err != nil:
+					t.Errorf("%s: %v", c.name, c.r.err)
+				case c.r.open:
+					t.Errorf("%s: still open %v after", c.name, c.r.after)
+				case c.r.after < limit-10*time.Millisecond || c.r.after > limit+slack:
+					t.Errorf("%s: closed after %v, want between %v and %v", c.name, c.r.after, limit, limit+slack)
+				case !strings.HasPrefix(c.r.out, c.want) || strings.Count(c.r.out, "HTTP/1.1 ") != 1:
+					t.Errorf("%s: got %q before the close, want one answer, %q", c.name, c.r.out, c.want)
+				}
+			}
+		})
+	}
+}
+
+// closedAfter sends req on a new connection to addr and reads until the
+// server closes, or giveUp has passed; after counts from the end of the
+// first answer if the close follows one (keep-alive), else from the send.
+func closedAfter(addr, req string, giveUp time.Duration) slowResult {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return slowResult{err: err}
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetDeadline(start.Add(giveUp))
+	if _, err := io.WriteString(c, req); err != nil {
+		return slowResult{err: err}
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 && len(out) == 0 && strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
+			start = time.Now() // the keep-alive wait begins with the answer
+		}
+		out = append(out, buf[:n]...)
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			return slowResult{out: string(out), after: time.Since(start)}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return slowResult{out: string(out), after: time.Since(start), open: true}
+		default:
+			return slowResult{out: string(out), after: time.Since(start), err: err}
+		}
+	}
+}

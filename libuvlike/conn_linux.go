@@ -652,7 +652,7 @@ func (c *conn) readEOF() {
 // (deferKept); after Close the kept bytes are discarded.
 func (c *conn) eofRules() {
 	for {
-		switch c.state.EOFStep(c.kept.Len(), c.h.HasReadEOF(), c.h.Duplex()) {
+		switch c.state.EOFStep(&c.kept, c.h.HasReadEOF(), c.h.Duplex()) {
 		case core.EOFNone:
 			c.checkEnd()
 			return
@@ -660,13 +660,11 @@ func (c *conn) eofRules() {
 			return
 		case core.EOFOffer:
 			c.deliver(c.kept.Bytes(), true)
-			c.kept.Release() // what is still kept is discarded
 		case core.EOFCallback:
 			c.call(core.OnReadEOF)
 		case core.EOFClose:
 			c.closing()
 		case core.EOFDiscard:
-			c.kept.Release()
 		}
 	}
 }

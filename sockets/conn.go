@@ -617,7 +617,7 @@ func (c *conn) loop() error {
 // a last OnData may pause, close or abort. It reports whether the
 // connection has ended in order. Called and returns with mu held.
 func (c *conn) eofLocked() bool {
-	switch c.s.EOFStep(c.kept.Len(), c.h.HasReadEOF(), c.h.Duplex()) {
+	switch c.s.EOFStep(&c.kept, c.h.HasReadEOF(), c.h.Duplex()) {
 	case core.EOFWait:
 		c.cond.Wait() // the FIN's rules wait for reading to resume
 	case core.EOFOffer:
@@ -625,19 +625,15 @@ func (c *conn) eofLocked() bool {
 		c.mu.Unlock()
 		c.deliver(c.kept.Bytes(), true, 0)
 		c.mu.Lock()
-		c.kept.Release()
 	case core.EOFCallback:
-		c.kept.Release()
 		c.callbackLocked(core.OnReadEOF)
 	case core.EOFClose:
-		c.kept.Release()
 		if c.closingLocked() {
 			c.mu.Unlock()
 			c.startWriter()
 			c.mu.Lock()
 		}
 	case core.EOFDiscard:
-		c.kept.Release()
 	case core.EOFNone:
 		// Nothing more to read: wait for our FIN to go out (CloseWrite,
 		// Close, the default close) or for the application.

@@ -403,26 +403,22 @@ func (c *conn) step() {
 				continue
 			}
 		}
-		switch c.st.EOFStep(c.kept.Len(), c.h.HasReadEOF(), duplex) {
+		switch c.st.EOFStep(&c.kept, c.h.HasReadEOF(), duplex) {
 		case core.EOFOffer:
 			c.st |= core.InCallback
 			c.mu.Unlock()
 			c.deliver(c.kept.Bytes(), true)
-			c.kept.Release() // what the last OnData kept is discarded
 			continue
 		case core.EOFCallback:
 			c.st |= core.InCallback
 			c.mu.Unlock()
-			c.kept.Release()
 			c.call(core.OnReadEOF)
 			continue
 		case core.EOFClose: // as Close does
 			c.st |= flushDue
 			c.dl.StopApp()
 			c.dl.StopIdle()
-			c.kept.Release()
 		case core.EOFDiscard:
-			c.kept.Release()
 		}
 		if c.st.Has(flushDue) {
 			c.st &^= flushDue

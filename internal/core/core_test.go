@@ -37,32 +37,43 @@ func TestWriteErr(t *testing.T) {
 }
 
 // TestEOFStep walks the FIN's rules: wait while paused, offer the kept
-// bytes once, then OnReadEOF or the default close; after Close, discard.
+// bytes (again, if the offer ended paused), then drop them and call
+// OnReadEOF or close; after Close, discard.
 func TestEOFStep(t *testing.T) {
+	three := func() *Input { in := &Input{}; in.Keep([]byte("abc")); return in }
+	kept := three()
 	s := EOFSeen | AppPaused
-	if got := s.EOFStep(3, false, false); got != EOFWait {
+	if got := s.EOFStep(kept, false, false); got != EOFWait {
 		t.Fatalf("paused: %v, want EOFWait", got)
 	}
 	s &^= AppPaused
-	if got := s.EOFStep(3, false, false); got != EOFOffer {
+	if got := s.EOFStep(kept, false, false); got != EOFOffer {
 		t.Fatalf("kept bytes: %v, want EOFOffer", got)
 	}
-	if got := s.EOFStep(3, false, false); got != EOFClose || !s.Has(Closing|WantShut) {
-		t.Fatalf("after the offer: %v (state %b), want EOFClose", got, s)
+	s |= BPPaused // the last OnData filled the output and left bytes
+	if got := s.EOFStep(kept, false, false); got != EOFWait || kept.Len() != 3 {
+		t.Fatalf("offer ended paused: %v with %d kept, want EOFWait keeping 3", got, kept.Len())
 	}
-	if got := s.EOFStep(0, false, false); got != EOFNone {
+	s &^= BPPaused
+	if got := s.EOFStep(kept, false, false); got != EOFOffer {
+		t.Fatalf("resumed: %v, want EOFOffer again", got)
+	}
+	if got := s.EOFStep(kept, false, false); got != EOFClose || !s.Has(Closing|WantShut) || kept.Len() != 0 {
+		t.Fatalf("after the offer: %v (state %b, %d kept), want EOFClose with nothing kept", got, s, kept.Len())
+	}
+	if got := s.EOFStep(kept, false, false); got != EOFNone {
 		t.Fatalf("done: %v, want EOFNone", got)
 	}
 	s = EOFSeen | BPPaused
-	if got := s.EOFStep(0, true, true); got != EOFCallback {
+	if got := s.EOFStep(&Input{}, true, true); got != EOFCallback {
 		t.Fatalf("duplex at the limit, OnReadEOF: %v, want EOFCallback", got)
 	}
-	s = EOFSeen | Closing
-	if got := s.EOFStep(5, true, false); got != EOFDiscard {
-		t.Fatalf("closing: %v, want EOFDiscard", got)
+	s, kept = EOFSeen|Closing, three()
+	if got := s.EOFStep(kept, true, false); got != EOFDiscard || kept.Len() != 0 {
+		t.Fatalf("closing: %v, %d kept, want EOFDiscard", got, kept.Len())
 	}
 	s = EOFSeen | Killed
-	if got := s.EOFStep(5, true, false); got != EOFNone {
+	if got := s.EOFStep(three(), true, false); got != EOFNone {
 		t.Fatalf("killed: %v, want EOFNone", got)
 	}
 }

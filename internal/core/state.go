@@ -124,33 +124,40 @@ type EOF uint8
 const (
 	EOFNone     EOF = iota // no FIN, or its rules have run
 	EOFWait                // reading is paused: the rules wait for ResumeRead (or the drain)
-	EOFOffer               // offer the kept bytes once more (Deliver), then drop what is still kept
-	EOFCallback            // call OnReadEOF; the connection stays writable
-	EOFClose               // close as Close does (BeginClose has been called)
-	EOFDiscard             // Close came first: drop the kept bytes; nothing else is due
+	EOFOffer               // offer the kept bytes once more (Deliver), then call EOFStep again
+	EOFCallback            // call OnReadEOF (the kept bytes are dropped); the connection stays writable
+	EOFClose               // close as Close does (BeginClose has been called; the kept bytes are dropped)
+	EOFDiscard             // Close came first: the kept bytes are dropped; nothing else is due
 )
 
 // EOFStep runs the rules of the peer's FIN one step, once EOFSeen is set:
-// kept bytes are offered once more, then OnReadEOF is called, or the
-// connection closes as Close does; while reading is paused they wait, and
-// after Close the kept bytes are dropped. kept is how many bytes are
-// kept; hasEOF whether the Handler has OnReadEOF. The transport does what
-// the step says and calls EOFStep again (a last OnData may pause, close or
-// abort) until it returns EOFNone or EOFWait.
-func (s *State) EOFStep(kept int, hasEOF, duplex bool) EOF {
+// the kept bytes are offered once more, then OnReadEOF is called, or the
+// connection closes as Close does, and what is still kept is dropped;
+// after Close the kept bytes are dropped. While reading is paused the
+// rules wait, and an offer that ended with reading paused (the last
+// OnData filled the output, or paused) is made again once it resumes, as
+// any resume offers the kept bytes: only what an OnData declined with
+// reading allowed is dropped. hasEOF says whether the Handler has
+// OnReadEOF. The transport does what the step says and calls EOFStep
+// again (a last OnData may pause, close or abort) until it returns
+// EOFNone or EOFWait.
+func (s *State) EOFStep(kept *Input, hasEOF, duplex bool) EOF {
 	switch {
 	case *s&(EOFSeen|EOFDone|Killed) != EOFSeen:
 		return EOFNone
 	case *s&Closing != 0:
 		*s |= EOFDone
+		kept.Release()
 		return EOFDiscard
 	case !s.Readable(duplex):
+		*s &^= EOFOffered
 		return EOFWait
-	case kept > 0 && *s&EOFOffered == 0:
+	case kept.Len() > 0 && *s&EOFOffered == 0:
 		*s |= EOFOffered
 		return EOFOffer
 	}
 	*s |= EOFDone
+	kept.Release()
 	if hasEOF {
 		return EOFCallback
 	}

@@ -301,12 +301,19 @@ func (c *conn) ResumeRead() {
 	c.Conn.ResumeRead()
 }
 
+// Close and Abort wait for a Write under way: one cut into pieces must
+// not fail half-way, having written some, where the inner Write would
+// have taken all or nothing.
 func (c *conn) Close() error {
 	c.closed.Store(true)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	return c.Conn.Close()
 }
 
 func (c *conn) Abort() error {
 	c.closed.Store(true)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	return c.Conn.Abort()
 }

@@ -587,19 +587,14 @@ func (c *conn) onRead(_ *TCP, data []byte, err error) {
 		c.updateReading()
 		return
 	}
-	if c.kept.Len() > 0 {
-		c.kept.Keep(data)
-		c.deliver(c.kept.Bytes(), true)
-		return
-	}
-	c.deliver(data, false)
+	c.deliver(data)
 }
 
-// deliver runs OnData with in (the kept bytes if fromKept, else the
-// loop's buffer) under core's input rules; what it did not consume is
-// kept, unless it closed c.
-func (c *conn) deliver(in []byte, fromKept bool) {
-	if err := c.h.Deliver(c, c.el.log, &c.kept, in, fromKept, c.el.maxRead); err != nil {
+// deliver runs OnData with data, read into the loop's buffer, after the
+// kept bytes (nil: the kept bytes alone) under core's input rules; what
+// it did not consume is kept, unless it closed c.
+func (c *conn) deliver(data []byte) {
+	if err := c.h.Deliver(c, c.el.log, &c.kept, data, c.el.maxRead); err != nil {
 		c.kill(err)
 		return
 	}
@@ -621,7 +616,7 @@ func (c *conn) offerKept() {
 		c.eofRules()
 	case s.Any(core.Closing|core.EOFSeen) || !s.Readable(c.h.Duplex()) || c.kept.Len() == 0:
 	default:
-		c.deliver(c.kept.Bytes(), true)
+		c.deliver(nil)
 	}
 }
 
@@ -659,7 +654,7 @@ func (c *conn) eofRules() {
 		case core.EOFWait:
 			return
 		case core.EOFOffer:
-			c.deliver(c.kept.Bytes(), true)
+			c.deliver(nil)
 		case core.EOFCallback:
 			c.call(core.OnReadEOF)
 		case core.EOFClose:

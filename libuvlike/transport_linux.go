@@ -186,13 +186,8 @@ func (t *Transport) connClosed() {
 // is one socket, whose loop hands connections to all loops in turn.
 // Listen may be called from a callback: it does not wait for the loops.
 func (t *Transport) Listen(network, address string, h transports.Handler) (transports.Listener, error) {
-	switch network {
-	case "tcp", "tcp4", "tcp6", "unix":
-	default:
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
-	}
-	if t.isClosed() {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.ErrClosed}
+	if err := core.ListenError(network, t.isClosed()); err != nil {
+		return nil, err
 	}
 	ra, err := resolve(network, address, true)
 	if err != nil {

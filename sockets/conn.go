@@ -526,7 +526,7 @@ func (c *conn) setReadDeadlineLocked(d time.Time) {
 // run is the conn goroutine: OnOpen, the read loop, OnClose.
 func (c *conn) run() {
 	defer c.t.wg.Done()
-	id := goid()
+	id := core.GoID()
 	c.t.addLoop(id)
 	defer c.t.removeLoop(id)
 
@@ -600,7 +600,7 @@ func (c *conn) loop() error {
 			if c.kept.Len() > 0 {
 				c.s |= core.InCallback
 				c.mu.Unlock()
-				c.deliver(c.kept.Bytes(), true, 0)
+				c.deliver(nil, 0)
 				c.mu.Lock()
 				continue
 			}
@@ -623,7 +623,7 @@ func (c *conn) eofLocked() bool {
 	case core.EOFOffer:
 		c.s |= core.InCallback
 		c.mu.Unlock()
-		c.deliver(c.kept.Bytes(), true, 0)
+		c.deliver(nil, 0)
 		c.mu.Lock()
 	case core.EOFCallback:
 		c.callbackLocked(core.OnReadEOF)
@@ -708,29 +708,19 @@ func (c *conn) readLocked() error {
 		now = core.Now()
 		c.dl.Moved(now)
 	}
-	in := (*buf)[:n]
-	if c.kept.Len() > 0 {
-		c.kept.Keep(in)
-		in = c.kept.Bytes()
-		readPool.Put(buf)
-		buf = nil
-	}
+	data := (*buf)[:n]
 	if c.s.Has(core.Closing) || !c.s.Readable(c.h.Duplex()) {
 		// Paused (or closing) while the read was under way.
-		if buf != nil {
-			if !c.s.Has(core.Closing) {
-				c.kept.Keep(in)
-			}
-			readPool.Put(buf)
+		if !c.s.Has(core.Closing) {
+			c.kept.Keep(data)
 		}
+		readPool.Put(buf)
 		return nil
 	}
 	c.s |= core.InCallback
 	c.mu.Unlock()
-	c.deliver(in, buf == nil, now)
-	if buf != nil {
-		readPool.Put(buf)
-	}
+	c.deliver(data, now)
+	readPool.Put(buf)
 	c.mu.Lock()
 	return nil
 }
@@ -826,11 +816,12 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 	return buf, n, nil
 }
 
-// deliver runs OnData with in through core's input rules (fromKept says
-// in is c.kept's), then flushes what it wrote. now is the time of the read
-// (0: unknown). The caller has set InCallback.
-func (c *conn) deliver(in []byte, fromKept bool, now int64) {
-	if err := c.h.Deliver(c, c.t.log, &c.kept, in, fromKept, c.t.cfg.MaxReadBuffer); err != nil {
+// deliver runs OnData with data, just read, after the kept bytes (nil:
+// the kept bytes alone) through core's input rules, then flushes what it
+// wrote. now is the time of the read (0: unknown). The caller has set
+// InCallback.
+func (c *conn) deliver(data []byte, now int64) {
+	if err := c.h.Deliver(c, c.t.log, &c.kept, data, c.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
 	c.afterCallback(now)

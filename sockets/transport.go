@@ -1,13 +1,10 @@
 package sockets
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,13 +112,8 @@ const statShards = 64
 // Listen listens on a tcp, tcp4, tcp6 or unix address and serves every
 // connection accepted there with h.
 func (t *Transport) Listen(network, address string, h transports.Handler) (transports.Listener, error) {
-	switch network {
-	case "tcp", "tcp4", "tcp6", "unix":
-	default:
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
-	}
-	if t.isClosed() {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.ErrClosed}
+	if err := core.ListenError(network, t.isClosed()); err != nil {
+		return nil, err
 	}
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false) // plain TCP, as every transport (DESIGN.md)
@@ -332,7 +324,7 @@ func (t *Transport) connList() []*conn {
 // inCallback reports whether the calling goroutine is one of t's
 // connection goroutines, which is where every callback runs.
 func (t *Transport) inCallback() bool {
-	id := goid()
+	id := core.GoID()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	_, ok := t.loops[id]
@@ -349,23 +341,6 @@ func (t *Transport) removeLoop(id uint64) {
 	t.mu.Lock()
 	delete(t.loops, id)
 	t.mu.Unlock()
-}
-
-// goid returns the current goroutine's id, read from its stack header
-// ("goroutine 42 [running]:"). It costs a microsecond, so it is used only
-// on Dial, Shutdown and Close, and once per connection.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, err := strconv.ParseUint(string(b), 10, 64)
-	if err != nil {
-		panic(fmt.Sprintf("sockets: cannot read goroutine id from %q", b))
-	}
-	return id
 }
 
 // listener is one listening socket and its accept goroutine.

@@ -399,7 +399,7 @@ func (c *conn) step() {
 			if readable && !c.st.Any(core.Closing|core.EOFSeen) && c.kept.Len() > 0 {
 				c.st |= core.InCallback
 				c.mu.Unlock()
-				c.deliver(c.kept.Bytes(), true)
+				c.deliver(nil)
 				continue
 			}
 		}
@@ -407,7 +407,7 @@ func (c *conn) step() {
 		case core.EOFOffer:
 			c.st |= core.InCallback
 			c.mu.Unlock()
-			c.deliver(c.kept.Bytes(), true)
+			c.deliver(nil)
 			continue
 		case core.EOFCallback:
 			c.st |= core.InCallback
@@ -694,19 +694,14 @@ func (c *conn) received(data []byte) {
 	}
 	c.st |= core.InCallback
 	c.mu.Unlock()
-	if c.kept.Len() > 0 {
-		c.kept.Keep(data)
-		c.deliver(c.kept.Bytes(), true)
-		return
-	}
-	c.deliver(data, false)
+	c.deliver(data)
 }
 
-// deliver runs OnData with in and applies the input rules (core's
-// Deliver); fromKept says in is c.kept's. InCallback is set by the
-// caller.
-func (c *conn) deliver(in []byte, fromKept bool) {
-	if err := c.h.Deliver(c, c.l.t.log, &c.kept, in, fromKept, c.l.t.cfg.MaxReadBuffer); err != nil {
+// deliver runs OnData with data after the kept bytes (nil: the kept bytes
+// alone) and applies the input rules (core's Deliver). InCallback is set
+// by the caller.
+func (c *conn) deliver(data []byte) {
+	if err := c.h.Deliver(c, c.l.t.log, &c.kept, data, c.l.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
 	c.afterCallback()

@@ -195,13 +195,8 @@ func (t *Transport) forgetListener(ln *listener) {
 
 // Listen listens on a tcp, tcp4, tcp6 or unix address.
 func (t *Transport) Listen(network, address string, h transports.Handler) (transports.Listener, error) {
-	switch network {
-	case "tcp", "tcp4", "tcp6", "unix":
-	default:
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
-	}
-	if t.isClosed() {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.ErrClosed}
+	if err := core.ListenError(network, t.isClosed()); err != nil {
+		return nil, err
 	}
 	a, err := resolve(network, address)
 	if err != nil {

@@ -116,31 +116,39 @@ func TestDeliver(t *testing.T) {
 		t.Fatalf("abilities %b", h.caps)
 	}
 	var kept Input
-	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("hello"), false, 10); err != nil {
+	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("hello"), 10); err != nil {
 		t.Fatal(err)
 	}
 	if string(kept.Bytes()) != "lo" {
 		t.Fatalf("kept %q, want \"lo\"", kept.Bytes())
 	}
-	kept.Keep([]byte("abc"))
-	if err := h.Deliver(nopConn{}, quiet, &kept, kept.Bytes(), true, 10); err != nil {
+	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("abc"), 10); err != nil { // offered "loabc"
 		t.Fatal(err)
 	}
 	if string(kept.Bytes()) != "bc" {
 		t.Fatalf("kept %q, want \"bc\"", kept.Bytes())
 	}
+	th.consume = func(in []byte) int {
+		if string(in) != "bc" {
+			t.Errorf("the kept bytes alone: offered %q, want \"bc\"", in)
+		}
+		return 1
+	}
+	if err := h.Deliver(nopConn{}, quiet, &kept, nil, 10); err != nil || string(kept.Bytes()) != "c" {
+		t.Fatalf("offering the kept bytes: %v, kept %q", err, kept.Bytes())
+	}
 	kept.Release()
 	th.consume = func([]byte) int { return 0 }
-	err := h.Deliver(nopConn{}, quiet, &kept, make([]byte, 20), false, 10)
+	err := h.Deliver(nopConn{}, quiet, &kept, make([]byte, 20), 10)
 	if !errors.Is(err, transports.ErrInputLimit) || kept.Len() != 0 {
 		t.Fatalf("over the limit: %v, %d kept", err, kept.Len())
 	}
 	th.consume = func(in []byte) int { return len(in) + 1 }
-	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("x"), false, 10); !errors.Is(err, transports.ErrHandler) {
+	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("x"), 10); !errors.Is(err, transports.ErrHandler) {
 		t.Fatalf("bad count: %v", err)
 	}
 	th.consume = func([]byte) int { panic(fmt.Errorf("boom: %w", io.ErrUnexpectedEOF)) }
-	err = h.Deliver(nopConn{}, quiet, &kept, []byte("x"), false, 10)
+	err = h.Deliver(nopConn{}, quiet, &kept, []byte("x"), 10)
 	if !errors.Is(err, transports.ErrHandler) || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("panic: %v", err)
 	}

@@ -135,13 +135,22 @@ func (h Handler) data(c transports.Conn, in []byte, log Log) (n int, err error) 
 	return h.h.OnData(c, in), nil
 }
 
-// Deliver runs OnData(c, in) and applies the input rules: what OnData did
-// not consume is kept (fromKept says in is kept's own bytes, whose tail
-// moves to the front; otherwise the tail is added to kept, which the
-// caller has emptied first); a count outside [0, len(in)] and more than
-// max bytes kept are errors. It returns nil, or the error c must be
-// killed with (the kept bytes are then dropped).
-func (h Handler) Deliver(c transports.Conn, log Log, kept *Input, in []byte, fromKept bool, max int) error {
+// Deliver runs OnData under the input rules: with data, bytes just read,
+// after the kept bytes if there are any (one in: every byte received and
+// not consumed), or with the kept bytes alone where data is nil (reading
+// resumed, or the peer's FIN). What OnData does not consume is kept; a
+// count outside [0, len(in)] and more than max bytes kept are errors. It
+// returns nil, or the error c must be killed with (the kept bytes are
+// then dropped). data is not retained: the caller may reuse it at once.
+func (h Handler) Deliver(c transports.Conn, log Log, kept *Input, data []byte, max int) error {
+	in, fromKept := data, false
+	if data == nil || len(kept.b) > 0 {
+		kept.Keep(data)
+		in, fromKept = kept.b, true
+	}
+	if len(in) == 0 {
+		return nil // OnData is never called with nothing
+	}
 	n, err := h.data(c, in, log)
 	switch {
 	case err != nil:
@@ -182,6 +191,9 @@ func (in *Input) Len() int { return len(in.b) }
 
 // Keep adds p to the kept bytes.
 func (in *Input) Keep(p []byte) {
+	if len(p) == 0 {
+		return
+	}
 	if in.b == nil && in.spares != nil {
 		in.b = in.spares.get()
 	}

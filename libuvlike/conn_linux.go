@@ -740,16 +740,15 @@ func (c *conn) onTimer(*Timer) {
 	now, l := c.el.loop.nanos(), c.el.limits
 	c.noteProgress(now)
 	for !c.state.Has(core.Closed) {
-		switch c.dl.Expired(now, l) {
+		e := c.dl.Expired(now, l)
+		if op, err := l.Fatal(e); err != nil {
+			c.kill(c.opError(op, err))
+			continue
+		}
+		switch e {
 		case core.ExpNone:
 			c.arm()
 			return
-		case core.ExpLinger:
-			c.kill(c.opError("close", core.LingerTimeout(l.CloseLinger)))
-		case core.ExpFlush:
-			c.kill(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
-		case core.ExpWrite:
-			c.kill(c.opError("write", core.WriteTimeout(l.Write)))
 		case core.ExpIdle:
 			if c.state.BeginClose() {
 				c.err = core.IdleTimeout(l.Idle) // unless a failure of the close replaces it

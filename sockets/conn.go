@@ -651,18 +651,14 @@ func (c *conn) expireLocked() {
 	now := core.Now()
 	l := c.t.lim
 	for {
-		switch c.dl.Expired(now, l) {
+		e := c.dl.Expired(now, l)
+		if op, err := l.Fatal(e); err != nil {
+			c.killLocked(c.opError(op, err))
+			return
+		}
+		switch e {
 		case core.ExpNone:
 			c.armLocked(now)
-			return
-		case core.ExpLinger:
-			c.killLocked(c.opError("close", core.LingerTimeout(l.CloseLinger)))
-			return
-		case core.ExpFlush:
-			c.killLocked(c.opError("close", core.FlushTimeout(l.CloseTimeout)))
-			return
-		case core.ExpWrite:
-			c.killLocked(c.opError("write", core.WriteTimeout(l.Write)))
 			return
 		case core.ExpIdle:
 			if !c.s.Has(core.Closing) {

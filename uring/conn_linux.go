@@ -485,20 +485,16 @@ func (c *conn) expired() {
 	now := c.l.now()
 	c.mu.Lock()
 	for {
-		switch c.dl.Expired(now, *lim) {
+		e := c.dl.Expired(now, *lim)
+		if op, err := lim.Fatal(e); err != nil {
+			c.killLocked(c.opError(op, err))
+			continue
+		}
+		switch e {
 		case core.ExpNone:
 			c.mu.Unlock()
 			c.l.markDirty(c)
 			return
-		case core.ExpLinger:
-			c.killLocked(c.opError("close", core.LingerTimeout(lim.CloseLinger)))
-		case core.ExpFlush:
-			c.killLocked(c.opError("close", core.FlushTimeout(lim.CloseTimeout)))
-		case core.ExpWrite:
-			// The peer has taken nothing for WriteTimeout: it stopped
-			// reading (or reads nothing while its FIN waits behind our
-			// output, reading paused for backpressure).
-			c.killLocked(c.opError("write", core.WriteTimeout(lim.Write)))
 		case core.ExpIdle:
 			if !c.st.Has(core.Closing) {
 				c.st |= idleClosed

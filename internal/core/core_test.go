@@ -245,3 +245,23 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("after success: %v", w)
 	}
 }
+
+func TestFatal(t *testing.T) {
+	l := Limits{CloseTimeout: 5, CloseLinger: 2, Write: 60}
+	for _, c := range []struct {
+		e    Expiry
+		op   string
+		want error
+	}{
+		{ExpLinger, "close", os.ErrDeadlineExceeded},
+		{ExpFlush, "close", os.ErrDeadlineExceeded},
+		{ExpWrite, "write", transports.ErrWriteTimeout},
+		{ExpIdle, "", nil},
+		{ExpApp, "", nil},
+	} {
+		op, err := l.Fatal(c.e)
+		if op != c.op || !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("Fatal(%v) = %q, %v; want %q and an error matching %v", c.e, op, err, c.op, c.want)
+		}
+	}
+}

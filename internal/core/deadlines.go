@@ -66,6 +66,25 @@ const (
 	ExpApp           // run OnTimer
 )
 
+// Fatal returns the error a connection is killed with when e ran out, in
+// parts for the transport's *net.OpError (op, err), or a nil err where e
+// is not fatal: Close's linger and flush limits ("close") and the
+// write-progress timeout ("write") are; the idle timeout and the
+// application's timer are not.
+func (l Limits) Fatal(e Expiry) (op string, err error) {
+	switch e {
+	case ExpLinger:
+		return "close", LingerTimeout(l.CloseLinger)
+	case ExpFlush:
+		return "close", FlushTimeout(l.CloseTimeout)
+	case ExpWrite:
+		// The peer has taken nothing for WriteTimeout: it stopped reading
+		// (or reads nothing while its FIN waits behind our output).
+		return "write", WriteTimeout(l.Write)
+	}
+	return "", nil
+}
+
 // Opened starts the idle clock.
 func (d *Deadlines) Opened(now int64) { d.active = now }
 

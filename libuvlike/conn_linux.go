@@ -685,8 +685,7 @@ func (c *conn) beginClose() {
 // FIN; then the peer's FIN is awaited within CloseLinger.
 func (c *conn) closing() {
 	c.publish()
-	c.dl.StopApp()
-	c.dl.StopIdle()
+	c.dl.Closing()
 	c.kept.Release()
 	c.updateReading()
 	if c.eofDue() {

@@ -358,7 +358,7 @@ func (c *conn) closeLocked() bool {
 // the flush limit starts if output is pending, and the linger if our FIN
 // is already out. It reports whether a writer must start.
 func (c *conn) closingLocked() bool {
-	c.dl.StopApp()
+	c.dl.Closing()
 	if len(c.out) > c.head || c.s.LingerDue() {
 		now := core.Now()
 		if len(c.out) > c.head {

@@ -234,8 +234,7 @@ func (c *conn) Close() error {
 func (c *conn) closeLocked() {
 	if c.st.BeginClose() {
 		c.st |= flushDue
-		c.dl.StopApp()  // Close stops the application's timer
-		c.dl.StopIdle() // and the idle clock: its own limits bound the rest
+		c.dl.Closing() // the application's timer and the idle clock stop
 	}
 }
 
@@ -416,8 +415,7 @@ func (c *conn) step() {
 			continue
 		case core.EOFClose: // as Close does
 			c.st |= flushDue
-			c.dl.StopApp()
-			c.dl.StopIdle()
+			c.dl.Closing()
 		case core.EOFDiscard:
 		}
 		if c.st.Has(flushDue) {

@@ -265,3 +265,14 @@ func TestFatal(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadlinesClosing(t *testing.T) {
+	l := Limits{CloseTimeout: 5, Idle: 100}
+	var d Deadlines
+	d.Opened(1000)
+	d.SetApp(1000, 10)
+	d.Closing()
+	if e := d.Expired(5000, l); e != ExpNone {
+		t.Fatalf("after Close: %v ran out; the app's timer and the idle clock should have stopped", e)
+	}
+}

@@ -117,10 +117,6 @@ func (d *Deadlines) Progress(now int64, pending bool) {
 // clock runs).
 func (d *Deadlines) Waiting() bool { return d.pending != 0 }
 
-// StopIdle stops the idle clock: Close has begun, and its own limits
-// bound what is left.
-func (d *Deadlines) StopIdle() { d.active = 0 }
-
 // Dropped records that pending output was dropped (Abort, a failure).
 func (d *Deadlines) Dropped() { d.pending = 0 }
 
@@ -147,8 +143,13 @@ func (d *Deadlines) SetApp(now int64, dur time.Duration) {
 	}
 }
 
-// StopApp stops the application's timer (Close, Abort).
-func (d *Deadlines) StopApp() { d.app = 0 }
+// Closing records that Close (or the default close) has begun: the
+// application's timer and the idle clock stop; Close's own limits bound
+// what is left.
+func (d *Deadlines) Closing() {
+	d.app = 0
+	d.active = 0
+}
 
 // Stop stops everything: the connection is being torn down.
 func (d *Deadlines) Stop() { *d = Deadlines{} }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -126,7 +125,7 @@ func listenDialDuringClose(t *testing.T, s *Suite) {
 		{name: "shutdown", f: func(tr transports.Transport) error { return tr.Shutdown(lcContext(t)) }},
 	} {
 		t.Run(end.name, func(t *testing.T) {
-			addr := lsBlackhole(t)
+			addr := testutil.Blackhole(t)
 			var stuck atomic.Bool
 			tr := lsOpen(t, s, &stuck)
 			h := newLCClient()
@@ -342,39 +341,6 @@ func listenAbstractUnix(t *testing.T, s *Suite) {
 			checkFile("after the transport's Close")
 		})
 	}
-}
-
-// lsBlackhole returns a loopback address where a connect hangs in
-// SYN_SENT: a listening socket whose accept queue is full. Its backlog is
-// 0, and the kernel queues one connection more than the backlog, then
-// drops the SYNs that come while the queue is full; nobody accepts.
-func lsBlackhole(t *testing.T) *net.TCPAddr {
-	t.Helper()
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	rc, err := l.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cerr := rc.Control(func(fd uintptr) { err = syscall.Listen(int(fd), 0) }); cerr != nil || err != nil {
-		t.Fatalf("listen(2) again with a backlog of 0: %v, %v", cerr, err)
-	}
-	addr := l.Addr().(*net.TCPAddr)
-	filler, err := net.DialTimeout("tcp4", addr.String(), lcTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { filler.Close() })
-	// The queue is full once the filler's server side is established.
-	lsWaitFor(t, nil, "the filler connection's server side", func() bool {
-		return lsTCPSocketIn(t, tcpEstablished, addr.Port, filler.LocalAddr().(*net.TCPAddr).Port)
-	})
-	return addr
 }
 
 // TCP states as /proc/net/tcp shows them (include/net/tcp_states.h).

@@ -153,7 +153,7 @@ func NewLoop(opt LoopOptions) (*Loop, error) {
 		stale:  true,
 	}
 	l.Stats.Syscalls++
-	l.timers.clock = l.nanos
+	l.timers = newTimerHeap(l.nanos)
 	return l, nil
 }
 
@@ -183,7 +183,7 @@ func (l *Loop) Run() error {
 	}()
 	l.updateTime()
 	for !l.stop {
-		if len(l.timers.ts) > 0 {
+		if l.timers.len() > 0 {
 			l.timers.run(l.nanos())
 		}
 		l.runPending()

@@ -1,6 +1,10 @@
 package libuvlike
 
-import "time"
+import (
+	"time"
+
+	"github.com/merlin-net/merlin/internal/minheap"
+)
 
 // Timer is a timer handle (libuv's uv_timer_t): a callback that runs on its
 // loop's goroutine once its timeout has passed, and again every repeat if
@@ -73,83 +77,40 @@ func (t *Timer) Close() {
 	t.closed = true
 }
 
-// timerHeap is a binary min-heap of armed timers, ordered by deadline and
-// then start order. It is owned by one loop's goroutine.
+// timerHeap holds the armed timers, ordered by deadline and then start
+// order. It is owned by one loop's goroutine.
 type timerHeap struct {
-	ts    []*Timer
+	h     minheap.Heap[*Timer]
 	seq   uint64
 	clock func() int64 // the loop's clock (Loop.nanos)
 }
 
-func (h *timerHeap) less(i, j int) bool {
-	a, b := h.ts[i], h.ts[j]
-	return a.when < b.when || a.when == b.when && a.seq < b.seq
-}
-
-func (h *timerHeap) swap(i, j int) {
-	h.ts[i], h.ts[j] = h.ts[j], h.ts[i]
-	h.ts[i].index = i
-	h.ts[j].index = j
-}
-
-func (h *timerHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-func (h *timerHeap) down(i int) {
-	n := len(h.ts)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			return
-		}
-		h.swap(i, m)
-		i = m
+func newTimerHeap(clock func() int64) timerHeap {
+	return timerHeap{
+		h: minheap.New(func(a, b *Timer) bool {
+			return a.when < b.when || a.when == b.when && a.seq < b.seq
+		}, func(t *Timer, i int) { t.index = i }),
+		clock: clock,
 	}
 }
 
 func (h *timerHeap) push(t *Timer, when int64) {
 	h.seq++
 	t.when, t.seq = when, h.seq
-	t.index = len(h.ts)
-	h.ts = append(h.ts, t)
-	h.up(t.index)
+	h.h.Push(t)
 }
 
-func (h *timerHeap) remove(t *Timer) {
-	i, last := t.index, len(h.ts)-1
-	if i != last {
-		h.swap(i, last)
-	}
-	h.ts[last] = nil
-	h.ts = h.ts[:last]
-	t.index = -1
-	if i != last {
-		h.down(i)
-		h.up(i)
-	}
-}
+func (h *timerHeap) remove(t *Timer) { h.h.Remove(t.index) }
+
+// len returns the number of armed timers.
+func (h *timerHeap) len() int { return h.h.Len() }
 
 // next returns the earliest deadline, and false if no timer is armed.
 func (h *timerHeap) next() (int64, bool) {
-	if len(h.ts) == 0 {
+	if h.h.Len() == 0 {
 		return 0, false
 	}
-	return h.ts[0].when, true
+	return h.h.Min().when, true
 }
 
 // run calls the callbacks of the timers due at now, in order. A repeating
@@ -159,8 +120,8 @@ func (h *timerHeap) next() (int64, bool) {
 // cannot keep the loop here.
 func (h *timerHeap) run(now int64) {
 	limit := h.seq
-	for len(h.ts) > 0 {
-		t := h.ts[0]
+	for h.h.Len() > 0 {
+		t := h.h.Min()
 		if t.when > now || t.seq > limit {
 			return
 		}

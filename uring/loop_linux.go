@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/merlin-net/merlin/internal/core"
+	"github.com/merlin-net/merlin/internal/minheap"
 	"github.com/merlin-net/merlin/internal/schedtick"
 	"github.com/merlin-net/merlin/transports"
 	"github.com/pawelgaczynski/giouring"
@@ -100,7 +101,7 @@ type loop struct {
 	dirty     []*conn          // conns to step after the CQE batch
 	starved   []*conn          // conns whose recv ended with ENOBUFS
 	tick      schedtick.Ticker // the scheduler sees the loop yield
-	timers    timerHeap
+	timers    minheap.Heap[timed]
 	fixed     []int32 // free fixed-file slots
 	wakeArmed bool
 	wakeStop  bool     // the eventfd read is being cancelled
@@ -673,69 +674,12 @@ type timed interface {
 	expired() // the deadline has passed; runs on the loop
 }
 
-func whenOf(x timed) int64  { w, _ := x.timer(); return *w }
-func setPos(x timed, i int) { _, p := x.timer(); *p = int32(i) }
+func whenOf(x timed) int64 { w, _ := x.timer(); return *w }
 
-// timerHeap is a binary min-heap by when. It is not container/heap, whose
-// any-typed Push would box each element.
-type timerHeap []timed
-
-func (h timerHeap) less(i, j int) bool { return whenOf(h[i]) < whenOf(h[j]) }
-
-func (h timerHeap) swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	setPos(h[i], i+1)
-	setPos(h[j], j+1)
-}
-
-func (h timerHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-func (h timerHeap) down(i int) {
-	for {
-		m := i
-		if l := 2*i + 1; l < len(h) && h.less(l, m) {
-			m = l
-		}
-		if r := 2*i + 2; r < len(h) && h.less(r, m) {
-			m = r
-		}
-		if m == i {
-			return
-		}
-		h.swap(i, m)
-		i = m
-	}
-}
-
-// remove takes out the element at index i.
-func (h *timerHeap) remove(i int) timed {
-	old := *h
-	last := len(old) - 1
-	x := old[i]
-	if i != last {
-		old.swap(i, last)
-	}
-	old[last] = nil
-	*h = old[:last]
-	setPos(x, 0)
-	if i != last {
-		h.fix(i)
-	}
-	return x
-}
-
-func (h timerHeap) fix(i int) {
-	h.up(i)
-	h.down(i)
+// newTimerHeap returns the heap of a loop's timers, by deadline.
+func newTimerHeap() minheap.Heap[timed] {
+	return minheap.New(func(a, b timed) bool { return whenOf(a) < whenOf(b) },
+		func(x timed, i int) { _, p := x.timer(); *p = int32(i + 1) })
 }
 
 // now returns the loop's clock, core.Now read at most once per iteration
@@ -754,18 +698,16 @@ func (l *loop) setTimer(x timed, when int64) {
 	w, p := x.timer()
 	*w = when
 	if *p > 0 {
-		l.timers.fix(int(*p) - 1)
+		l.timers.Fix(int(*p) - 1)
 		return
 	}
-	l.timers = append(l.timers, x)
-	*p = int32(len(l.timers))
-	l.timers.up(len(l.timers) - 1)
+	l.timers.Push(x)
 }
 
 // stopTimer disarms x's timer.
 func (l *loop) stopTimer(x timed) {
 	if w, p := x.timer(); *p > 0 {
-		l.timers.remove(int(*p) - 1)
+		l.timers.Remove(int(*p) - 1)
 		*w = 0
 	}
 }
@@ -780,10 +722,10 @@ func (l *loop) stopTimer(x timed) {
 // timer (it was removed, or moved later) only wakes the loop, which arms
 // it again. Updating a request in place is Linux 5.11.
 func (l *loop) armTimeout() {
-	if len(l.timers) == 0 || l.tmoStop {
+	if l.timers.Len() == 0 || l.tmoStop {
 		return
 	}
-	at := whenOf(l.timers[0])
+	at := whenOf(l.timers.Min())
 	if l.tmoArmed && at >= l.tmoAt {
 		return
 	}
@@ -815,12 +757,12 @@ func (l *loop) armTimeout() {
 
 // runTimers runs the timers that are due.
 func (l *loop) runTimers() {
-	if len(l.timers) == 0 {
+	if l.timers.Len() == 0 {
 		return
 	}
 	now := l.now()
-	for len(l.timers) > 0 && whenOf(l.timers[0]) <= now {
-		x := l.timers.remove(0)
+	for l.timers.Len() > 0 && whenOf(l.timers.Min()) <= now {
+		x := l.timers.Remove(0)
 		w, _ := x.timer()
 		*w = 0
 		x.expired()

@@ -61,7 +61,7 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 	ready := make(chan error, n)
 	for i := range n {
 		st := &loopStats{}
-		l := &loop{t: t, id: i, stats: st, spares: core.NewSpares(keepSpare)}
+		l := &loop{t: t, id: i, stats: st, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
 		t.loops = append(t.loops, l)
 		t.stats = append(t.stats, st)
 	}

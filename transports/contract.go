@@ -62,6 +62,20 @@ type FullDuplexHandler interface {
 	FullDuplex() bool
 }
 
+// HandoffHandler is implemented by Handlers that hand their input to other
+// goroutines and are written to by them, as the net.Conn adapter does
+// (NetListener, DialNet). When Handoff returns true, a loop transport
+// serves c from a loop that waits for I/O in the Go runtime's netpoller
+// instead of blocking its OS thread in a system call, and that lets the
+// goroutines its callbacks wake run before it waits: the loop and those
+// goroutines then meet on the scheduler's run queue, without a hand-off
+// between threads, and their Writes are flushed in one batch. A Handler
+// that does its work inline, on the loop, is served by loops that block
+// their thread, which costs less per wake-up.
+type HandoffHandler interface {
+	Handoff() bool
+}
+
 // TimerHandler is implemented by Handlers that keep time on a connection
 // (a request-headers timeout, a keep-alive timeout, a minimum data rate):
 // OnTimer(c) is called when the timer set by TimerConn.SetTimer runs out.

@@ -112,6 +112,10 @@ func (h *adapterHandler) OnData(c Conn, in []byte) int {
 // adapter's Write blocks there instead, and its input has its own limit.
 func (h *adapterHandler) FullDuplex() bool { return true }
 
+// Handoff asks a loop transport for a loop that parks in the Go runtime's
+// netpoller: the adapter's Reads and Writes run on goroutines.
+func (h *adapterHandler) Handoff() bool { return true }
+
 func (h *adapterHandler) OnReadEOF(c Conn)          { h.conn(c).onReadEOF() }
 func (h *adapterHandler) OnDrain(c Conn)            { h.conn(c).onDrain() }
 func (h *adapterHandler) OnClose(c Conn, err error) { h.conn(c).onClose(err) }

@@ -109,6 +109,9 @@ func (t *Transport) wrap(h transports.Handler) *handler {
 	if d, ok := h.(transports.FullDuplexHandler); ok {
 		w.duplex = d.FullDuplex()
 	}
+	if o, ok := h.(transports.HandoffHandler); ok {
+		w.handoff = o.Handoff()
+	}
 	return w
 }
 
@@ -124,6 +127,7 @@ type handler struct {
 	onShut  transports.ShutdownHandler
 	onTimer transports.TimerHandler
 	duplex  bool
+	handoff bool
 }
 
 func (w *handler) OnOpen(c transports.Conn) {
@@ -217,6 +221,10 @@ func (w *handler) OnTimer(c transports.Conn) {
 }
 
 func (w *handler) FullDuplex() bool { return w.duplex }
+
+// Handoff passes on what the real handler asks of the inner transport's
+// loops.
+func (w *handler) Handoff() bool { return w.handoff }
 
 // conn is the Conn the real handler sees: the inner one, with Write cut
 // up and its own Context.

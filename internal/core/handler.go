@@ -21,6 +21,7 @@ const (
 	capShutdown
 	capTimer
 	capDuplex
+	capHandoff
 )
 
 // NewHandler finds what h implements.
@@ -41,6 +42,9 @@ func NewHandler(h transports.Handler) Handler {
 	if d, ok := h.(transports.FullDuplexHandler); ok && d.FullDuplex() {
 		caps |= capDuplex
 	}
+	if o, ok := h.(transports.HandoffHandler); ok && o.Handoff() {
+		caps |= capHandoff
+	}
 	return Handler{h: h, caps: caps}
 }
 
@@ -50,6 +54,7 @@ func (h Handler) HasDrain() bool    { return h.caps&capDrain != 0 }
 func (h Handler) HasShutdown() bool { return h.caps&capShutdown != 0 }
 func (h Handler) HasTimer() bool    { return h.caps&capTimer != 0 }
 func (h Handler) Duplex() bool      { return h.caps&capDuplex != 0 }
+func (h Handler) Handoff() bool     { return h.caps&capHandoff != 0 }
 
 // Callback names a callback other than OnData and OnClose.
 type Callback uint8

@@ -37,6 +37,7 @@ func (l *Loop) NewAsync(cb func(*Async)) (*Async, error) {
 	a := &Async{loop: l, cb: cb, fd: fd}
 	l.register(&a.w, fd, a)
 	l.setWant(&a.w, unix.EPOLLIN)
+	l.asyncs = append(l.asyncs, a)
 	return a, nil
 }
 
@@ -46,24 +47,29 @@ func (a *Async) Send() {
 	if a.pending.Load() != 0 || a.pending.Swap(1) != 0 {
 		return // a wake-up is on its way
 	}
-	one := [8]byte{1} // the eventfd adds this little-endian 1 to its counter
-	a.mu.Lock()
-	if a.fd >= 0 {
-		unix.Write(a.fd, one[:])
-		a.loop.foreignSyscalls.Add(1)
+	l := a.loop
+	switch l.sleep.Load() {
+	case awake:
+		// The loop looks at its Asyncs before it sleeps and after every
+		// poll.
+	case sleepRuntime:
+		l.rt.poke()
+	case sleepThread:
+		one := [8]byte{1} // the eventfd adds this little-endian 1 to its counter
+		a.mu.Lock()
+		if a.fd >= 0 {
+			unix.Write(a.fd, one[:])
+			l.foreignSyscalls.Add(1)
+		}
+		a.mu.Unlock()
 	}
-	a.mu.Unlock()
 }
 
+// onEvents empties the eventfd a Send wrote; the poll's end runs the
+// callback.
 func (a *Async) onEvents(uint32) {
 	unix.RawSyscall(unix.SYS_READ, uintptr(a.w.fd), uintptr(unsafe.Pointer(&a.buf[0])), 8)
 	a.loop.Stats.Syscalls++
-	// Cleared before the callback runs: a Send from now on writes again,
-	// and one before found its work queued for this callback.
-	a.pending.Store(0)
-	if a.cb != nil {
-		a.cb(a)
-	}
 }
 
 // Close closes the handle (uv_close); cb, if not nil, runs in the loop's
@@ -75,6 +81,12 @@ func (a *Async) Close(cb func(*Async)) {
 	a.done = true
 	a.closeCb = cb
 	a.loop.unregister(&a.w)
+	for i, b := range a.loop.asyncs {
+		if b == a {
+			a.loop.asyncs = append(a.loop.asyncs[:i], a.loop.asyncs[i+1:]...)
+			break
+		}
+	}
 	a.mu.Lock()
 	a.loop.sysClose(a.fd)
 	a.fd = -1

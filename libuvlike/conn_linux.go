@@ -147,7 +147,7 @@ func (el *evloop) openConn(fd int, peer unix.Sockaddr, ln *listener) {
 		return
 	}
 	el.st.accepted++
-	el.conns[c] = struct{}{}
+	el.addConn(c)
 	c.open()
 }
 
@@ -976,7 +976,7 @@ func (c *conn) finish(err error) {
 func (c *conn) onClosed(*TCP) {
 	c.h.Closed(c, c.err, c.el.log)
 	el := c.el
-	delete(el.conns, c)
+	el.removeConn(c)
 	el.st.closed++
 	el.t.connClosed()
 }

@@ -16,7 +16,8 @@
 //	uv_connect_t   ConnectReq    completion callback ConnectFunc
 //	uv_timer_t     Timer         Start, Stop, Again (a binary heap; epoll_pwait's
 //	                             timeout is the earliest deadline)
-//	uv_async_t     Async         Send from any goroutine wakes the loop (eventfd)
+//	uv_async_t     Async         Send from any goroutine wakes the loop (an eventfd,
+//	                             or a poke of a loop parked in the runtime)
 //	uv_idle_t      Idle          uv_prepare_t Prepare, uv_check_t Check
 //
 // An iteration runs due timers, pending request callbacks, idle and
@@ -28,7 +29,8 @@
 // sockets (libuv's uv_pipe_t); and a listener can pause accepting
 // (PauseListen) to back off from EMFILE. Reads and writes are raw system
 // calls (no scheduler hand-off: the descriptors never block); only
-// epoll_pwait tells the scheduler it may block.
+// epoll_pwait tells the scheduler it may block, unless the loop parks in
+// the runtime (Loop.SetPark, below).
 //
 // The transport runs Config.Loops loops (spec key loops, default
 // GOMAXPROCS), each on a goroutine of its own (lockthread=true locks it to
@@ -45,7 +47,22 @@
 // when EPOLLOUT comes (wanted only while output is pending; two requests
 // in flight go out in one writev). Conn methods called from other
 // goroutines queue their work under the connection's mutex and wake the
-// loop with its Async handle. Nothing on the path from a read to its
+// loop with its Async handle, which costs nothing while the loop is awake
+// (it looks at its Asyncs before it sleeps).
+//
+// How a loop waits is the park key. A loop that blocks its thread in
+// epoll_pwait (park=thread) costs least per wake-up for inline handlers.
+// For handlers that hand their work to goroutines (the net.Conn adapter,
+// transports.HandoffHandler) every request would cross between the
+// loop's thread and the handler goroutine's twice; such a loop instead
+// parks in the Go runtime's netpoller on its epoll descriptor
+// (park=runtime): it first yields, so that the goroutines its callbacks
+// readied run on its P and queue their Writes while it is awake, then
+// parks, and an Async.Send pokes it by moving the descriptor's read
+// deadline into the past, without a system call. With park=auto (the
+// default) a loop parks in the runtime while it serves a connection whose
+// handler hands off, and blocks its thread otherwise; a loop locked to its
+// thread always blocks it. Nothing on the path from a read to its
 // echo's write allocates. The contract's rules come from internal/core; a
 // connection's time limits (Close's, the write-progress and idle
 // timeouts, the application's timer) share one Timer of its loop, set

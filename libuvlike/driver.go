@@ -18,7 +18,24 @@ type Options struct {
 	// ReadBuffer is the size of each loop's read buffer (readbuf).
 	// Default 64 KiB.
 	ReadBuffer int
+	// Park is how a loop waits for I/O (park): ParkAuto (the default),
+	// ParkThreads or ParkInRuntime. A loop locked to its thread always
+	// parks it: ParkAuto then means ParkThreads, and ParkInRuntime is an
+	// error.
+	Park string
 }
+
+// The values of Options.Park.
+const (
+	// ParkAuto parks a loop in the Go runtime's netpoller while it serves
+	// a connection whose handler hands off (transports.HandoffHandler: the
+	// net.Conn adapter's), and blocks its thread in epoll_wait otherwise.
+	ParkAuto = "auto"
+	// ParkThreads always blocks the loop's thread in epoll_wait.
+	ParkThreads = "thread"
+	// ParkInRuntime always parks the loop in the Go runtime's netpoller.
+	ParkInRuntime = "runtime"
+)
 
 // The values of Options.Accept.
 const (
@@ -49,6 +66,8 @@ func init() {
 				Help: "each loop on its own OS thread (runtime.LockOSThread)"},
 			{Key: "readbuf", Kind: transports.Size, Default: "64k",
 				Help: "size of each loop's read buffer"},
+			{Key: "park", Kind: transports.Enum, Default: ParkAuto, Values: []string{ParkAuto, ParkThreads, ParkInRuntime},
+				Help: "how a loop waits: thread blocks its OS thread in epoll_wait; runtime parks it in the Go runtime's netpoller, for handlers that hand work to goroutines (the net.Conn adapter); auto: runtime while the loop serves such a connection (lockthread: always thread)"},
 		},
 		Preference: 20,
 		Probe:      probe,
@@ -58,6 +77,7 @@ func init() {
 				EdgeTriggered: s.String("trigger") == "edge",
 				LockOSThread:  s.Bool("lockthread"),
 				ReadBuffer:    s.Int("readbuf"),
+				Park:          s.String("park"),
 			})
 			if err != nil {
 				return nil, err // not a nil *Transport in a non-nil interface
@@ -76,6 +96,17 @@ func (o Options) withDefaults() (Options, error) {
 	case AcceptReusePort, AcceptDispatch:
 	default:
 		return o, fmt.Errorf("libuvlike: accept %q: want %s or %s", o.Accept, AcceptReusePort, AcceptDispatch)
+	}
+	switch o.Park {
+	case "":
+		o.Park = ParkAuto
+	case ParkInRuntime:
+		if o.LockOSThread {
+			return o, fmt.Errorf("libuvlike: park %s with lockthread: a loop locked to its thread parks it", o.Park)
+		}
+	case ParkAuto, ParkThreads:
+	default:
+		return o, fmt.Errorf("libuvlike: park %q: want %s, %s or %s", o.Park, ParkAuto, ParkThreads, ParkInRuntime)
 	}
 	switch {
 	case o.ReadBuffer == 0:

@@ -13,13 +13,17 @@ import (
 func TestConformance(t *testing.T) { conformance.Run(t, "libuvlike") }
 
 // TestSmoke runs the smoke subset on the other accept and trigger modes,
-// and with the loops locked to threads.
+// with the loops locked to threads, and with every loop parking in the
+// runtime or blocking its thread whatever its connections' handlers.
 func TestSmoke(t *testing.T) {
 	for _, spec := range []string{
 		"libuvlike:accept=reuseport,trigger=edge",
 		"libuvlike:accept=dispatch,trigger=level,loops=3",
 		"libuvlike:accept=dispatch,trigger=edge",
 		"libuvlike:lockthread=true",
+		"libuvlike:park=runtime",
+		"libuvlike:park=thread",
+		"libuvlike:park=runtime,accept=dispatch,trigger=edge,loops=2",
 	} {
 		t.Run(spec, func(t *testing.T) { conformance.Smoke(t, spec) })
 	}

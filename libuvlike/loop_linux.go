@@ -100,6 +100,11 @@ type Loop struct {
 	stop    bool
 	running bool
 
+	park   Park
+	rt     *runtimePark  // made by SetPark(ParkRuntime); read by Async.Send once sleep says so
+	sleep  atomic.Uint32 // awake, sleepThread or sleepRuntime: what Async.Send must do
+	asyncs []*Async      // open Asyncs, looked at before sleeping and after each poll
+
 	// Stats are the loop's counters, owned by its goroutine.
 	Stats LoopStats
 	// foreignSyscalls counts system calls made for the loop by other
@@ -251,6 +256,9 @@ func (l *Loop) Close() error {
 	if l.epfd < 0 {
 		return nil
 	}
+	if l.rt != nil {
+		l.rt.close()
+	}
 	err := unix.Close(l.epfd)
 	l.Stats.Syscalls++
 	l.epfd = -1
@@ -327,14 +335,27 @@ func (l *Loop) poll(timeout int) error {
 		errno syscall.Errno
 	)
 	ev := unsafe.Pointer(&l.events[0])
-	if timeout == 0 {
+	switch {
+	case timeout != 0 && l.park == ParkRuntime:
+		var n int
+		n, errno = l.parkRuntime(timeout) // counts its own system calls
+		r = uintptr(n)
+	case timeout != 0:
+		l.tick.BeforeBlock()
+		l.sleep.Store(sleepThread)
+		if !l.asyncPending() {
+			r, _, errno = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+			l.sleep.Store(awake)
+			l.Stats.Syscalls++
+			break
+		}
+		l.sleep.Store(awake)
+		fallthrough
+	default:
 		// Returns at once: no need to tell the scheduler.
 		r, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), 0, 0, 0)
-	} else {
-		l.tick.BeforeBlock()
-		r, _, errno = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+		l.Stats.Syscalls++
 	}
-	l.Stats.Syscalls++
 	l.Stats.Wakeups++
 	n := int(r)
 	switch {
@@ -397,7 +418,37 @@ func (l *Loop) poll(timeout int) error {
 		}
 		w.h.onEvents(e.Events)
 	}
+	l.runAsyncs()
 	return nil
+}
+
+// asyncPending reports whether an Async was sent to and has not run.
+func (l *Loop) asyncPending() bool {
+	for _, a := range l.asyncs {
+		if a.pending.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// runAsyncs runs the callbacks of the Asyncs sent to, in the I/O phase
+// as libuv does, whether or not their eventfd woke the loop: a Send made
+// while the loop was awake writes none.
+func (l *Loop) runAsyncs() {
+	for i := 0; i < len(l.asyncs); i++ {
+		a := l.asyncs[i]
+		if a.pending.Load() == 0 {
+			continue
+		}
+		// Cleared before the callback runs: a Send from now on wakes the
+		// loop again, and one before found its work queued for this
+		// callback.
+		a.pending.Store(0)
+		if a.cb != nil {
+			a.cb(a)
+		}
+	}
 }
 
 // runPending runs the callbacks of completed requests, including those

@@ -25,18 +25,22 @@ import (
 
 const watchdog = 10 * time.Second
 
-// forModes runs f once level-triggered and once edge-triggered, checking
-// that the loop leaves no descriptor and no goroutine behind.
+// forModes runs f level-triggered and edge-triggered, each with the loop
+// parking its thread and parking in the runtime, checking that the loop
+// leaves no descriptor and no goroutine behind.
 func forModes(t *testing.T, f func(t *testing.T, l *Loop)) {
-	for _, et := range []bool{false, true} {
-		name := "level"
-		if et {
-			name = "edge"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		et   bool
+		park Park
+	}{{"level", false, ParkThread}, {"edge", true, ParkThread}, {"level-runtime", false, ParkRuntime}, {"edge-runtime", true, ParkRuntime}} {
+		t.Run(mode.name, func(t *testing.T) {
 			base := testutil.TakeBaseline()
-			l, err := NewLoop(LoopOptions{EdgeTriggered: et})
+			l, err := NewLoop(LoopOptions{EdgeTriggered: mode.et})
 			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.SetPark(mode.park); err != nil {
 				t.Fatal(err)
 			}
 			f(t, l)
@@ -150,13 +154,25 @@ func TestTimerRestartedWithZeroTimeoutWaitsForNextIteration(t *testing.T) {
 	}
 }
 
+// TestAsyncWakesLoop sends from four goroutines while the loop sleeps and
+// wakes, however it parks: a lost wake-up hangs the loop until the
+// watchdog.
 func TestAsyncWakesLoop(t *testing.T) {
+	for _, park := range []Park{ParkThread, ParkRuntime} {
+		t.Run(fmt.Sprint("park=", park), func(t *testing.T) { testAsyncWakesLoop(t, park) })
+	}
+}
+
+func testAsyncWakesLoop(t *testing.T, park Park) {
 	l, err := NewLoop(LoopOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	const senders, sends = 4, 500
+	if err := l.SetPark(park); err != nil {
+		t.Fatal(err)
+	}
+	const senders, sends = 4, 2500
 	var (
 		mu    sync.Mutex
 		queue []int // work from the senders; guarded by mu
@@ -203,6 +219,52 @@ func TestAsyncWakesLoop(t *testing.T) {
 		t.Error("InLoop is true after Run returned")
 	}
 	a.Send() // after Close: does nothing
+}
+
+// A Send made while the loop is awake (here, from its own callbacks)
+// needs no eventfd write or poke: the loop looks at its Asyncs after each
+// poll and before it sleeps.
+func TestSendWhileAwakeCostsNoSystemCall(t *testing.T) {
+	for _, park := range []Park{ParkThread, ParkRuntime} {
+		t.Run(fmt.Sprint("park=", park), func(t *testing.T) {
+			l, err := NewLoop(LoopOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if err := l.SetPark(park); err != nil {
+				t.Fatal(err)
+			}
+			const rounds = 100
+			n := 0
+			var a *Async
+			a, err = l.NewAsync(func(*Async) {
+				if n++; n == rounds {
+					a.Close(func(*Async) { l.Stop() })
+					return
+				}
+				a.Send()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Send() // before Run: the loop is not asleep
+			run(t, l)
+			if n != rounds {
+				t.Errorf("the callback ran %d times, want %d", n, rounds)
+			}
+			if got := l.ForeignSyscalls(); got != 0 {
+				t.Errorf("Sends made while the loop was awake cost %d system calls, want 0", got)
+			}
+		})
+	}
+}
+
+func (p Park) String() string {
+	if p == ParkRuntime {
+		return "runtime"
+	}
+	return "thread"
 }
 
 func TestWriteCompletionAndRead(t *testing.T) {

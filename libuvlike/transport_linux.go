@@ -455,6 +455,7 @@ type evloop struct {
 	dirtySpare []*conn
 	batch      []BatchWrite
 	deferred   []*conn      // connections whose kept bytes are due (reading resumed)
+	handoffs   int          // connections whose handler hands off (Handoff)
 	spares     *core.Spares // kept-input buffers of idle connections, for reuse
 	log        core.Log
 	limits     core.Limits // the connections' time limits
@@ -504,6 +505,12 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 		limits:    core.NewLimits(t.cfg),
 		idle:      t.cfg.IdleTimeout > 0,
 	}
+	if t.opt.Park == ParkInRuntime {
+		if err := loop.SetPark(ParkRuntime); err != nil {
+			loop.Close()
+			return nil, err
+		}
+	}
 	if el.async, err = loop.NewAsync(el.onAsync); err != nil {
 		loop.Close()
 		return nil, err
@@ -515,6 +522,34 @@ func newEvloop(t *Transport, idx int) (*evloop, error) {
 	go el.run(started)
 	<-started // loop.InLoop works from now on
 	return el, nil
+}
+
+// addConn counts c among el's connections; a loop with park=auto parks
+// in the runtime while one of them hands off.
+func (el *evloop) addConn(c *conn) {
+	el.conns[c] = struct{}{}
+	if c.h.Handoff() {
+		if el.handoffs++; el.handoffs == 1 && el.t.opt.Park == ParkAuto && !el.t.opt.LockOSThread {
+			el.setPark(ParkRuntime)
+		}
+	}
+}
+
+// removeConn forgets c.
+func (el *evloop) removeConn(c *conn) {
+	delete(el.conns, c)
+	if c.h.Handoff() {
+		if el.handoffs--; el.handoffs == 0 && el.t.opt.Park == ParkAuto && !el.t.opt.LockOSThread {
+			el.setPark(ParkThread)
+		}
+	}
+}
+
+// setPark changes how the loop waits, and logs why it could not.
+func (el *evloop) setPark(p Park) {
+	if err := el.loop.SetPark(p); err != nil {
+		el.t.cfg.Logger.Warn("libuvlike: the loop goes on blocking its thread", "loop", el.idx, "err", err)
+	}
 }
 
 // run is the loop's goroutine.
@@ -937,7 +972,7 @@ func (d *dialer) connected(_ *ConnectReq, err error) {
 		return
 	}
 	el.st.dialed++
-	el.conns[c] = struct{}{}
+	el.addConn(c)
 	c.open()
 	d.finish(dialResult{c: c})
 }

@@ -194,11 +194,16 @@ func (l *netListener) Close() error {
 // Addr returns the listener's address.
 func (l *netListener) Addr() net.Addr { return l.addr }
 
-// A deadline wakes the calls waiting on cond when it passes.
+// A deadline wakes the calls waiting on cond when it passes. Its timer is
+// made once and moved only when the deadline comes sooner than the timer
+// fires: net/http sets a connection's read deadline several times per
+// request, mostly later each time, and a timer that fires early sets
+// itself again for what is left.
 type deadline struct {
-	timer   *time.Timer
-	gen     uint64 // counts settings, so that a stale timer does nothing
-	expired bool   // the deadline has passed
+	at      time.Time   // the deadline; zero: none
+	timer   *time.Timer // fires at armed; made by the first deadline
+	armed   time.Time   // zero: the timer is stopped or has fired
+	expired bool        // at has passed
 }
 
 // netConn is the net.Conn of the adapter. Callbacks (onData, ...) run on
@@ -530,39 +535,47 @@ func (c *netConn) SetWriteDeadline(t time.Time) error {
 // setDeadlineLocked sets d to t (zero: none) and wakes cond's waiters when
 // it passes, or at once if it has.
 func (c *netConn) setDeadlineLocked(d *deadline, cond *sync.Cond, t time.Time) {
-	d.gen++
-	if d.timer != nil {
-		d.timer.Stop()
-		d.timer = nil
-	}
-	d.expired = false
+	d.at, d.expired = t, false
 	if t.IsZero() {
-		return
+		return // a timer still armed finds no deadline when it fires
 	}
 	wait := time.Until(t)
-	if wait <= 0 {
+	switch {
+	case wait <= 0:
 		d.expired = true
 		cond.Broadcast()
+	case d.timer == nil:
+		d.timer = time.AfterFunc(wait, func() { c.deadlineFired(d, cond) })
+		d.armed = t
+	case d.armed.IsZero() || t.Before(d.armed):
+		d.timer.Reset(wait)
+		d.armed = t
+	}
+}
+
+// deadlineFired runs on d's timer: d has passed, or moved later since the
+// timer was set.
+func (c *netConn) deadlineFired(d *deadline, cond *sync.Cond) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.armed = time.Time{}
+	if d.at.IsZero() || d.expired || c.closed {
 		return
 	}
-	gen := d.gen
-	d.timer = time.AfterFunc(wait, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if d.gen == gen {
-			d.expired = true
-			d.timer = nil
-			cond.Broadcast()
-		}
-	})
+	if wait := time.Until(d.at); wait > 0 {
+		d.timer.Reset(wait)
+		d.armed = d.at
+		return
+	}
+	d.expired = true
+	cond.Broadcast()
 }
 
 func (c *netConn) stopTimersLocked() {
 	for _, d := range []*deadline{&c.rdl, &c.wdl} {
 		if d.timer != nil {
 			d.timer.Stop()
-			d.timer = nil
 		}
-		d.gen++
+		d.at, d.armed = time.Time{}, time.Time{}
 	}
 }

@@ -291,3 +291,55 @@ type fakeListener struct{}
 
 func (fakeListener) Addr() net.Addr { return fakeLocal }
 func (fakeListener) Close() error   { return nil }
+
+// A deadline moved later is kept: the timer set for the earlier one must
+// not end the Read, and one moved sooner again must.
+func TestNetConnDeadlineMoved(t *testing.T) {
+	f := newFakeConn()
+	c := newNetConn(f, limits{maxRead: 1 << 20, maxWrite: 10})
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(20 * time.Millisecond))
+	c.SetReadDeadline(start.Add(300 * time.Millisecond))
+	_, err := c.Read(make([]byte, 8))
+	wantOpError(t, err, "read", os.ErrDeadlineExceeded)
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("Read ended %v after start; its deadline, moved later, was 300ms", took)
+	}
+
+	start = time.Now()
+	c.SetReadDeadline(start.Add(time.Hour))
+	c.SetReadDeadline(start.Add(30 * time.Millisecond))
+	reads := make(chan error, 1)
+	go func() { _, err := c.Read(make([]byte, 8)); reads <- err }()
+	select {
+	case err := <-reads:
+		wantOpError(t, err, "read", os.ErrDeadlineExceeded)
+	case <-time.After(time.Minute):
+		t.Fatal("Read with its deadline moved from an hour to 30ms away still blocks after a minute")
+	}
+
+	// Cleared, then set again sooner than a timer left armed.
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	c.SetReadDeadline(time.Time{})
+	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	_, err = c.Read(make([]byte, 8))
+	wantOpError(t, err, "read", os.ErrDeadlineExceeded)
+}
+
+// net/http sets a connection's read deadline several times per request:
+// after the first, setting one allocates nothing.
+func TestNetConnDeadlineAllocs(t *testing.T) {
+	f := newFakeConn()
+	c := newNetConn(f, limits{maxRead: 1 << 20, maxWrite: 10})
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	n := testing.AllocsPerRun(100, func() {
+		c.SetReadDeadline(time.Now().Add(time.Hour))
+		c.SetReadDeadline(time.Time{})
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+	})
+	if n != 0 {
+		t.Errorf("setting a read deadline allocates %v times", n)
+	}
+}

@@ -23,6 +23,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -35,6 +36,7 @@ import (
 	"time"
 
 	"github.com/merlin-net/merlin/internal/procstat"
+	"github.com/merlin-net/merlin/internal/selfsigned"
 	"github.com/merlin-net/merlin/loadgen"
 )
 
@@ -44,6 +46,10 @@ const (
 	Churn = "churn" // connect, one echo exchange, close
 	Idle  = "idle"  // connections held open: memory per connection
 	HTTP  = "http"  // HTTP/1.1 GET with keep-alive
+	// HTTPS is the http workload over TLS (Flags.HTTPTLS): servers run
+	// their http app with -tls and the certificate Run makes, which the
+	// generator trusts; its connections shake hands before the load.
+	HTTPS = "https"
 )
 
 // Workload is one column of the matrix.
@@ -59,9 +65,10 @@ type Workload struct {
 	Rate string
 }
 
-// app is the application a server runs for w: http, or echo.
+// app is the application a server runs for w: http (HTTP and HTTPS), or
+// echo.
 func (w Workload) app() string {
-	if w.Kind == HTTP {
+	if w.Kind == HTTP || w.Kind == HTTPS {
 		return "http"
 	}
 	return "echo"
@@ -92,8 +99,8 @@ func (w Workload) String() string {
 // benchName is the Go benchmark name of w on server.
 func benchName(w Workload, server string) string {
 	kind := strings.ToUpper(w.Kind[:1]) + w.Kind[1:]
-	if w.Kind == HTTP {
-		kind = "HTTP"
+	if w.Kind == HTTP || w.Kind == HTTPS {
+		kind = strings.ToUpper(w.Kind)
 	}
 	return "Benchmark" + kind + "/server=" + server + "/" + w.String()
 }
@@ -228,6 +235,10 @@ type Record struct {
 	RSSBase    int64   `json:"rss_base,omitempty"` // idle: server RSS with no connection
 	RSSLoaded  int64   `json:"rss_loaded,omitempty"`
 	RSSPerConn float64 `json:"rss_per_conn,omitempty"`
+
+	// TLSHandshakes counts the generator's TLS handshakes (https), over
+	// the whole run: one per connection.
+	TLSHandshakes uint64 `json:"tls_handshakes,omitempty"`
 
 	Errors      uint64   `json:"errors"` // failed connections
 	FirstErrors []string `json:"first_errors,omitempty"`
@@ -381,6 +392,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.tlsDir != "" {
+		defer os.RemoveAll(b.tlsDir)
+	}
 	if f := strings.Fields(rep.Host.LoadAvg); len(f) > 0 {
 		if l, err := strconv.ParseFloat(f[0], 64); err == nil && l >= 1 {
 			o.Log("the load average is %s before the first run: other work shares this machine, expect noisy figures", f[0])
@@ -388,6 +402,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	plan := planRuns(o)
+	if b.tls != nil {
+		for _, s := range o.Servers {
+			if !s.TLS {
+				o.Log("%s does not serve TLS: its %s runs are skipped", s.Name, HTTPS)
+			}
+		}
+	}
 
 	if o.OnStart != nil {
 		o.OnStart(rep)
@@ -431,6 +452,12 @@ type bencher struct {
 	unpin func()
 	// generator is the echo workload's engine, resolved by setup.
 	generator string
+	// tls is the generator's TLS configuration for https runs, trusting
+	// the certificate setup made; tlsArgs give a server that certificate
+	// (in tlsDir, removed when Run ends). Unset without https workloads.
+	tls     *tls.Config
+	tlsArgs []string
+	tlsDir  string
 }
 
 // engine is the generator's engine for a run of w.
@@ -505,6 +532,11 @@ func (b *bencher) setup() error {
 			return fmt.Errorf("bench: %w", err)
 		}
 	}
+	if slices.ContainsFunc(o.Workloads, func(w Workload) bool { return w.Kind == HTTPS }) {
+		if err := b.setupTLS(); err != nil {
+			return fmt.Errorf("bench: the https workload's certificate: %w", err)
+		}
+	}
 	if o.KProfile {
 		if o.Perf == "" {
 			return fmt.Errorf("bench: -kprofile needs perf (Debian: apt-get install linux-perf)")
@@ -523,6 +555,33 @@ func (b *bencher) setup() error {
 			}
 		}
 	}
+	return nil
+}
+
+// setupTLS makes a self-signed certificate for the https runs, writes it
+// and its key for the servers' -tls-cert and -tls-key, and has the
+// generator trust it (and only it): every handshake verifies the server.
+func (b *bencher) setupTLS() error {
+	certPEM, keyPEM, err := selfsigned.New(time.Now())
+	if err != nil {
+		return err
+	}
+	pool, err := selfsigned.Pool(certPEM)
+	if err != nil {
+		return err
+	}
+	if b.tlsDir, err = os.MkdirTemp("", "merlin-bench-tls-"); err != nil {
+		return err
+	}
+	cert, key := filepath.Join(b.tlsDir, "cert.pem"), filepath.Join(b.tlsDir, "key.pem")
+	if err := os.WriteFile(cert, certPEM, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		return err
+	}
+	b.tls = &tls.Config{RootCAs: pool}
+	b.tlsArgs = []string{"-tls", "-tls-cert", cert, "-tls-key", key}
 	return nil
 }
 
@@ -658,6 +717,9 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 	rec.RateRPS = rate
 
 	extra := []string{"-app", w.app()}
+	if w.Kind == HTTPS {
+		extra = append(extra, b.tlsArgs...)
+	}
 	if o.ProfileDir != "" {
 		rec.Profile = filepath.Join(o.ProfileDir, fmt.Sprintf("%s-r%d.pprof", strings.ReplaceAll(strings.TrimPrefix(rec.Name, "Benchmark"), "/", "_"), pr.round))
 		extra = append(extra, "-cpuprofile", rec.Profile)
@@ -703,6 +765,8 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 	switch w.Kind {
 	case HTTP:
 		cfg.Workload = loadgen.HTTP
+	case HTTPS:
+		cfg.Workload, cfg.TLS = loadgen.HTTP, b.tls
 	case Churn:
 		cfg.Mode = loadgen.Churn
 	case Idle:
@@ -764,6 +828,7 @@ func (b *bencher) runOne(ctx context.Context, pr plannedRun) (rec Record) {
 	rec.Requests, rec.Bytes = res.Requests, res.Bytes
 	rec.ReqPerSec, rec.MBPerSec = res.RequestsPerSecond(), res.MBPerSecond()
 	rec.Errors = res.Errors
+	rec.TLSHandshakes = res.Handshakes
 	for _, e := range res.FirstErrors {
 		rec.FirstErrors = append(rec.FirstErrors, e.Error())
 	}

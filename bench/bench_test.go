@@ -59,6 +59,7 @@ func TestBenchName(t *testing.T) {
 		{Workload{Kind: Echo, Conns: 64, Size: 64, Depth: 1}, "BenchmarkEcho/server=s/conns=64/size=64/depth=1"},
 		{Workload{Kind: Echo, Conns: 64, Size: 64, Depth: 16, Rate: "80%"}, "BenchmarkEcho/server=s/conns=64/size=64/depth=16/rate=80%"},
 		{Workload{Kind: HTTP, Conns: 256, Depth: 16}, "BenchmarkHTTP/server=s/conns=256/depth=16"},
+		{Workload{Kind: HTTPS, Conns: 256, Depth: 1}, "BenchmarkHTTPS/server=s/conns=256/depth=1"},
 		{Workload{Kind: Idle, Conns: 1000, Size: 64, Depth: 1}, "BenchmarkIdle/server=s/conns=1000"},
 		{Workload{Kind: Churn, Conns: 8, Size: 64, Depth: 1}, "BenchmarkChurn/server=s/conns=8/size=64/depth=1"},
 	} {
@@ -221,6 +222,26 @@ func TestPlanSkipsAppsAServerLacks(t *testing.T) {
 		got = append(got, pr.w.Kind+" "+pr.srv.Name)
 	}
 	want := []string{"echo uring", "echo gnet", "http uring", "http fasthttp", "idle uring", "idle gnet"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("planRuns (-want +got):\n%s", diff)
+	}
+}
+
+// The https workload runs only on the servers that serve TLS: merlin's
+// netconn servers and the peers that say tls=true.
+func TestPlanSkipsTLSAServerLacks(t *testing.T) {
+	o := Options{
+		Servers: []Server{{Name: "uring", Kind: KindTransport}, {Name: "uring-netconn", Kind: KindNetConn, TLS: true},
+			{Name: "netstd", Kind: KindPeer, Apps: []string{"echo", "http"}, TLS: true}, {Name: "gnet", Kind: KindPeer, Apps: []string{"echo"}},
+			{Name: "nginx", Kind: KindPeer, Apps: []string{"http"}}},
+		Workloads: []Workload{{Kind: Echo, Conns: 8, Size: 64, Depth: 1}, {Kind: HTTPS, Conns: 8, Depth: 1}},
+		Count:     1,
+	}
+	var got []string
+	for _, pr := range planRuns(o) {
+		got = append(got, pr.w.Kind+" "+pr.srv.Name)
+	}
+	want := []string{"echo uring", "echo uring-netconn", "echo netstd", "echo gnet", "https uring-netconn", "https netstd"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("planRuns (-want +got):\n%s", diff)
 	}

@@ -49,6 +49,7 @@ type Flags struct {
 	Generator       string
 	HTTPPath        string
 	HTTPBody        string
+	HTTPTLS         bool
 
 	fs *flag.FlagSet // the set Register added the flags to: which were given
 }
@@ -84,6 +85,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Generator, "generator", "", "the echo workload's generator `engine`: ring (every connection from one thread through io_uring, busy-polling, so that even a C server is saturated) or net (a goroutine per connection); default ring where it runs, net with -client-transport")
 	fs.StringVar(&f.HTTPPath, "http-path", "/plaintext", "http: the path requested")
 	fs.StringVar(&f.HTTPBody, "http-body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
+	fs.BoolVar(&f.HTTPTLS, "http-tls", false, "http: over TLS, as the workload https: servers run -tls with a certificate made for the run, which the generator verifies; servers that cannot serve TLS (merlin's transports without the adapter, most peers) are skipped")
 }
 
 // ParseFlags parses a merlin bench command line (no positional arguments)
@@ -189,17 +191,25 @@ func (f *Flags) Matrix() ([]Workload, error) {
 		return nil, err
 	}
 	var out []Workload
+	hasHTTP := false
 	for _, k := range SplitList(f.Workloads) {
 		switch k {
 		case Echo, HTTP:
+			if k == HTTP {
+				hasHTTP = true
+			}
 			for _, r := range rs {
 				for _, c := range cs {
 					for _, s := range ss {
 						for _, d := range ds {
+							kind := k
 							if k == HTTP {
 								s = 0
+								if f.HTTPTLS {
+									kind = HTTPS
+								}
 							}
-							if w := (Workload{Kind: k, Conns: c, Size: s, Depth: d, Rate: r}); !slices.Contains(out, w) {
+							if w := (Workload{Kind: kind, Conns: c, Size: s, Depth: d, Rate: r}); !slices.Contains(out, w) {
 								out = append(out, w)
 							}
 						}
@@ -219,6 +229,9 @@ func (f *Flags) Matrix() ([]Workload, error) {
 		default:
 			return nil, usagef("-workloads: unknown workload %q (want echo, churn, idle, http)", k)
 		}
+	}
+	if f.HTTPTLS && !hasHTTP {
+		return nil, usagef("-http-tls needs the http workload (-workloads http)")
 	}
 	if len(out) == 0 {
 		return nil, usagef("the matrix is empty")
@@ -424,7 +437,8 @@ func (f *Flags) servers(self string, build func([]string) ([]Server, error)) ([]
 		var ps []Server
 		if build == nil {
 			for _, p := range peers {
-				ps = append(ps, Server{Name: p, Kind: KindPeer})
+				// Unbuilt, unasked: taken to serve every app, TLS too.
+				ps = append(ps, Server{Name: p, Kind: KindPeer, TLS: true})
 			}
 		} else if ps, err = build(peers); err != nil {
 			return nil, err
@@ -486,7 +500,10 @@ func transportServers(self, selected string, netconn, quickNetconn bool) ([]Serv
 		}
 		out = append(out, Server{Name: d.Name, Kind: KindTransport, Argv: argv, Stats: true, Mechanism: mech})
 		if netconn || selected != "" || (quickNetconn && d.Name == "sockets") {
-			out = append(out, Server{Name: d.Name + "-netconn", Kind: KindNetConn, Argv: append(slices.Clone(argv), "-netconn"), Stats: true, Mechanism: mech})
+			// -tls runs the app behind the adapter: only the netconn
+			// servers serve TLS (an inline server given -tls would
+			// silently be its netconn twin).
+			out = append(out, Server{Name: d.Name + "-netconn", Kind: KindNetConn, Argv: append(slices.Clone(argv), "-netconn"), Stats: true, Mechanism: mech, TLS: true})
 		}
 	}
 	return out, nil

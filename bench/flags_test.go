@@ -79,6 +79,40 @@ func TestFlagsPlan(t *testing.T) {
 	}
 }
 
+// -http-tls makes the http workload https, leaves echo alone, and needs
+// the http workload; merlin's netconn servers serve TLS, the inline ones
+// do not.
+func TestFlagsHTTPTLS(t *testing.T) {
+	f, err := ParseFlags([]string{"-workloads", "echo,http", "-http-tls", "-conns", "8", "-depths", "1,16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.Matrix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Workload{
+		{Kind: Echo, Conns: 8, Size: 64, Depth: 1}, {Kind: Echo, Conns: 8, Size: 64, Depth: 16},
+		{Kind: HTTPS, Conns: 8, Depth: 1}, {Kind: HTTPS, Conns: 8, Depth: 16},
+	}
+	if diff := cmp.Diff(want, m); diff != "" {
+		t.Errorf("matrix (-want +got):\n%s", diff)
+	}
+	var ue *UsageError
+	if _, err := ParseFlags([]string{"-workloads", "echo", "-http-tls"}); !errors.As(err, &ue) {
+		t.Errorf("-http-tls without http: %v, want a UsageError", err)
+	}
+	srvs, err := transportServers("merlin", "", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srvs {
+		if s.TLS != (s.Kind == KindNetConn) {
+			t.Errorf("%s (%s): TLS %t, want it for the netconn servers only", s.Name, s.Kind, s.TLS)
+		}
+	}
+}
+
 // -quick sets the windows and the matrix only where they were not given.
 func TestFlagsQuick(t *testing.T) {
 	f, err := ParseFlags([]string{"-quick", "-count", "3", "-rates", "closed"})

@@ -230,7 +230,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 		for _, r := range main {
 			size := strconv.Itoa(r.size)
-			if r.workload == HTTP {
+			if r.workload == HTTP || r.workload == HTTPS {
 				size = "-"
 			}
 			c := []string{r.server, r.workload, strconv.Itoa(r.conns), size, strconv.Itoa(r.depth)}

@@ -40,7 +40,8 @@ func FindPeers(dir string) (string, error) {
 //
 // Asked -describe, a peer prints one line "apps=echo,http
 // mechanism=epoll floor=false": the apps it serves, how it waits for the
-// kernel (MechEpoll or MechUring), and whether it is a floor.
+// kernel (MechEpoll or MechUring), and whether it is a floor; then
+// "tls=true" if it serves them over TLS with -tls (none: it does not).
 func BuildPeers(goCmd, peersDir, cacheDir string, names []string) ([]Server, error) {
 	cacheDir, err := filepath.Abs(cacheDir) // the compilers run in the peers' directories
 	if err != nil {
@@ -168,7 +169,7 @@ func missingPackage(out []byte) string {
 }
 
 // parseDescribe reads a peer's -describe line into a Server's Apps,
-// Mechanism and Floor.
+// Mechanism, Floor and TLS.
 func parseDescribe(line string) (Server, error) {
 	var srv Server
 	seen := map[string]bool{}
@@ -192,6 +193,12 @@ func parseDescribe(line string) (Server, error) {
 				return Server{}, fmt.Errorf("%q: floor: %w", line, err)
 			}
 			srv.Floor = b
+		case "tls":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return Server{}, fmt.Errorf("%q: tls: %w", line, err)
+			}
+			srv.TLS = b
 		}
 	}
 	if !seen["apps"] || !seen["mechanism"] {

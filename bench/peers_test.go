@@ -137,6 +137,8 @@ func TestParseDescribe(t *testing.T) {
 		{name: "go", line: "apps=echo,http mechanism=epoll floor=false\n", want: Server{Apps: []string{"echo", "http"}, Mechanism: MechEpoll}},
 		{name: "floor", line: "apps=echo mechanism=io_uring floor=true", want: Server{Apps: []string{"echo"}, Mechanism: MechUring, Floor: true}},
 		{name: "no-floor", line: "apps=http mechanism=epoll", want: Server{Apps: []string{"http"}, Mechanism: MechEpoll}},
+		{name: "tls", line: "apps=echo,http mechanism=epoll floor=false tls=true", want: Server{Apps: []string{"echo", "http"}, Mechanism: MechEpoll, TLS: true}},
+		{name: "bad-tls", line: "apps=http mechanism=epoll tls=maybe", err: true},
 		{name: "unknown-key", line: "apps=echo mechanism=epoll floor=false threads=1", want: Server{Apps: []string{"echo"}, Mechanism: MechEpoll}},
 		{name: "apps-answer", line: "echo,http", err: true},
 		{name: "no-mechanism", line: "apps=echo floor=true", err: true},

@@ -40,6 +40,10 @@ type Server struct {
 	// Floor marks a floor server: the minimal C server of its mechanism
 	// (or nginx for HTTP), against which the others are read.
 	Floor bool
+	// TLS says the server serves its http app over TLS when given -tls
+	// -tls-cert FILE -tls-key FILE, as merlin serve does behind the
+	// net.Conn adapter: Run skips the https workload of the others.
+	TLS bool
 }
 
 // Mechanisms.
@@ -50,6 +54,9 @@ const (
 
 // serves reports whether srv can run workload w.
 func (srv Server) serves(w Workload) bool {
+	if w.Kind == HTTPS && !srv.TLS {
+		return false
+	}
 	return srv.Apps == nil || slices.Contains(srv.Apps, w.app())
 }
 

@@ -34,6 +34,13 @@ behind the net.Conn adapter ("NAME-netconn", a goroutine per connection)
 unless -netconn=false, and the peers named by -peers (built from peers/
 with go build). -servers picks some by name.
 
+-http-tls runs the http workload over TLS, as the workload https: every
+server is given -tls with a certificate made for the run, which the
+generator verifies, and its connections shake hands when dialed, before
+the load starts. Only servers that serve TLS run it: merlin's behind the
+net.Conn adapter (NAME-netconn) and the peers that say tls=true (netstd,
+fasthttp); the others are skipped.
+
 For every run it records throughput; the server's CPU time per request,
 user and system apart (/proc/PID/stat); its system calls per request
 (perf stat -e raw_syscalls:sys_enter -p PID over the measured window),
@@ -77,6 +84,7 @@ Examples:
 	merlin bench -rates closed,80% -depths 1 -count 5
 	merlin bench -servers sockets,uring -profile -syscalls -count 3
 	merlin bench -servers sockets,uring -peers gnet -depths 1 -kprofile -count 3
+	merlin bench -servers libuvlike-netconn,uring-netconn,netstd -peers netstd -workloads http -http-tls -conns 256 -depths 1
 `
 
 // benchCmd is "merlin bench".

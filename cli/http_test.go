@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/merlin-net/merlin/internal/selfsigned"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -776,7 +777,7 @@ func TestServeTLSFlags(t *testing.T) {
 	}
 
 	t.Run("given-cert-echo", func(t *testing.T) {
-		certPEM, keyPEM, err := selfSignedCert(time.Now())
+		certPEM, keyPEM, err := selfsigned.New(time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

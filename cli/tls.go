@@ -1,21 +1,13 @@
 package cli
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/merlin-net/merlin/internal/selfsigned"
 )
 
 // serverCert is the certificate serve -tls presents.
@@ -30,7 +22,7 @@ type serverCert struct {
 
 // loadServerCert loads the certificate and key of -tls-cert and -tls-key
 // or, if both are empty, generates a self-signed one (see
-// selfSignedCert) and writes it as PEM to a new file in dir.
+// selfsigned.New) and writes it as PEM to a new file in dir.
 func loadServerCert(certFile, keyFile, dir string) (*serverCert, error) {
 	switch {
 	case certFile != "" && keyFile != "":
@@ -42,7 +34,7 @@ func loadServerCert(certFile, keyFile, dir string) (*serverCert, error) {
 	case certFile != "" || keyFile != "":
 		return nil, errors.New("-tls-cert and -tls-key go together")
 	}
-	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	certPEM, keyPEM, err := selfsigned.New(time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -75,15 +67,7 @@ func (c *serverCert) cleanup() {
 // fingerprint returns the SHA-256 of the leaf certificate's DER, as
 // `openssl x509 -fingerprint -sha256` prints it (AB:CD:...).
 func (c *serverCert) fingerprint() string {
-	sum := sha256.Sum256(c.cert.Certificate[0])
-	var b strings.Builder
-	for i, x := range sum {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		fmt.Fprintf(&b, "%02X", x)
-	}
-	return b.String()
+	return selfsigned.Fingerprint(c.cert.Certificate[0])
 }
 
 // tlsConfig returns the server's TLS configuration: this certificate,
@@ -97,41 +81,4 @@ func (c *serverCert) tlsConfig() *tls.Config {
 		MinVersion:   tls.VersionTLS12,
 		NextProtos:   []string{"http/1.1", "http/1.0"},
 	}
-}
-
-// selfSignedCert returns a new self-signed ECDSA P-256 certificate and
-// its key, in PEM, valid from an hour before now for 30 days, for
-// 127.0.0.1, ::1 and localhost. It is its own root: a client trusts it by
-// its PEM file (curl --cacert FILE, or a Go x509.CertPool).
-func selfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{Organization: []string{"merlin serve"}, CommonName: "localhost"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(30 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true, // so that OpenSSL takes it as a trust anchor
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), nil
 }

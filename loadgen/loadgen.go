@@ -11,7 +11,8 @@
 // sent, so a stalled server cannot hide its stall by slowing the client
 // down), churn (connect, one exchange, close) and idle (hold Conns
 // connections open). Latency goes into an HdrHistogram. The server is never
-// trusted: all I/O has a deadline.
+// trusted: all I/O has a deadline. With Config.TLS every connection is a
+// crypto/tls client, its handshake done when it is dialed.
 //
 // A run dials, warms up for Config.Warmup, then measures for
 // Config.Duration; only the measured window is counted in Result, and the
@@ -22,6 +23,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -119,6 +121,14 @@ type Config struct {
 	// Dial makes the connections; nil means Go's net package. With
 	// transports.DialNet it puts the client on any transport.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// TLS, if set, makes every connection a TLS client with this
+	// configuration (on the connection Dial made), its handshake part of
+	// dialing: before the load starts in the closed and open loops and
+	// idle, inside each cycle in churn. Without a ServerName (and without
+	// InsecureSkipVerify) the host of Addr is verified; the HTTP workload
+	// offers ALPN http/1.1 unless NextProtos says otherwise. EngineNet
+	// only.
+	TLS *tls.Config
 	// Engine is how the generator drives its connections: EngineNet
 	// (default), a goroutine per connection on Go's net package (or
 	// Dial), for every workload and mode; or EngineRing, every
@@ -166,6 +176,9 @@ type Result struct {
 	FirstErrors []error
 	// Open is the number of connections open when the window ended.
 	Open int
+	// Handshakes counts the TLS handshakes completed (Config.TLS), over
+	// the whole run.
+	Handshakes uint64
 	// Latency holds the latency of every request completed in the
 	// window: from its scheduled send time when open-loop, from its
 	// write otherwise (closed-loop latency suffers coordinated omission:
@@ -263,6 +276,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", c.Engine, EngineNet, EngineRing)
 	case c.Engine == EngineRing && (c.Workload != Echo || c.Mode != Closed):
 		return fmt.Errorf("loadgen: the %s engine runs the echo workload's closed and open loops, not %s %s", EngineRing, c.Workload, c.Mode)
+	case c.Engine == EngineRing && c.TLS != nil:
+		return fmt.Errorf("loadgen: the %s engine speaks in the clear: TLS applies to the %s engine", EngineRing, EngineNet)
 	case c.Engine == EngineRing && c.Dial != nil:
 		return fmt.Errorf("loadgen: the %s engine makes its own sockets: Dial applies to the %s engine", EngineRing, EngineNet)
 	case c.Rate > 0 && c.Mode != Closed:
@@ -364,6 +379,7 @@ func (c Config) Run(ctx context.Context) (Result, error) {
 
 	res.Config = c
 	res.Errors = r.errors.Load()
+	res.Handshakes = r.handshakes.Load()
 	r.mu.Lock()
 	res.FirstErrors = r.first
 	r.mu.Unlock()
@@ -427,6 +443,7 @@ func (r *run) sleep(ctx context.Context, d time.Duration) {
 type run struct {
 	cfg   Config
 	proto protocol
+	tls   *tls.Config   // Config.TLS completed by clientTLS; nil in the clear
 	start chan struct{} // closed when the load starts
 	stop  chan struct{} // closed when the window has ended
 	// workersDone is closed once every worker has returned.
@@ -435,6 +452,7 @@ type run struct {
 	startTime time.Time // set before start is closed
 
 	requests, bytes, errors atomic.Uint64
+	handshakes              atomic.Uint64
 	open                    atomic.Int64
 	measuring               atomic.Bool
 	hist                    *shardedHist
@@ -450,6 +468,9 @@ func newRun(c Config) *run {
 		stop:        make(chan struct{}),
 		workersDone: make(chan struct{}),
 		hist:        newShardedHist(min(c.Conns, 16)),
+	}
+	if c.TLS != nil {
+		r.tls = clientTLS(c)
 	}
 	if c.Workload == HTTP {
 		r.proto = newHTTPProto(c)
@@ -509,13 +530,43 @@ func (r *run) report(done <-chan struct{}) {
 	}
 }
 
-// dial connects worker i, with a deadline-bounded context.
+// clientTLS returns c.TLS completed: the host of c.Addr as the name to
+// verify if none is given, and ALPN http/1.1 for the HTTP workload.
+func clientTLS(c Config) *tls.Config {
+	t := c.TLS.Clone()
+	if t.ServerName == "" && !t.InsecureSkipVerify {
+		t.ServerName = "localhost" // a unix socket's path is no host
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil {
+			t.ServerName = host
+		}
+	}
+	if c.Workload == HTTP && t.NextProtos == nil {
+		t.NextProtos = []string{"http/1.1"}
+	}
+	return t
+}
+
+// dial connects worker i, and shakes hands over TLS if the run is, with
+// a deadline-bounded context.
 func (r *run) dial(ctx context.Context, i int) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	c, err := r.cfg.Dial(dctx, r.cfg.Network, r.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: conn %d: %w", i, err)
+	}
+	if r.tls != nil {
+		tc := tls.Client(c, r.tls)
+		err := tc.HandshakeContext(dctx)
+		if err == nil && !tc.ConnectionState().HandshakeComplete {
+			err = errors.New("handshake incomplete")
+		}
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("loadgen: conn %d: TLS handshake: %w", i, err)
+		}
+		r.handshakes.Add(1)
+		c = tc
 	}
 	r.open.Add(1)
 	return c, nil

@@ -1,6 +1,9 @@
 package loadgen
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -320,6 +323,7 @@ func TestConfigInvalid(t *testing.T) {
 		{Addr: "x", Engine: "spin"},
 		{Addr: "x", Engine: EngineRing, Workload: HTTP},
 		{Addr: "x", Engine: EngineRing, Mode: Churn},
+		{Addr: "x", Engine: EngineRing, TLS: &tls.Config{}},
 	} {
 		if _, err := c.Run(context.Background()); err == nil {
 			t.Errorf("Run(%+v) = nil error, want one", c)
@@ -468,6 +472,93 @@ func TestHTTP(t *testing.T) {
 			}
 			if res.Requests == 0 || res.Bytes < res.Requests*uint64(len(helloBody)) {
 				t.Errorf("Requests = %d, Bytes = %d: want some, each with its body", res.Requests, res.Bytes)
+			}
+		})
+	}
+}
+
+// The HTTP workload over TLS: every connection shakes hands once, before
+// the load, and verifies the server's certificate; pipelined batches, the
+// open loop and churn (a handshake per cycle) run over it as in the
+// clear, and the server sees every request over TLS.
+func TestHTTPTLS(t *testing.T) {
+	var cleartext atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			cleartext.Add(1)
+		}
+		io.WriteString(w, helloBody)
+	}))
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	addr := strings.TrimPrefix(s.URL, "https://")
+	roots := x509.NewCertPool()
+	roots.AddCert(s.Certificate())
+	for _, tc := range []struct {
+		name         string
+		mode         string
+		conns, depth int
+		rate         float64
+	}{
+		{name: "depth=1", conns: 4, depth: 1},
+		{name: "depth=16", conns: 2, depth: 16},
+		{name: "open-loop", conns: 2, depth: 4, rate: 500},
+		{name: "churn", mode: Churn, conns: 2, depth: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Config{
+				Addr: addr, Workload: HTTP, Mode: tc.mode, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
+				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond,
+				TLS: &tls.Config{RootCAs: roots},
+			}.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 0 {
+				t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
+			}
+			if res.Requests == 0 {
+				t.Error("no requests")
+			}
+			if tc.mode == Churn {
+				if res.Handshakes < res.Requests {
+					t.Errorf("Handshakes = %d over %d churn cycles, want one per cycle at least", res.Handshakes, res.Requests)
+				}
+			} else if res.Handshakes != uint64(tc.conns) {
+				t.Errorf("Handshakes = %d, want one per connection (%d)", res.Handshakes, tc.conns)
+			}
+		})
+	}
+	if n := cleartext.Load(); n > 0 {
+		t.Errorf("the server saw %d requests in the clear", n)
+	}
+}
+
+// Over TLS, a server in the clear and a certificate the client does not
+// trust fail every connection at its handshake.
+func TestHTTPTLSRefused(t *testing.T) {
+	clear := helloServer(t)
+	untrusted := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, helloBody) }))
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	untrusted.StartTLS()
+	t.Cleanup(untrusted.Close)
+	for _, tc := range []struct {
+		name, addr, want string
+	}{
+		{name: "cleartext", addr: strings.TrimPrefix(clear.URL, "http://"), want: "TLS handshake"},
+		{name: "untrusted", addr: strings.TrimPrefix(untrusted.URL, "https://"), want: "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Config{
+				Addr: tc.addr, Workload: HTTP, Conns: 2, HTTPBody: []byte(helloBody), Duration: 5 * time.Second,
+				TLS: &tls.Config{RootCAs: x509.NewCertPool()},
+			}.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 2 || res.Handshakes != 0 || res.Requests != 0 || !strings.Contains(res.FirstErrors[0].Error(), tc.want) {
+				t.Fatalf("Errors = %d (%v), Handshakes = %d, Requests = %d; want 2 failed handshakes mentioning %q, nothing else",
+					res.Errors, res.FirstErrors, res.Handshakes, res.Requests, tc.want)
 			}
 		})
 	}

@@ -6,12 +6,14 @@
 // (port 0 picks a free port), -network, -app, -cpuprofile; it prints
 // "listening on ADDR (peer NAME)" once it accepts, exits 0 on SIGTERM, and
 // answers -describe with its apps, mechanism and whether it is a floor
-// ("apps=echo mechanism=io_uring floor=true"). gnet and nbio serve echo,
-// fasthttp http, netstd both (an http peer serves merlin serve -app http's
-// routes). The floors are what the others are read against: cfloor-uring
-// and cfloor-epoll, minimal echo servers in C (main.c, built with cc and
-// the flags of its first line, "// cflags: -luring"; they share
-// internal/cpeer/peer.h), and nginx for http (/plaintext and /json only).
+// ("apps=echo mechanism=io_uring floor=true"), then " tls=true" if it
+// serves over crypto/tls with -tls -tls-cert FILE -tls-key FILE (netstd
+// and fasthttp). gnet and nbio serve echo, fasthttp http, netstd both (an
+// http peer serves merlin serve -app http's routes). The floors are what
+// the others are read against: cfloor-uring and cfloor-epoll, minimal
+// echo servers in C (main.c, built with cc and the flags of its first
+// line, "// cflags: -luring"; they share internal/cpeer/peer.h), and nginx
+// for http (/plaintext and /json only).
 //
 //	go build -o /tmp/peer-gnet ./gnet && /tmp/peer-gnet -addr 127.0.0.1:0
 package peers

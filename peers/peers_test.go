@@ -3,9 +3,16 @@ package peers
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -30,12 +37,13 @@ import (
 // serve -app http), tePeers only TechEmpower's /plaintext and /json of
 // them; uringPeers wait on io_uring (the others on epoll);
 // floorPeers are floors; cPeers are the C ones, graded with merlin load
-// -check.
+// -check; tlsPeers serve over TLS with -tls.
 var (
 	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp", "nginx", "cfloor-uring", "cfloor-epoll"}
 	echoPeers  = []string{"netstd", "gnet", "nbio", "cfloor-uring", "cfloor-epoll"}
 	httpPeers  = []string{"netstd", "fasthttp"}
 	tePeers    = []string{"nginx"}
+	tlsPeers   = []string{"netstd", "fasthttp"}
 	uringPeers = []string{"cfloor-uring"}
 	floorPeers = []string{"nginx", "cfloor-uring", "cfloor-epoll"}
 	cPeers     = []string{"cfloor-uring", "cfloor-epoll"}
@@ -296,6 +304,9 @@ func TestPeersDescribe(t *testing.T) {
 			mech = "io_uring"
 		}
 		want := fmt.Sprintf("apps=%s mechanism=%s floor=%t", strings.Join(apps, ","), mech, floor)
+		if slices.Contains(tlsPeers, n) {
+			want += " tls=true"
+		}
 		out, err := exec.Command(filepath.Join(dir, n), "-describe").Output()
 		if err != nil {
 			t.Fatalf("%s -describe: %v", n, err)
@@ -329,6 +340,118 @@ func TestPortInUse(t *testing.T) {
 			t.Errorf("%s on a port in use: %v, output %q; want it to refuse, saying the address is not free", n, err, out)
 		}
 	}
+}
+
+// Every TLS peer serves its apps over TLS with -tls and the certificate
+// given (a client that trusts only it verifies it): HTTPS on keep-alive
+// connections, and netstd's echo; a request in the clear gets no answer.
+// The peers that cannot refuse -tls, and -tls needs its files.
+func TestPeersTLS(t *testing.T) {
+	dir := build(t)
+	certPEM, keyPEM := testCert(t)
+	certFile, keyFile := filepath.Join(t.TempDir(), "cert.pem"), filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	tlsArgs := []string{"-addr", "127.0.0.1:0", "-tls", "-tls-cert", certFile, "-tls-key", keyFile}
+	for _, n := range tlsPeers {
+		t.Run(n, func(t *testing.T) {
+			cmd, addr, stderr := start(t, filepath.Join(dir, n), append(tlsArgs, "-app", "http")...)
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
+			defer tr.CloseIdleConnections()
+			c := http.Client{Timeout: 10 * time.Second, Transport: tr}
+			for range 3 {
+				resp, err := c.Get("https://" + addr + "/plaintext")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(body) != "Hello, World!" || resp.TLS == nil || resp.Proto != "HTTP/1.1" {
+					t.Fatalf("GET /plaintext over TLS: %v, status %d, %s, body %q, TLS %t; want 200 HTTP/1.1 Hello, World!", err, resp.StatusCode, resp.Proto, body, resp.TLS != nil)
+				}
+			}
+			clear := http.Client{Timeout: 10 * time.Second}
+			if resp, err := clear.Get("http://" + addr + "/plaintext"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					t.Errorf("GET /plaintext in the clear: 200, want no answer or an error status")
+				}
+			}
+			tr.CloseIdleConnections()
+			stop(t, cmd, stderr)
+		})
+	}
+	t.Run("netstd-echo", func(t *testing.T) {
+		cmd, addr, stderr := start(t, filepath.Join(dir, "netstd"), tlsArgs...)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := []byte("over TLS")
+		got := make([]byte, len(msg))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo over TLS: %q, %v; want %q", got, err, msg)
+		}
+		c.Close()
+		stop(t, cmd, stderr)
+	})
+	for _, tc := range []struct {
+		name, peer string
+		args       []string
+		want       string
+	}{
+		{name: "gnet", peer: "gnet", args: tlsArgs, want: "does not serve TLS"},
+		{name: "nginx", peer: "nginx", args: append(tlsArgs, "-app", "http"), want: "does not serve TLS"},
+		{name: "no-files", peer: "netstd", args: []string{"-addr", "127.0.0.1:0", "-tls"}, want: "-tls needs -tls-cert and -tls-key"},
+		{name: "files-without-tls", peer: "netstd", args: []string{"-addr", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile}, want: "need -tls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(filepath.Join(dir, tc.peer), tc.args...).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+				t.Errorf("%s %s: %v, output %q; want exit status 2 saying %q", tc.peer, strings.Join(tc.args, " "), err, out, tc.want)
+			}
+		})
+	}
+}
+
+// testCert returns a self-signed certificate for localhost and its key,
+// in PEM.
+func testCert(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:              []string{"localhost"},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
 
 // Every http peer serves the routes of merlin serve -app http: GET

@@ -3,7 +3,8 @@
 // HTTP/1.1 parser and reused request and response objects. It serves only
 // -app http: GET /plaintext and GET /json (TechEmpower's plaintext and
 // JSON tests), POST or PUT /echo (the request body back), 404 elsewhere, as
-// merlin serve -app http and netstd -app http do.
+// merlin serve -app http and netstd -app http do; with -tls, over
+// crypto/tls (fasthttp serves any net.Listener).
 package main
 
 import (
@@ -61,7 +62,7 @@ func handleError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 func main() {
-	f := peer.Parse(peer.Info{Name: "fasthttp", Apps: []string{"http"}, Mechanism: peer.Epoll}, nil)
+	f := peer.Parse(peer.Info{Name: "fasthttp", Apps: []string{"http"}, Mechanism: peer.Epoll, TLS: true}, nil)
 	stopProf := f.StartProfile()
 	defer stopProf()
 

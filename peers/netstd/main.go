@@ -2,7 +2,8 @@
 // alone, a goroutine per connection reading into a 32 KiB buffer and
 // writing back, no framework. It is the baseline every Go framework is
 // measured against. With -app http it is net/http instead, serving the
-// routes merlin serve -app http serves: /plaintext, /json, /echo.
+// routes merlin serve -app http serves: /plaintext, /json, /echo. With
+// -tls either app runs under crypto/tls, as merlin serve -tls does.
 package main
 
 import (
@@ -20,7 +21,7 @@ import (
 )
 
 func main() {
-	f := peer.Parse(peer.Info{Name: "netstd", Apps: []string{"echo", "http"}, Mechanism: peer.Epoll}, nil)
+	f := peer.Parse(peer.Info{Name: "netstd", Apps: []string{"echo", "http"}, Mechanism: peer.Epoll, TLS: true}, nil)
 	stopProf := f.StartProfile()
 	defer stopProf()
 

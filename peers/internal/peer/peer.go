@@ -1,9 +1,10 @@
 // Package peer is what the peer servers share: merlin serve's flags, the
-// listening line, profiling, and the signals that end them.
+// listening line, profiling, TLS, and the signals that end them.
 package peer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,11 @@ type Flags struct {
 	Addr       string
 	App        string
 	CPUProfile string
+	// TLS asks for the apps over TLS with the certificate chain and key
+	// of the PEM files TLSCert and TLSKey (merlin bench passes its own);
+	// only for a peer whose Info says it can.
+	TLS             bool
+	TLSCert, TLSKey string
 }
 
 // Info describes a peer, as it answers merlin bench's -describe.
@@ -38,6 +44,9 @@ type Info struct {
 	// Floor marks a floor: the minimal server of its mechanism (the C
 	// peers), or nginx for HTTP.
 	Floor bool
+	// TLS says the peer serves its apps over crypto/tls with -tls: it
+	// listens with Flags.Listen, which then wraps its listener.
+	TLS bool
 }
 
 // Mechanisms, as merlin bench names them.
@@ -47,9 +56,14 @@ const (
 )
 
 // Describe is the -describe answer: "apps=echo,http mechanism=epoll
-// floor=false".
+// floor=false", and " tls=true" after it for a peer that serves TLS (a
+// peer that says nothing does not: the C peers).
 func (in Info) Describe() string {
-	return fmt.Sprintf("apps=%s mechanism=%s floor=%t", strings.Join(in.apps(), ","), in.Mechanism, in.Floor)
+	d := fmt.Sprintf("apps=%s mechanism=%s floor=%t", strings.Join(in.apps(), ","), in.Mechanism, in.Floor)
+	if in.TLS {
+		d += " tls=true"
+	}
+	return d
 }
 
 func (in Info) apps() []string {
@@ -74,6 +88,9 @@ func Parse(info Info, extra func(fs *flag.FlagSet)) Flags {
 	fs.StringVar(&f.Addr, "addr", "127.0.0.1:7000", "`address` to listen on; port 0 picks a free one")
 	fs.StringVar(&f.App, "app", apps[0], "application: "+strings.Join(apps, ", "))
 	fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	fs.BoolVar(&f.TLS, "tls", false, "serve over TLS (crypto/tls), with -tls-cert and -tls-key; only a peer whose -describe says tls=true")
+	fs.StringVar(&f.TLSCert, "tls-cert", "", "with -tls: the certificate chain `file` (PEM)")
+	fs.StringVar(&f.TLSKey, "tls-key", "", "with -tls: the private key `file` (PEM) of -tls-cert")
 	listApps := fs.Bool("apps", false, "print the apps this peer serves, comma-separated, and exit")
 	describe := fs.Bool("describe", false, "print \"apps=A,B mechanism=M floor=BOOL\" and exit (merlin bench asks)")
 	if extra != nil {
@@ -98,6 +115,16 @@ func Parse(info Info, extra func(fs *flag.FlagSet)) Flags {
 	case "tcp", "tcp4", "tcp6":
 	default:
 		Fatalf(2, "unknown network %q (want tcp, tcp4 or tcp6)", f.Network)
+	}
+	switch {
+	case f.TLS && !info.TLS:
+		Fatalf(2, "-tls: the %s peer does not serve TLS", name)
+	case !f.TLS && (f.TLSCert != "" || f.TLSKey != ""):
+		Fatalf(2, "-tls-cert and -tls-key need -tls")
+	case f.TLS && (f.TLSCert == "" || f.TLSKey == ""):
+		// merlin serve generates a certificate here; a peer does not
+		// carry a copy of that code (merlin bench passes its own).
+		Fatalf(2, "-tls needs -tls-cert and -tls-key")
 	}
 	return f
 }
@@ -132,15 +159,38 @@ func (f Flags) StartProfile() func() {
 }
 
 // Listen opens the listening socket f names, as plain TCP (no MPTCP), as
-// merlin's transports do; it exits the peer if it cannot.
+// merlin's transports do, under crypto/tls with -tls; it exits the peer if
+// it cannot. Addr of the listener is the socket's either way.
 func (f Flags) Listen() net.Listener {
+	var cfg *tls.Config
+	if f.TLS {
+		cert, err := tls.LoadX509KeyPair(f.TLSCert, f.TLSKey)
+		if err != nil {
+			Fatalf(1, "-tls-cert and -tls-key: %v", err)
+		}
+		cfg = tlsConfig(cert)
+	}
 	lc := net.ListenConfig{}
 	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(context.Background(), f.Network, f.Addr)
 	if err != nil {
 		Fatalf(1, "%v", err)
 	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
 	return ln
+}
+
+// tlsConfig is the server configuration of -tls, as merlin serve -tls's:
+// TLS 1.2 at least, and ALPN offering http/1.1 and http/1.0 only (the
+// http app is HTTP/1.x; net/http would otherwise offer h2).
+func tlsConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"http/1.1", "http/1.0"},
+	}
 }
 
 // Listening prints the line merlin bench waits for.

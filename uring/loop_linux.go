@@ -90,8 +90,8 @@ type loop struct {
 	// goroutines last posted work: raw waits (the rawwait key) hold the P
 	// only while nobody has for rawQuiet waits.
 	waits, postWait uint32
-	tid             atomic.Int64 // the loop thread's id, for inCallback
-	fdOut           atomic.Int32 // the ring's descriptor, for MSG_RING senders
+	g               atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
+	fdOut           atomic.Int32  // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -144,19 +144,18 @@ func (l *loop) start(wg *sync.WaitGroup, ready chan<- error) {
 	go func() {
 		defer wg.Done()
 		runtime.LockOSThread()
-		l.tid.Store(int64(unix.Gettid()))
 		if err := l.setup(); err != nil {
 			l.teardown()
-			l.tid.Store(0)
 			runtime.UnlockOSThread()
 			ready <- err
 			return
 		}
+		l.g.Store(core.GoID())
 		ready <- nil
 		l.run()
+		l.g.Store(0)
 		l.teardown()
-		l.tid.Store(0) // the thread goes back to the runtime, for any goroutine
-		runtime.UnlockOSThread()
+		runtime.UnlockOSThread() // the thread goes back to the runtime, for any goroutine
 	}()
 }
 

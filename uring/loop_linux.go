@@ -70,6 +70,7 @@ type loopStats struct {
 // and every connection on it.
 type loop struct {
 	t     *Transport
+	set   *loopSet // the loops of its kind
 	id    int
 	ring  *ring
 	bufs  *bufRing

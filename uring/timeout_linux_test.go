@@ -121,7 +121,7 @@ func TestTimersNotPerRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := tr.loops[0]
+	l := tr.thread.loops[0]
 	counts := func() [2]uint64 {
 		ch := make(chan [2]uint64, 1)
 		l.postTask(func() { ch <- [2]uint64{l.timerSets, l.tmoSets} })

@@ -20,9 +20,7 @@ type Transport struct {
 	log    core.Log
 	opt    options
 	feat   *features
-	loops  []*loop
-	stats  []*loopStats
-	rr     atomic.Uint32 // round-robin for Dial and msgring hand-offs
+	thread *loopSet      // the loops, each locked to its thread
 	bufInc atomic.Uint64 // 1 if the buffer rings are consumed incrementally (IOU_PBUF_RING_INC)
 
 	mu     sync.Mutex
@@ -35,10 +33,60 @@ type Transport struct {
 	byID   map[uint32]*listener
 	nextID uint32
 	done   chan struct{}
-	wg     sync.WaitGroup
 }
 
 var _ transports.Transport = (*Transport)(nil)
+
+// loopSet is a transport's loops of one kind: Config.Loops of them, each
+// with its ring and goroutine. A listener and the conns it accepts, or a
+// dialed conn, live on the loops of one set.
+type loopSet struct {
+	loops []*loop
+	rr    atomic.Uint32  // round-robin for Dial and msgring hand-offs
+	wg    sync.WaitGroup // the loops' goroutines
+}
+
+// startSet starts n loops and waits until each has set up its ring. If
+// one fails, it stops them all and returns the first error.
+func (t *Transport) startSet(n int) (*loopSet, error) {
+	set := &loopSet{}
+	ready := make(chan error, n)
+	for i := range n {
+		l := &loop{t: t, set: set, id: i, stats: &loopStats{}, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
+		set.loops = append(set.loops, l)
+	}
+	for _, l := range set.loops {
+		l.start(&set.wg, ready)
+	}
+	var first error
+	for range n {
+		if err := <-ready; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		set.stop()
+		return nil, first
+	}
+	return set, nil
+}
+
+// stop stops the set's loops once they are idle and waits for them.
+func (s *loopSet) stop() {
+	for _, l := range s.loops {
+		l.postTask(func() { l.stopping = true })
+	}
+	s.wg.Wait()
+}
+
+// eachLoop runs f on every loop of t, of every set.
+func (t *Transport) eachLoop(f func(l *loop)) {
+	if t.thread != nil {
+		for _, l := range t.thread.loops {
+			f(l)
+		}
+	}
+}
 
 // newTransport starts a transport with cfg, defaults filled in, and o,
 // checked.
@@ -57,28 +105,11 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 		done: make(chan struct{}),
 	}
 	t.cond.L = &t.mu
-	n := max(cfg.Loops, 1)
-	ready := make(chan error, n)
-	for i := range n {
-		st := &loopStats{}
-		l := &loop{t: t, id: i, stats: st, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
-		t.loops = append(t.loops, l)
-		t.stats = append(t.stats, st)
+	set, err := t.startSet(max(cfg.Loops, 1))
+	if err != nil {
+		return nil, err
 	}
-	for _, l := range t.loops {
-		l.start(&t.wg, ready)
-	}
-	var first error
-	for range n {
-		if err := <-ready; err != nil && first == nil {
-			first = err
-		}
-	}
-	if first != nil {
-		t.closed = true
-		t.stopLoops()
-		return nil, first
-	}
+	t.thread = set
 	return t, nil
 }
 
@@ -95,7 +126,9 @@ func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
 	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired uint64
 	low := int64(-1)
-	for _, st := range t.stats {
+	var stats []*loopStats
+	t.eachLoop(func(l *loop) { stats = append(stats, l.stats) })
+	for _, st := range stats {
 		s = s.Add(st.Snapshot())
 		sqes += st.sqes.Load()
 		cqes += st.cqes.Load()
@@ -142,12 +175,9 @@ func (t *Transport) Stats() transports.Stats {
 // microsecond: Dial, Close and Shutdown ask, not the hot path.)
 func (t *Transport) inCallback() bool {
 	g := core.GoID()
-	for _, l := range t.loops {
-		if l.g.Load() == g {
-			return true
-		}
-	}
-	return false
+	found := false
+	t.eachLoop(func(l *loop) { found = found || l.g.Load() == g })
+	return found
 }
 
 func (t *Transport) isClosed() bool {
@@ -207,12 +237,13 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, opErr(err)
 	}
-	reuse := t.opt.accept == AcceptReusePort && fam != unix.AF_UNIX && len(t.loops) > 1
+	set := t.thread
+	reuse := t.opt.accept == AcceptReusePort && fam != unix.AF_UNIX && len(set.loops) > 1
 	fd, err := t.listenSocket(network, sa, fam, reuse)
 	if err != nil {
 		return nil, opErr(err)
 	}
-	ln := &listener{t: t, h: h, network: network, family: fam, fds: []int{fd}, done: make(chan struct{})}
+	ln := &listener{t: t, set: set, h: h, network: network, family: fam, fds: []int{fd}, done: make(chan struct{})}
 	bound, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
@@ -232,7 +263,7 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 		}
 	}
 	if reuse {
-		for range len(t.loops) - 1 {
+		for range len(set.loops) - 1 {
 			fd, err := t.listenSocket(network, bound, fam, true)
 			if err != nil {
 				for _, fd := range ln.fds {
@@ -250,13 +281,13 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	var places []place
 	switch {
 	case t.opt.accept == AcceptMsgRing:
-		places = []place{{t.loops[0], fd}}
+		places = []place{{set.loops[0], fd}}
 	case reuse:
-		for i, l := range t.loops {
+		for i, l := range set.loops {
 			places = append(places, place{l, ln.fds[i]})
 		}
 	default:
-		for _, l := range t.loops {
+		for _, l := range set.loops {
 			places = append(places, place{l, fd}) // exclusive wake-ups: one accept gets each connection
 		}
 	}
@@ -333,7 +364,8 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 		unix.Close(fd)
 		return nil, opErr(ra, net.ErrClosed)
 	}
-	l := t.loops[int(t.rr.Add(1))%len(t.loops)]
+	set := t.thread
+	l := set.loops[int(set.rr.Add(1))%len(set.loops)]
 	c := newConn(l, fd, network, h)
 	c.raddr = ra
 	d := &dialState{sa: rawSockaddr(sa), done: make(chan error, 1)}
@@ -405,7 +437,7 @@ func (t *Transport) closeListeners() {
 
 // eachConn runs f on every open conn, on its loop.
 func (t *Transport) eachConn(f func(c *conn)) {
-	for _, l := range t.loops {
+	t.eachLoop(func(l *loop) {
 		l.postTask(func() {
 			for _, c := range l.conns {
 				if c != nil {
@@ -413,7 +445,7 @@ func (t *Transport) eachConn(f func(c *conn)) {
 				}
 			}
 		})
-	}
+	})
 }
 
 // waitConns waits until no conn is left, or ctx ends (it reports whether
@@ -444,10 +476,9 @@ func (t *Transport) killAll() {
 
 // stopLoops stops the loops once they are idle and waits for them.
 func (t *Transport) stopLoops() {
-	for _, l := range t.loops {
-		l.postTask(func() { l.stopping = true })
+	if t.thread != nil {
+		t.thread.stop()
 	}
-	t.wg.Wait()
 }
 
 // Shutdown closes the listeners, asks every conn to finish (OnShutdown,

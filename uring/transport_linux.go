@@ -20,8 +20,14 @@ type Transport struct {
 	log    core.Log
 	opt    options
 	feat   *features
-	thread *loopSet      // the loops, each locked to its thread
 	bufInc atomic.Uint64 // 1 if the buffer rings are consumed incrementally (IOU_PBUF_RING_INC)
+	// thread holds the thread loops (nil with park=runtime) and runtime
+	// the runtime loops: started by New with park=runtime, by the first
+	// Listen or Dial that needs them with park=auto, never with
+	// park=thread. rtMu serialises their start.
+	thread  *loopSet
+	runtime atomic.Pointer[loopSet]
+	rtMu    sync.Mutex
 
 	mu     sync.Mutex
 	cond   sync.Cond // signalled when nconns reaches 0
@@ -41,15 +47,16 @@ var _ transports.Transport = (*Transport)(nil)
 // with its ring and goroutine. A listener and the conns it accepts, or a
 // dialed conn, live on the loops of one set.
 type loopSet struct {
-	loops []*loop
-	rr    atomic.Uint32  // round-robin for Dial and msgring hand-offs
-	wg    sync.WaitGroup // the loops' goroutines
+	runtime bool // runtime loops (park_linux.go); else thread loops
+	loops   []*loop
+	rr      atomic.Uint32  // round-robin for Dial and msgring hand-offs
+	wg      sync.WaitGroup // the loops' goroutines
 }
 
 // startSet starts n loops and waits until each has set up its ring. If
 // one fails, it stops them all and returns the first error.
-func (t *Transport) startSet(n int) (*loopSet, error) {
-	set := &loopSet{}
+func (t *Transport) startSet(n int, runtime bool) (*loopSet, error) {
+	set := &loopSet{runtime: runtime}
 	ready := make(chan error, n)
 	for i := range n {
 		l := &loop{t: t, set: set, id: i, stats: &loopStats{}, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
@@ -79,13 +86,59 @@ func (s *loopSet) stop() {
 	s.wg.Wait()
 }
 
-// eachLoop runs f on every loop of t, of every set.
+// eachLoop runs f on every loop of t, of both sets.
 func (t *Transport) eachLoop(f func(l *loop)) {
-	if t.thread != nil {
-		for _, l := range t.thread.loops {
-			f(l)
+	for _, s := range [...]*loopSet{t.thread, t.runtime.Load()} {
+		if s != nil {
+			for _, l := range s.loops {
+				f(l)
+			}
 		}
 	}
+}
+
+// setFor returns the loops that serve the conns of h, a Listen's or a
+// Dial's: by the park key, and with park=auto by whether h hands off.
+func (t *Transport) setFor(h transports.Handler) (*loopSet, error) {
+	switch {
+	case t.opt.park == ParkThread:
+		return t.thread, nil
+	case t.opt.park == ParkRuntime, core.NewHandler(h).Handoff():
+		return t.runtimeSet()
+	}
+	return t.thread, nil
+}
+
+// runtimeSet returns the runtime loops, started on first use. It fails
+// with net.ErrClosed once t is closing: Close stops the sets it finds,
+// and a set published after it looked would run on.
+func (t *Transport) runtimeSet() (*loopSet, error) {
+	if s := t.runtime.Load(); s != nil {
+		return s, nil
+	}
+	t.rtMu.Lock()
+	defer t.rtMu.Unlock()
+	if s := t.runtime.Load(); s != nil {
+		return s, nil
+	}
+	if t.isClosed() {
+		return nil, net.ErrClosed
+	}
+	s, err := t.startSet(max(t.cfg.Loops, 1), true)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	closed := t.closed
+	if !closed {
+		t.runtime.Store(s)
+	}
+	t.mu.Unlock()
+	if closed {
+		s.stop()
+		return nil, net.ErrClosed
+	}
+	return s, nil
 }
 
 // newTransport starts a transport with cfg, defaults filled in, and o,
@@ -105,7 +158,15 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 		done: make(chan struct{}),
 	}
 	t.cond.L = &t.mu
-	set, err := t.startSet(max(cfg.Loops, 1))
+	if o.park == ParkRuntime {
+		set, err := t.startSet(max(cfg.Loops, 1), true)
+		if err != nil {
+			return nil, err
+		}
+		t.runtime.Store(set)
+		return t, nil
+	}
+	set, err := t.startSet(max(cfg.Loops, 1), false)
 	if err != nil {
 		return nil, err
 	}
@@ -120,11 +181,18 @@ func (t *Transport) Name() string { return "uring" }
 func (t *Transport) Config() transports.Config { return t.cfg }
 
 // Stats sums the loops' counters. Syscalls counts io_uring_enter calls
-// and the few other system calls the loops make; Extra adds io_uring's own
-// counters.
+// and the few other system calls the loops make, and a runtime loop's
+// parks in the netpoller, one each: a park is that loop's wait, as a
+// waiting io_uring_enter is a thread loop's, made for it by the runtime's
+// epoll_wait, which it cannot count (the conformance suite watches the
+// counter to know that a transport waits again after an OnData). Extra
+// adds io_uring's own counters, among them posted_wakeups (the wake-ups
+// other goroutines made: eventfd writes to thread loops, pokes of runtime
+// loops), setup_flags (the thread loops' rings; 0 with park=runtime), and
+// runtime_loops and setup_flags_runtime once runtime loops have started.
 func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
-	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired uint64
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired, postedWakes uint64
 	low := int64(-1)
 	var stats []*loopStats
 	t.eachLoop(func(l *loop) { stats = append(stats, l.stats) })
@@ -139,6 +207,7 @@ func (t *Transport) Stats() transports.Stats {
 		sqFull += st.sqFull.Load()
 		overflow += st.overflow.Load()
 		rawExpired += st.rawExpired.Load()
+		postedWakes += st.postedWakes.Load()
 		if b := st.bufLow.Load(); low < 0 || b < low {
 			low = b
 		}
@@ -147,9 +216,13 @@ func (t *Transport) Stats() transports.Stats {
 	if s.Syscalls > 0 {
 		perEnter = cqes * 1000 / s.Syscalls
 	}
-	flags := t.feat.setup | setupCQSize
-	if t.opt.sqpoll {
-		flags = (flags & (setupSubmitAll | setupCQSize)) | giouring.SetupSQPoll | setupSingleIss
+	var flags, rtFlags, rtLoops uint64
+	if t.thread != nil {
+		flags = uint64(ringFlags(t.feat, &t.opt, false) | setupCQSize)
+	}
+	if s := t.runtime.Load(); s != nil {
+		rtFlags = uint64(ringFlags(t.feat, &t.opt, true) | setupCQSize)
+		rtLoops = uint64(len(s.loops))
 	}
 	s.Extra = map[string]uint64{
 		"submissions":          s.Syscalls,
@@ -164,7 +237,10 @@ func (t *Transport) Stats() transports.Stats {
 		"sq_full":              sqFull,
 		"cq_overflow":          overflow,
 		"rawwait_expired":      rawExpired,
-		"setup_flags":          uint64(flags),
+		"posted_wakeups":       postedWakes,
+		"setup_flags":          flags,
+		"setup_flags_runtime":  rtFlags,
+		"runtime_loops":        rtLoops,
 		"buf_incremental":      t.bufInc.Load(),
 	}
 	return s
@@ -237,7 +313,10 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, opErr(err)
 	}
-	set := t.thread
+	set, err := t.setFor(h)
+	if err != nil {
+		return nil, opErr(err)
+	}
 	reuse := t.opt.accept == AcceptReusePort && fam != unix.AF_UNIX && len(set.loops) > 1
 	fd, err := t.listenSocket(network, sa, fam, reuse)
 	if err != nil {
@@ -349,6 +428,10 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	if err != nil {
 		return nil, opErr(nil, err)
 	}
+	set, err := t.setFor(h)
+	if err != nil {
+		return nil, opErr(ra, err)
+	}
 	sa, fam, err := sockaddrOf(network, ra)
 	if err != nil {
 		return nil, opErr(ra, err)
@@ -364,7 +447,6 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 		unix.Close(fd)
 		return nil, opErr(ra, net.ErrClosed)
 	}
-	set := t.thread
 	l := set.loops[int(set.rr.Add(1))%len(set.loops)]
 	c := newConn(l, fd, network, h)
 	c.raddr = ra
@@ -474,10 +556,16 @@ func (t *Transport) killAll() {
 	})
 }
 
-// stopLoops stops the loops once they are idle and waits for them.
+// stopLoops stops the loops of both sets once they are idle and waits
+// for them. t is closed by now: no runtime set can start after it looks.
 func (t *Transport) stopLoops() {
-	if t.thread != nil {
-		t.thread.stop()
+	t.rtMu.Lock() // a runtime set starting now is published, or stopped, first
+	rt := t.runtime.Load()
+	t.rtMu.Unlock()
+	for _, s := range [...]*loopSet{t.thread, rt} {
+		if s != nil {
+			s.stop()
+		}
 	}
 }
 

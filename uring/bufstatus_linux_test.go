@@ -46,7 +46,7 @@ func TestNoBufferStatusCallsWhenNotStarved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l := tr.loops[0]
+	l := tr.thread.loops[0]
 	calls := make(chan uint64, 1)
 	l.postTask(func() { calls <- l.bufs.StatusCalls })
 	if n := <-calls; n != 0 {

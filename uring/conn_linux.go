@@ -695,6 +695,7 @@ func (c *conn) received(data []byte) {
 // alone) and applies the input rules (core's Deliver). InCallback is set
 // by the caller.
 func (c *conn) deliver(data []byte) {
+	c.l.callbacks++
 	if err := c.h.Deliver(c, c.l.t.log, &c.kept, data, c.l.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
@@ -704,6 +705,7 @@ func (c *conn) deliver(data []byte) {
 // call runs one of c's callbacks other than OnData and OnClose; a panic
 // kills c. InCallback is set by the caller.
 func (c *conn) call(cb core.Callback) {
+	c.l.callbacks++
 	if err := c.h.Call(c, cb, c.l.t.log); err != nil {
 		c.kill(err)
 	}
@@ -815,6 +817,7 @@ func (c *conn) finish() {
 		d.fail(c)
 		return
 	}
+	l.callbacks++
 	c.h.Closed(c, err, l.t.log)
 	l.stats.Closed.Add(1)
 	l.t.connDone()

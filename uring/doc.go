@@ -1,19 +1,29 @@
 // Package uring implements a transports.Transport on Linux io_uring.
 //
-// Each loop owns one ring and one goroutine locked to its thread, created
-// with SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them;
-// connections never move between loops. Received bytes land in a
-// kernel-provided buffer ring (multishot recv; consumed piece by piece on
-// Linux 6.12 and later, so small receives share a buffer) and are lent to
-// the Handler for one OnData call; what it keeps is copied out so the
-// buffer goes back to the ring at once, and no connection holds any. Output is copied into one buffer per connection and
-// sent with at most one send in flight, which gathers everything written
-// since the last one (SEND_ZC above a size threshold). Other goroutines
-// wake a loop through an eventfd read kept armed in its ring. The
-// contract's rules come from internal/core; a connection's time limits
-// (Close's, the write-progress and idle timeouts, the application's
-// timer) share one timer in its loop's heap, and a loop with timers keeps
-// one IORING_OP_TIMEOUT in its ring for the earliest.
+// Each loop owns one ring and one goroutine; connections never move
+// between loops. A thread loop's goroutine is locked to its thread and
+// blocks it in io_uring_enter, on a ring created with SINGLE_ISSUER and
+// DEFER_TASKRUN where the kernel has them; other goroutines wake it
+// through an eventfd read kept armed in its ring. A runtime loop's
+// goroutine is not locked: it parks in the Go runtime's netpoller on its
+// ring's descriptor, on a ring without those flags, and other goroutines
+// wake it with a read deadline in the past, without a system call; it
+// ignores the sqpoll, minwait and rawwait keys. The park key chooses:
+// by default (auto) the conns of a Handler that hands off (the net.Conn
+// adapter, transports.HandoffHandler) are served by runtime loops, started
+// by the first Listen or Dial that needs them, and every other conn by
+// thread loops. Received bytes land in a kernel-provided buffer ring
+// (multishot recv; consumed piece by piece on Linux 6.12 and later, so
+// small receives share a buffer) and are lent to the Handler for one
+// OnData call; what it keeps is copied out so the buffer goes back to the
+// ring at once, and no connection holds any. Output is copied into one
+// buffer per connection and sent with at most one send in flight, which
+// gathers everything written since the last one (SEND_ZC above a size
+// threshold). The contract's rules come from internal/core; a
+// connection's time limits (Close's, the write-progress and idle
+// timeouts, the application's timer) share one timer in its loop's heap,
+// and a loop with timers keeps one IORING_OP_TIMEOUT in its ring for the
+// earliest.
 //
 // Where the kernel lacks io_uring or a feature this package needs, Open
 // returns an error wrapping errors.ErrUnsupported that names the feature and

@@ -21,6 +21,7 @@ import (
 // (msgring).
 type listener struct {
 	t       *Transport
+	set     *loopSet // the loops that accept and serve its conns
 	id      uint32
 	h       transports.Handler
 	network string
@@ -89,7 +90,7 @@ func (ln *listener) Close() error {
 	if ln.path != "" {
 		unix.Unlink(ln.path)
 	}
-	for _, l := range ln.t.loops {
+	for _, l := range ln.set.loops {
 		l.postTask(func() {
 			for _, a := range l.acceptors {
 				if a != nil && a.ln == ln {
@@ -230,9 +231,9 @@ func (a *acceptor) onAccept(res int32, flags uint32) {
 // dispatchFD serves an accepted descriptor: here, or (msgring) on the next
 // loop, handed over with MSG_RING.
 func (l *loop) dispatchFD(fd int, ln *listener) {
-	t := l.t
-	if t.opt.accept == AcceptMsgRing && len(t.loops) > 1 {
-		target := t.loops[int(t.rr.Add(1))%len(t.loops)]
+	set := l.set
+	if l.t.opt.accept == AcceptMsgRing && len(set.loops) > 1 {
+		target := set.loops[int(set.rr.Add(1))%len(set.loops)]
 		if target != l {
 			tfd := target.fdOut.Load()
 			if tfd >= 0 {

@@ -63,7 +63,7 @@ func TestListenerForgotten(t *testing.T) {
 					t.Fatalf("after %d Listen and Close cycles, byID holds %d listeners, want 0", i+1, n)
 				}
 			}
-			if spec == "uring:accept=msgring" && ut.stats[1].Accepted.Load() == 0 {
+			if spec == "uring:accept=msgring" && ut.thread.loops[1].stats.Accepted.Load() == 0 {
 				t.Errorf("the acceptor loop handed no descriptor over to the other: the case tested nothing")
 			}
 			if err := tr.Close(); err != nil {

@@ -1,7 +1,9 @@
 package uring
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -63,13 +65,17 @@ type loopStats struct {
 	cancels          atomic.Uint64
 	sqFull, overflow atomic.Uint64
 	rawExpired       atomic.Uint64 // raw waits that ended at rawwait and waited again
+	postedWakes      atomic.Uint64 // wake-ups other goroutines made: eventfd writes, pokes
 	_                [64]byte
 }
 
-// loop is one ring and the goroutine, locked to its thread, that owns it
-// and every connection on it.
+// loop is one ring and the goroutine that owns it and every connection
+// on it. A thread loop's goroutine is locked to its thread and blocks it
+// in io_uring_enter; a runtime loop's parks in the Go runtime's netpoller
+// (park_linux.go).
 type loop struct {
 	t     *Transport
+	set   *loopSet // the loops of its kind
 	id    int
 	ring  *ring
 	bufs  *bufRing
@@ -90,8 +96,8 @@ type loop struct {
 	// goroutines last posted work: raw waits (the rawwait key) hold the P
 	// only while nobody has for rawQuiet waits.
 	waits, postWait uint32
-	tid             atomic.Int64 // the loop thread's id, for inCallback
-	fdOut           atomic.Int32 // the ring's descriptor, for MSG_RING senders
+	g               atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
+	fdOut           atomic.Int32  // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -121,6 +127,11 @@ type loop struct {
 	// timerSets and tmoSets count setTimer calls and TIMEOUT requests (and
 	// updates) submitted, for tests: both are rare, not per request.
 	timerSets, tmoSets uint64
+	// pk parks a runtime loop (nil: a thread loop). callbacks counts the
+	// callbacks run, and yieldAt its value when a runtime loop last
+	// yielded to the goroutines they readied.
+	pk                 *parker
+	callbacks, yieldAt uint64
 	// recvLimit: a multishot recv takes a limit on the bytes it receives
 	// in all (sqe->optlen, Linux 6.17), after which it ends; before 6.17
 	// the field is file_index, which a recv refuses.
@@ -130,48 +141,61 @@ type loop struct {
 	mu       sync.Mutex
 	posted   []*conn  // conns whose state other goroutines changed
 	tasks    []func() // work for the loop
-	sleeping bool     // the loop is (about to be) blocked in io_uring_enter
+	sleeping bool     // the loop is (about to be) blocked in io_uring_enter, or parked
 	dead     bool     // the loop has stopped: posts are dropped
-	woken    bool     // an eventfd write is on its way
+	woken    bool     // an eventfd write is on its way, or a runtime loop was poked
 	spare    []*conn
 	spareT   []func()
 }
 
-// start sets up the ring on a new goroutine locked to its thread, and
-// reports the setup's result on ready. The loop then runs until stopped.
+// start sets up the ring on a new goroutine, locked to its thread unless
+// the loop is a runtime loop, and reports the setup's result on ready.
+// The loop then runs until stopped.
 func (l *loop) start(wg *sync.WaitGroup, ready chan<- error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		runtime.LockOSThread()
-		l.tid.Store(int64(unix.Gettid()))
+		if !l.set.runtime {
+			runtime.LockOSThread()
+			// At the end the thread goes back to the runtime, for any
+			// goroutine.
+			defer runtime.UnlockOSThread()
+		}
 		if err := l.setup(); err != nil {
 			l.teardown()
-			l.tid.Store(0)
-			runtime.UnlockOSThread()
 			ready <- err
 			return
 		}
+		l.g.Store(core.GoID())
 		ready <- nil
 		l.run()
+		l.g.Store(0)
 		l.teardown()
-		l.tid.Store(0) // the thread goes back to the runtime, for any goroutine
-		runtime.UnlockOSThread()
 	}()
 }
 
-// setup makes the ring, the buffer ring, the file table and the eventfd.
+// ringFlags returns the setup flags of a loop's ring: for a thread loop
+// the probe's best (or SQPOLL), for a runtime loop SUBMIT_ALL alone (see
+// park_linux.go for why not SINGLE_ISSUER, DEFER_TASKRUN or COOP_TASKRUN).
+func ringFlags(f *features, o *options, runtime bool) uint32 {
+	switch {
+	case runtime:
+		return f.setup & setupSubmitAll
+	case o.sqpoll:
+		return (f.setup & setupSubmitAll) | giouring.SetupSQPoll | setupSingleIss
+	}
+	return f.setup
+}
+
+// setup makes the ring, the buffer ring, the file table, and the eventfd
+// (a thread loop) or the parker (a runtime loop).
 func (l *loop) setup() error {
 	o := &l.t.opt
-	flags := l.t.feat.setup
-	if o.sqpoll {
-		flags = (flags & setupSubmitAll) | giouring.SetupSQPoll | setupSingleIss
-	}
-	r, err := newRing(uint32(o.entries), flags, 50)
+	r, err := newRing(uint32(o.entries), ringFlags(l.t.feat, o, l.set.runtime), 50)
 	if err != nil {
 		return setupError(err)
 	}
-	if o.minWait > 0 && l.t.feat.feat&featMinTimeout != 0 {
+	if o.minWait > 0 && l.t.feat.feat&featMinTimeout != 0 && !l.set.runtime {
 		r.MinWaitUs = uint32(max(o.minWait.Microseconds(), 1))
 	}
 	l.ring = r
@@ -200,13 +224,21 @@ func (l *loop) setup() error {
 		// Without a table (no room under RLIMIT_NOFILE), sockets are
 		// used by descriptor, which is only slower.
 	}
+	l.cqBuf = make([]cqe, 256)
+	if l.set.runtime {
+		l.pk, err = newParker(r.Fd, l.parkReady)
+		if err != nil {
+			return err
+		}
+		l.recvLimit = l.t.feat.atLeast(6, 17)
+		return nil
+	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("uring: eventfd: %w", err)
 	}
 	l.efd = efd
 	l.efdBuf = new([8]byte)
-	l.cqBuf = make([]cqe, 256)
 	l.recvLimit = l.t.feat.atLeast(6, 17)
 	return nil
 }
@@ -239,11 +271,14 @@ func (l *loop) teardown() {
 		unix.Close(l.efd)
 		l.efd = 0
 	}
+	if l.pk != nil {
+		l.pk.close()
+	}
 	l.mu.Unlock()
 }
 
 // post asks the loop to look at c's state again. It wakes the loop if it
-// sleeps; a burst of posts costs one eventfd write.
+// sleeps; a burst of posts costs one wake-up.
 func (l *loop) post(c *conn) {
 	l.mu.Lock()
 	if !l.dead {
@@ -263,14 +298,22 @@ func (l *loop) postTask(f func()) {
 	l.mu.Unlock()
 }
 
-// wakeLocked writes the eventfd if the loop sleeps and no write is on its
-// way. The write is made under mu, so that the eventfd cannot be closed
-// under it.
+// wakeLocked wakes the loop if it sleeps and no wake-up is on its way: a
+// thread loop by an eventfd write, a runtime loop by a poke, which makes
+// no system call. It runs under mu, so that neither the eventfd nor the
+// parker's descriptor can be closed under it, and so that the loop, which
+// clears a poke once it has taken mu after waking, finds every poke made
+// while it slept.
 func (l *loop) wakeLocked() {
 	if !l.sleeping || l.woken {
 		return
 	}
 	l.woken = true
+	l.stats.postedWakes.Add(1)
+	if l.pk != nil {
+		l.pk.poke()
+		return
+	}
 	one := [8]byte{1}
 	for {
 		if _, err := unix.Write(l.efd, one[:]); err != syscall.EINTR {
@@ -307,6 +350,10 @@ func (l *loop) run() {
 			}
 		}
 		l.bufs.Publish()
+		if l.pk != nil {
+			l.turnRuntime()
+			continue
+		}
 		wait := l.prepareSleep()
 		if l.iter++; wait || l.iter%64 == 0 {
 			l.ls.flush(l.stats) // before blocking, and now and then when busy
@@ -418,6 +465,97 @@ func (l *loop) prepareSleep() bool {
 	}
 	l.sleeping = true
 	return true
+}
+
+// quiet reports, without marking the loop sleeping, whether it has
+// nothing to do: what prepareSleep looks at.
+func (l *loop) quiet() bool {
+	if l.ring.CQReady() || len(l.dirty) > 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.posted) == 0 && len(l.tasks) == 0
+}
+
+// turnRuntime ends a turn of a runtime loop (run does the rest): with work
+// waiting, it submits and reaps; with none, it first lets the goroutines
+// its callbacks readied run (runtime.Gosched, once for each batch of
+// callbacks): on this P they are the net.Conn adapter's readers, woken by
+// the data just delivered, whose Writes then post to a loop that does not
+// sleep, costing no wake-up, and go out in one batch at its next turn.
+// Only when it still has nothing to do does it park in the netpoller,
+// until a completion, a post or a timer's TIMEOUT.
+func (l *loop) turnRuntime() {
+	l.clock = 0 // time passes in a yield and a park: the next now reads the clock again
+	if l.iter++; l.iter%64 == 0 {
+		l.ls.flush(l.stats)
+	}
+	if !l.quiet() {
+		l.submitNow()
+		if l.reapAll() == 0 && l.ring.CQReady() {
+			// The CQ overflowed: the kernel holds completions until an
+			// enter flushes them (Ring.Enter asks with GETEVENTS).
+			l.submit(0)
+		}
+		return
+	}
+	if l.callbacks != l.yieldAt {
+		l.yieldAt = l.callbacks
+		l.submitNow() // the sends go out before the goroutines run
+		runtime.Gosched()
+		return
+	}
+	if !l.prepareSleep() {
+		return
+	}
+	l.armTimeout()
+	l.ls.flush(l.stats)
+	err := l.pk.park()
+	l.ls.enters++ // the wait, as Stats counts it
+	l.mu.Lock()
+	l.sleeping = false
+	poked := l.woken
+	l.woken = false
+	l.mu.Unlock()
+	if poked {
+		// Every poke was made under mu while the loop slept: none can
+		// follow this clear until the next prepareSleep.
+		l.pk.clear()
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		l.t.cfg.Logger.Error("uring: waiting in the netpoller", "loop", l.id, "err", err)
+		time.Sleep(time.Millisecond) // do not spin on a broken descriptor
+	}
+	l.ls.wakeups++
+	l.reapAll()
+}
+
+// parkReady is the parker's ready: called on the loop goroutine before
+// each wait in the netpoller, after the descriptor's readiness was reset,
+// it submits what is queued, without waiting, and reports whether the
+// loop has work: completions (some may complete inline, in the enter) or
+// posts. A completion that comes after this look commits to the CQ and
+// wakes the ring's poll wait queue, which readies the loop.
+func (l *loop) parkReady(uintptr) bool {
+	l.submitNow()
+	if l.ring.CQReady() {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.posted) > 0 || len(l.tasks) > 0
+}
+
+// submitNow submits the prepared SQEs without waiting, and makes no
+// system call when there are none: how a runtime loop enters the kernel.
+func (l *loop) submitNow() {
+	if n := l.ring.Publish(); n > 0 {
+		l.ls.sqes += uint64(n)
+		l.sendsQueued = 0
+		l.ls.enters++
+		l.checkEnter(l.ring.Enter(n, 0, 0, false))
+	}
 }
 
 // rawQuiet is how many waits a loop must make without work posted by
@@ -546,9 +684,9 @@ func (l *loop) dispatch(c *cqe) {
 	}
 }
 
-// armWake keeps a read of the eventfd in the ring.
+// armWake keeps a read of the eventfd in a thread loop's ring.
 func (l *loop) armWake() {
-	if l.wakeArmed || l.wakeStop {
+	if l.pk != nil || l.wakeArmed || l.wakeStop {
 		return
 	}
 	s := l.sqe()

@@ -28,6 +28,7 @@ func TestOptionsDefaultsMatchTheKeys(t *testing.T) {
 		entries: def["entries"].(int), bufSize: def["bufsize"].(int), bufCount: def["bufcount"].(int),
 		sqpoll: def["sqpoll"].(bool), zcThreshold: def["zerocopy"].(int), accept: def["accept"].(string),
 		fixedFiles: def["fixedfiles"].(bool), minWait: def["minwait"].(time.Duration), rawWait: def["rawwait"].(time.Duration),
+		park: def["park"].(string),
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(options{})); diff != "" {
 		t.Errorf("Options{} against the keys' defaults (-want +got):\n%s", diff)
@@ -37,7 +38,7 @@ func TestOptionsDefaultsMatchTheKeys(t *testing.T) {
 func TestOptionsChecked(t *testing.T) {
 	for _, o := range []Options{
 		{Entries: 1 << 16}, {BufCount: 48}, {BufCount: -1}, {Accept: "nosuch"},
-		{RawWait: time.Second}, {MinWait: -time.Millisecond},
+		{RawWait: time.Second}, {MinWait: -time.Millisecond}, {Park: "sometimes"},
 	} {
 		if _, err := o.internal(); err == nil {
 			t.Errorf("%+v: nil error", o)

@@ -54,12 +54,20 @@ func (h finPausedServer) OnClose(tc transports.Conn, err error) {
 // default close never begins, so CloseTimeout never applies, and before
 // the write-progress timeout the connection stayed open for good (a
 // defect DESIGN.md recorded). With WriteTimeout 300 ms it is aborted,
-// with a "write" *net.OpError matching ErrWriteTimeout.
+// with a "write" *net.OpError matching ErrWriteTimeout; on thread loops
+// and on runtime loops, which wait for the timeout's TIMEOUT request in
+// the netpoller.
 func TestFINWhilePausedWriteTimeout(t *testing.T) {
+	for _, spec := range []string{"uring:park=thread", "uring:park=runtime"} {
+		t.Run(spec, func(t *testing.T) { finWhilePausedWriteTimeout(t, spec) })
+	}
+}
+
+func finWhilePausedWriteTimeout(t *testing.T, spec string) {
 	const limit = 300 * time.Millisecond
 	base := testutil.TakeBaseline()
 	cfg := transports.Config{Loops: 1, WriteTimeout: limit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	tr, err := transports.Open("uring", cfg)
+	tr, err := transports.Open(spec, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +129,7 @@ func TestTimersNotPerRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := tr.loops[0]
+	l := tr.thread.loops[0]
 	counts := func() [2]uint64 {
 		ch := make(chan [2]uint64, 1)
 		l.postTask(func() { ch <- [2]uint64{l.timerSets, l.tmoSets} })

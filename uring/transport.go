@@ -18,6 +18,22 @@ const (
 	AcceptMsgRing = "msgring"
 )
 
+// Park modes (Options.Park, the "park" key): where a loop waits for I/O.
+const (
+	// ParkAuto serves the conns of a Handler that hands off
+	// (transports.HandoffHandler: the net.Conn adapter) on runtime loops,
+	// started by the first Listen or Dial that needs them, and every
+	// other conn on thread loops.
+	ParkAuto = "auto"
+	// ParkThread serves every conn on thread loops: each loop's goroutine
+	// is locked to its thread and blocks it in io_uring_enter.
+	ParkThread = "thread"
+	// ParkRuntime serves every conn on runtime loops: each loop's
+	// goroutine parks in the Go runtime's netpoller on its ring's
+	// descriptor, and other goroutines wake it without a system call.
+	ParkRuntime = "runtime"
+)
+
 // Defaults of Options' fields.
 const (
 	DefaultEntries  = 4096
@@ -52,6 +68,9 @@ type Options struct {
 	// RawWait is how long a wait may block in a raw io_uring_enter that
 	// keeps the Go scheduler's P, at most 5 ms; 0 is off.
 	RawWait time.Duration
+	// Park is ParkAuto (the default), ParkThread or ParkRuntime. SQPoll,
+	// MinWait and RawWait apply to thread loops only.
+	Park string
 }
 
 // internal returns o's values, defaults filled in, or an error naming the
@@ -59,7 +78,7 @@ type Options struct {
 func (o Options) internal() (options, error) {
 	v := options{
 		entries: o.Entries, bufSize: o.BufSize, bufCount: o.BufCount, sqpoll: o.SQPoll, zcThreshold: o.ZeroCopy,
-		accept: o.Accept, fixedFiles: o.FixedFiles.Or(true), minWait: o.MinWait, rawWait: o.RawWait,
+		accept: o.Accept, fixedFiles: o.FixedFiles.Or(true), minWait: o.MinWait, rawWait: o.RawWait, park: o.Park,
 	}
 	if v.entries == 0 {
 		v.entries = DefaultEntries
@@ -76,6 +95,13 @@ func (o Options) internal() (options, error) {
 	case AcceptReusePort, AcceptMsgRing:
 	default:
 		return v, fmt.Errorf("uring: accept %q: want %s or %s", o.Accept, AcceptReusePort, AcceptMsgRing)
+	}
+	switch v.park {
+	case "":
+		v.park = ParkAuto
+	case ParkAuto, ParkThread, ParkRuntime:
+	default:
+		return v, fmt.Errorf("uring: park %q: want %s, %s or %s", o.Park, ParkAuto, ParkThread, ParkRuntime)
 	}
 	switch {
 	case v.entries < 0 || v.entries > 32768:
@@ -121,19 +147,22 @@ type options struct {
 	fixedFiles  bool          // register sockets in the ring's file table
 	rawWait     time.Duration // how long a wait may block in io_uring_enter without telling the scheduler
 	minWait     time.Duration // how long a wait for a batch of completions may hold back fewer
+	park        string        // ParkAuto, ParkThread or ParkRuntime
 }
 
 var driverOptions = []transports.Option{
 	{Key: "entries", Kind: transports.Int, Default: "4096", Help: "submission queue entries per ring (the completion queue has four times as many)"},
 	{Key: "bufsize", Kind: transports.Size, Default: "64k", Help: "size of each provided receive buffer (consumed piece by piece where the kernel can: Linux 6.12)"},
 	{Key: "bufcount", Kind: transports.Int, Default: "64", Help: "provided receive buffers per ring (a power of two, at most 32768)"},
-	{Key: "sqpoll", Kind: transports.Bool, Default: "false", Help: "a kernel thread polls each submission queue (IORING_SETUP_SQPOLL with SINGLE_ISSUER)"},
+	{Key: "sqpoll", Kind: transports.Bool, Default: "false", Help: "a kernel thread polls each submission queue (IORING_SETUP_SQPOLL with SINGLE_ISSUER); thread loops only"},
 	{Key: "zerocopy", Kind: transports.Size, Default: "0", Help: "sends of at least this many bytes use IORING_OP_SEND_ZC; 0 turns zero-copy off"},
 	{Key: "accept", Kind: transports.Enum, Default: AcceptReusePort, Values: []string{AcceptReusePort, AcceptMsgRing},
 		Help: "reuseport: a listening socket and multishot accept per ring; msgring: one acceptor ring hands descriptors to the others with MSG_RING"},
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
-	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first"},
-	{Key: "rawwait", Kind: transports.Duration, Default: "0", Help: "a wait first blocks up to this long in a raw io_uring_enter that keeps the Go scheduler's P, then waits as usual: a busy loop skips the scheduler's hand-off and wake-up; other goroutines on its P wait up to this long, so a loop that other goroutines post work to (the net.Conn adapter) waits as usual; at most 5ms; 0: off"},
+	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first; thread loops only (a runtime loop never waits in io_uring_enter)"},
+	{Key: "rawwait", Kind: transports.Duration, Default: "0", Help: "a wait first blocks up to this long in a raw io_uring_enter that keeps the Go scheduler's P, then waits as usual: a busy loop skips the scheduler's hand-off and wake-up; other goroutines on its P wait up to this long, so a loop that other goroutines post work to (the net.Conn adapter) waits as usual; at most 5ms; 0: off; thread loops only (a runtime loop never waits in io_uring_enter)"},
+	{Key: "park", Kind: transports.Enum, Default: ParkAuto, Values: []string{ParkAuto, ParkThread, ParkRuntime},
+		Help: "where a loop waits: thread: locked to its thread, blocking it in io_uring_enter; runtime: its goroutine parks in the Go runtime's netpoller on the ring's descriptor and other goroutines wake it without a system call (rings without SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN or SQPOLL); auto: runtime loops, started at the first Listen or Dial that needs them, for handlers that hand off (the net.Conn adapter), thread loops for the others"},
 }
 
 func init() {
@@ -165,6 +194,7 @@ func init() {
 				FixedFiles: fixed,
 				RawWait:    s.Duration("rawwait"),
 				MinWait:    s.Duration("minwait"),
+				Park:       s.String("park"),
 			})
 			if err != nil {
 				return nil, err // not a nil *Transport in a non-nil interface

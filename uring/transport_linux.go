@@ -20,10 +20,14 @@ type Transport struct {
 	log    core.Log
 	opt    options
 	feat   *features
-	loops  []*loop
-	stats  []*loopStats
-	rr     atomic.Uint32 // round-robin for Dial and msgring hand-offs
 	bufInc atomic.Uint64 // 1 if the buffer rings are consumed incrementally (IOU_PBUF_RING_INC)
+	// thread holds the thread loops (nil with park=runtime) and runtime
+	// the runtime loops: started by New with park=runtime, by the first
+	// Listen or Dial that needs them with park=auto, never with
+	// park=thread. rtMu serialises their start.
+	thread  *loopSet
+	runtime atomic.Pointer[loopSet]
+	rtMu    sync.Mutex
 
 	mu     sync.Mutex
 	cond   sync.Cond // signalled when nconns reaches 0
@@ -35,10 +39,107 @@ type Transport struct {
 	byID   map[uint32]*listener
 	nextID uint32
 	done   chan struct{}
-	wg     sync.WaitGroup
 }
 
 var _ transports.Transport = (*Transport)(nil)
+
+// loopSet is a transport's loops of one kind: Config.Loops of them, each
+// with its ring and goroutine. A listener and the conns it accepts, or a
+// dialed conn, live on the loops of one set.
+type loopSet struct {
+	runtime bool // runtime loops (park_linux.go); else thread loops
+	loops   []*loop
+	rr      atomic.Uint32  // round-robin for Dial and msgring hand-offs
+	wg      sync.WaitGroup // the loops' goroutines
+}
+
+// startSet starts n loops and waits until each has set up its ring. If
+// one fails, it stops them all and returns the first error.
+func (t *Transport) startSet(n int, runtime bool) (*loopSet, error) {
+	set := &loopSet{runtime: runtime}
+	ready := make(chan error, n)
+	for i := range n {
+		l := &loop{t: t, set: set, id: i, stats: &loopStats{}, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
+		set.loops = append(set.loops, l)
+	}
+	for _, l := range set.loops {
+		l.start(&set.wg, ready)
+	}
+	var first error
+	for range n {
+		if err := <-ready; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		set.stop()
+		return nil, first
+	}
+	return set, nil
+}
+
+// stop stops the set's loops once they are idle and waits for them.
+func (s *loopSet) stop() {
+	for _, l := range s.loops {
+		l.postTask(func() { l.stopping = true })
+	}
+	s.wg.Wait()
+}
+
+// eachLoop runs f on every loop of t, of both sets.
+func (t *Transport) eachLoop(f func(l *loop)) {
+	for _, s := range [...]*loopSet{t.thread, t.runtime.Load()} {
+		if s != nil {
+			for _, l := range s.loops {
+				f(l)
+			}
+		}
+	}
+}
+
+// setFor returns the loops that serve the conns of h, a Listen's or a
+// Dial's: by the park key, and with park=auto by whether h hands off.
+func (t *Transport) setFor(h transports.Handler) (*loopSet, error) {
+	switch {
+	case t.opt.park == ParkThread:
+		return t.thread, nil
+	case t.opt.park == ParkRuntime, core.NewHandler(h).Handoff():
+		return t.runtimeSet()
+	}
+	return t.thread, nil
+}
+
+// runtimeSet returns the runtime loops, started on first use. It fails
+// with net.ErrClosed once t is closing: Close stops the sets it finds,
+// and a set published after it looked would run on.
+func (t *Transport) runtimeSet() (*loopSet, error) {
+	if s := t.runtime.Load(); s != nil {
+		return s, nil
+	}
+	t.rtMu.Lock()
+	defer t.rtMu.Unlock()
+	if s := t.runtime.Load(); s != nil {
+		return s, nil
+	}
+	if t.isClosed() {
+		return nil, net.ErrClosed
+	}
+	s, err := t.startSet(max(t.cfg.Loops, 1), true)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	closed := t.closed
+	if !closed {
+		t.runtime.Store(s)
+	}
+	t.mu.Unlock()
+	if closed {
+		s.stop()
+		return nil, net.ErrClosed
+	}
+	return s, nil
+}
 
 // newTransport starts a transport with cfg, defaults filled in, and o,
 // checked.
@@ -57,28 +158,19 @@ func newTransport(cfg transports.Config, o options) (*Transport, error) {
 		done: make(chan struct{}),
 	}
 	t.cond.L = &t.mu
-	n := max(cfg.Loops, 1)
-	ready := make(chan error, n)
-	for i := range n {
-		st := &loopStats{}
-		l := &loop{t: t, id: i, stats: st, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
-		t.loops = append(t.loops, l)
-		t.stats = append(t.stats, st)
-	}
-	for _, l := range t.loops {
-		l.start(&t.wg, ready)
-	}
-	var first error
-	for range n {
-		if err := <-ready; err != nil && first == nil {
-			first = err
+	if o.park == ParkRuntime {
+		set, err := t.startSet(max(cfg.Loops, 1), true)
+		if err != nil {
+			return nil, err
 		}
+		t.runtime.Store(set)
+		return t, nil
 	}
-	if first != nil {
-		t.closed = true
-		t.stopLoops()
-		return nil, first
+	set, err := t.startSet(max(cfg.Loops, 1), false)
+	if err != nil {
+		return nil, err
 	}
+	t.thread = set
 	return t, nil
 }
 
@@ -89,13 +181,22 @@ func (t *Transport) Name() string { return "uring" }
 func (t *Transport) Config() transports.Config { return t.cfg }
 
 // Stats sums the loops' counters. Syscalls counts io_uring_enter calls
-// and the few other system calls the loops make; Extra adds io_uring's own
-// counters.
+// and the few other system calls the loops make, and a runtime loop's
+// parks in the netpoller, one each: a park is that loop's wait, as a
+// waiting io_uring_enter is a thread loop's, made for it by the runtime's
+// epoll_wait, which it cannot count (the conformance suite watches the
+// counter to know that a transport waits again after an OnData). Extra
+// adds io_uring's own counters, among them posted_wakeups (the wake-ups
+// other goroutines made: eventfd writes to thread loops, pokes of runtime
+// loops), setup_flags (the thread loops' rings; 0 with park=runtime), and
+// runtime_loops and setup_flags_runtime once runtime loops have started.
 func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
-	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired uint64
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired, postedWakes uint64
 	low := int64(-1)
-	for _, st := range t.stats {
+	var stats []*loopStats
+	t.eachLoop(func(l *loop) { stats = append(stats, l.stats) })
+	for _, st := range stats {
 		s = s.Add(st.Snapshot())
 		sqes += st.sqes.Load()
 		cqes += st.cqes.Load()
@@ -106,6 +207,7 @@ func (t *Transport) Stats() transports.Stats {
 		sqFull += st.sqFull.Load()
 		overflow += st.overflow.Load()
 		rawExpired += st.rawExpired.Load()
+		postedWakes += st.postedWakes.Load()
 		if b := st.bufLow.Load(); low < 0 || b < low {
 			low = b
 		}
@@ -114,9 +216,13 @@ func (t *Transport) Stats() transports.Stats {
 	if s.Syscalls > 0 {
 		perEnter = cqes * 1000 / s.Syscalls
 	}
-	flags := t.feat.setup | setupCQSize
-	if t.opt.sqpoll {
-		flags = (flags & (setupSubmitAll | setupCQSize)) | giouring.SetupSQPoll | setupSingleIss
+	var flags, rtFlags, rtLoops uint64
+	if t.thread != nil {
+		flags = uint64(ringFlags(t.feat, &t.opt, false) | setupCQSize)
+	}
+	if s := t.runtime.Load(); s != nil {
+		rtFlags = uint64(ringFlags(t.feat, &t.opt, true) | setupCQSize)
+		rtLoops = uint64(len(s.loops))
 	}
 	s.Extra = map[string]uint64{
 		"submissions":          s.Syscalls,
@@ -131,23 +237,23 @@ func (t *Transport) Stats() transports.Stats {
 		"sq_full":              sqFull,
 		"cq_overflow":          overflow,
 		"rawwait_expired":      rawExpired,
-		"setup_flags":          uint64(flags),
+		"posted_wakeups":       postedWakes,
+		"setup_flags":          flags,
+		"setup_flags_runtime":  rtFlags,
+		"runtime_loops":        rtLoops,
 		"buf_incremental":      t.bufInc.Load(),
 	}
 	return s
 }
 
 // inCallback reports whether the caller runs on one of t's loops, where
-// every callback runs: each loop is locked to its thread, so the thread
-// says it.
+// every callback runs: the goroutine says it. (Its id costs about a
+// microsecond: Dial, Close and Shutdown ask, not the hot path.)
 func (t *Transport) inCallback() bool {
-	tid := int64(unix.Gettid())
-	for _, l := range t.loops {
-		if l.tid.Load() == tid {
-			return true
-		}
-	}
-	return false
+	g := core.GoID()
+	found := false
+	t.eachLoop(func(l *loop) { found = found || l.g.Load() == g })
+	return found
 }
 
 func (t *Transport) isClosed() bool {
@@ -207,12 +313,16 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	if err != nil {
 		return nil, opErr(err)
 	}
-	reuse := t.opt.accept == AcceptReusePort && fam != unix.AF_UNIX && len(t.loops) > 1
+	set, err := t.setFor(h)
+	if err != nil {
+		return nil, opErr(err)
+	}
+	reuse := t.opt.accept == AcceptReusePort && fam != unix.AF_UNIX && len(set.loops) > 1
 	fd, err := t.listenSocket(network, sa, fam, reuse)
 	if err != nil {
 		return nil, opErr(err)
 	}
-	ln := &listener{t: t, h: h, network: network, family: fam, fds: []int{fd}, done: make(chan struct{})}
+	ln := &listener{t: t, set: set, h: h, network: network, family: fam, fds: []int{fd}, done: make(chan struct{})}
 	bound, err := unix.Getsockname(fd)
 	if err != nil {
 		unix.Close(fd)
@@ -232,7 +342,7 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 		}
 	}
 	if reuse {
-		for range len(t.loops) - 1 {
+		for range len(set.loops) - 1 {
 			fd, err := t.listenSocket(network, bound, fam, true)
 			if err != nil {
 				for _, fd := range ln.fds {
@@ -250,13 +360,13 @@ func (t *Transport) Listen(network, address string, h transports.Handler) (trans
 	var places []place
 	switch {
 	case t.opt.accept == AcceptMsgRing:
-		places = []place{{t.loops[0], fd}}
+		places = []place{{set.loops[0], fd}}
 	case reuse:
-		for i, l := range t.loops {
+		for i, l := range set.loops {
 			places = append(places, place{l, ln.fds[i]})
 		}
 	default:
-		for _, l := range t.loops {
+		for _, l := range set.loops {
 			places = append(places, place{l, fd}) // exclusive wake-ups: one accept gets each connection
 		}
 	}
@@ -318,6 +428,10 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 	if err != nil {
 		return nil, opErr(nil, err)
 	}
+	set, err := t.setFor(h)
+	if err != nil {
+		return nil, opErr(ra, err)
+	}
 	sa, fam, err := sockaddrOf(network, ra)
 	if err != nil {
 		return nil, opErr(ra, err)
@@ -333,7 +447,7 @@ func (t *Transport) Dial(ctx context.Context, network, address string, h transpo
 		unix.Close(fd)
 		return nil, opErr(ra, net.ErrClosed)
 	}
-	l := t.loops[int(t.rr.Add(1))%len(t.loops)]
+	l := set.loops[int(set.rr.Add(1))%len(set.loops)]
 	c := newConn(l, fd, network, h)
 	c.raddr = ra
 	d := &dialState{sa: rawSockaddr(sa), done: make(chan error, 1)}
@@ -405,7 +519,7 @@ func (t *Transport) closeListeners() {
 
 // eachConn runs f on every open conn, on its loop.
 func (t *Transport) eachConn(f func(c *conn)) {
-	for _, l := range t.loops {
+	t.eachLoop(func(l *loop) {
 		l.postTask(func() {
 			for _, c := range l.conns {
 				if c != nil {
@@ -413,7 +527,7 @@ func (t *Transport) eachConn(f func(c *conn)) {
 				}
 			}
 		})
-	}
+	})
 }
 
 // waitConns waits until no conn is left, or ctx ends (it reports whether
@@ -442,12 +556,17 @@ func (t *Transport) killAll() {
 	})
 }
 
-// stopLoops stops the loops once they are idle and waits for them.
+// stopLoops stops the loops of both sets once they are idle and waits
+// for them. t is closed by now: no runtime set can start after it looks.
 func (t *Transport) stopLoops() {
-	for _, l := range t.loops {
-		l.postTask(func() { l.stopping = true })
+	t.rtMu.Lock() // a runtime set starting now is published, or stopped, first
+	rt := t.runtime.Load()
+	t.rtMu.Unlock()
+	for _, s := range [...]*loopSet{t.thread, rt} {
+		if s != nil {
+			s.stop()
+		}
 	}
-	t.wg.Wait()
 }
 
 // Shutdown closes the listeners, asks every conn to finish (OnShutdown,

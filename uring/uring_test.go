@@ -26,12 +26,19 @@ import (
 	_ "github.com/merlin-net/merlin/uring"
 )
 
-// TestConformance runs the whole suite on the default options.
+// TestConformance runs the whole suite on the default options: thread
+// loops, and runtime loops for the net.Conn adapter's cases (park=auto).
 func TestConformance(t *testing.T) { conformance.Run(t, "uring") }
+
+// TestConformanceRuntimeLoops runs the whole suite with every handler's
+// conns on runtime loops, which park in the Go runtime's netpoller.
+func TestConformanceRuntimeLoops(t *testing.T) { conformance.Run(t, "uring:park=runtime") }
 
 // TestSmoke runs the smoke subset with the other option sets: SQPOLL,
 // fixed files off, the MSG_RING accept mode, zero-copy sends for
-// everything of 1 KiB and more, and batched raw waits (minwait, rawwait).
+// everything of 1 KiB and more, batched raw waits (minwait, rawwait), and
+// runtime loops for every handler (park=runtime), alone and handing
+// descriptors over with MSG_RING.
 func TestSmoke(t *testing.T) {
 	for _, spec := range []string{
 		"uring:sqpoll=true",
@@ -39,6 +46,8 @@ func TestSmoke(t *testing.T) {
 		"uring:accept=msgring",
 		"uring:zerocopy=1k,bufsize=16k,bufcount=64",
 		"uring:minwait=50us,rawwait=1ms",
+		"uring:park=runtime",
+		"uring:park=runtime,accept=msgring",
 	} {
 		t.Run(spec, func(t *testing.T) { conformance.Smoke(t, spec) })
 	}
@@ -190,10 +199,12 @@ func TestBadOptions(t *testing.T) {
 // while goroutines post work to it: with GOMAXPROCS=1, an echo served by
 // goroutines through the net.Conn adapter would otherwise find its
 // handler goroutine stuck behind every raw wait until the wait timed out
-// (rawwait_expired would count about one per round trip).
+// (rawwait_expired would count about one per round trip). The adapter's
+// conns are on thread loops here (park=thread): by default they go to
+// runtime loops, which never wait in io_uring_enter.
 func TestRawWaitYields(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	tr, err := transports.Open("uring:rawwait=5ms", quiet())
+	tr, err := transports.Open("uring:rawwait=5ms,park=thread", quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,8 @@
 // DEFER_TASKRUN where the kernel has them; other goroutines wake it
 // through an eventfd read kept armed in its ring. A runtime loop's
 // goroutine is not locked: it parks in the Go runtime's netpoller on its
-// ring's descriptor, on a ring without those flags, and other goroutines
+// ring's descriptor, on a ring without those flags (with COOP_TASKRUN
+// instead: completions do not interrupt a running thread), and other goroutines
 // wake it with a read deadline in the past, without a system call; it
 // ignores the sqpoll, minwait and rawwait keys. The park key chooses:
 // by default (auto) the conns of a Handler that hands off (the net.Conn

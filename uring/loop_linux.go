@@ -175,12 +175,19 @@ func (l *loop) start(wg *sync.WaitGroup, ready chan<- error) {
 }
 
 // ringFlags returns the setup flags of a loop's ring: for a thread loop
-// the probe's best (or SQPOLL), for a runtime loop SUBMIT_ALL alone (see
-// park_linux.go for why not SINGLE_ISSUER, DEFER_TASKRUN or COOP_TASKRUN).
+// the probe's best (or SQPOLL), for a runtime loop SUBMIT_ALL and
+// COOP_TASKRUN with TASKRUN_FLAG where the kernel has them (see
+// park_linux.go for why not SINGLE_ISSUER or DEFER_TASKRUN).
 func ringFlags(f *features, o *options, runtime bool) uint32 {
 	switch {
 	case runtime:
-		return f.setup & setupSubmitAll
+		fl := f.setup & setupSubmitAll
+		if f.setup&(setupDeferTask|setupCoopTaskrun) != 0 {
+			// The probe records DEFER_TASKRUN (6.1) over COOP_TASKRUN
+			// (5.19): a kernel with the first has the second.
+			fl |= setupCoopTaskrun | setupTaskrunFlag
+		}
+		return fl
 	case o.sqpoll:
 		return (f.setup & setupSubmitAll) | giouring.SetupSQPoll | setupSingleIss
 	}
@@ -547,10 +554,12 @@ func (l *loop) parkReady(uintptr) bool {
 	return len(l.posted) > 0 || len(l.tasks) > 0
 }
 
-// submitNow submits the prepared SQEs without waiting, and makes no
-// system call when there are none: how a runtime loop enters the kernel.
+// submitNow submits the prepared SQEs without waiting, running the
+// loop's task work if the kernel says some waits (TASKRUN_FLAG), and
+// makes no system call when there is neither: how a runtime loop enters
+// the kernel.
 func (l *loop) submitNow() {
-	if n := l.ring.Publish(); n > 0 {
+	if n := l.ring.Publish(); n > 0 || l.ring.TaskPending() {
 		l.ls.sqes += uint64(n)
 		l.sendsQueued = 0
 		l.ls.enters++

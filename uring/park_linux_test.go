@@ -106,10 +106,14 @@ func TestRuntimeLoopSetup(t *testing.T) {
 			if set == nil || len(set.loops) != loops || other != nil {
 				t.Fatalf("park=%s: %v loops of the kind asked for and %v of the other; want %d and none", tc.name, set, other, loops)
 			}
-			banned := uint32(setupSingleIss | setupDeferTask | setupCoopTaskrun | setupTaskrunFlag | giouring.SetupSQPoll)
+			banned := uint32(setupSingleIss | setupDeferTask | giouring.SetupSQPoll)
+			coop := uint32(setupCoopTaskrun | setupTaskrunFlag)
 			for _, l := range set.loops {
 				if got := l.ring.Flags & banned; tc.runtime && got != 0 {
 					t.Errorf("runtime loop %d: ring set up with %s", l.id, flagNames(got))
+				}
+				if tc.runtime && probed().setup&(setupDeferTask|setupCoopTaskrun) != 0 && l.ring.Flags&coop != coop {
+					t.Errorf("runtime loop %d: ring set up with %s, want COOP_TASKRUN and TASKRUN_FLAG", l.id, flagNames(l.ring.Flags))
 				}
 				e := enterElsewhere(l.ring.Fd)
 				switch {

@@ -291,6 +291,12 @@ func (r *Ring) CQReady() bool {
 	return atomic.LoadUint32(r.cqTail) != *r.cqHead || atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0
 }
 
+// TaskPending reports whether the kernel has task work waiting for this
+// ring's submitter, which the next enter runs (TASKRUN_FLAG rings).
+func (r *Ring) TaskPending() bool {
+	return atomic.LoadUint32(r.sqFlags)&sqTaskrun != 0
+}
+
 // Register calls io_uring_register on the ring fd.
 func Register(fd int, op uint32, arg unsafe.Pointer, n uint32) (int, syscall.Errno) {
 	r, _, e := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(fd), uintptr(op), uintptr(arg), uintptr(n), 0, 0)

@@ -65,10 +65,14 @@ type Workload struct {
 	Rate string
 }
 
+// IsHTTP reports whether a workload kind is HTTP, in the clear or over
+// TLS: its cells have no message size.
+func IsHTTP(kind string) bool { return kind == HTTP || kind == HTTPS }
+
 // app is the application a server runs for w: http (HTTP and HTTPS), or
 // echo.
 func (w Workload) app() string {
-	if w.Kind == HTTP || w.Kind == HTTPS {
+	if IsHTTP(w.Kind) {
 		return "http"
 	}
 	return "echo"
@@ -99,7 +103,7 @@ func (w Workload) String() string {
 // benchName is the Go benchmark name of w on server.
 func benchName(w Workload, server string) string {
 	kind := strings.ToUpper(w.Kind[:1]) + w.Kind[1:]
-	if w.Kind == HTTP || w.Kind == HTTPS {
+	if IsHTTP(w.Kind) {
 		kind = strings.ToUpper(w.Kind)
 	}
 	return "Benchmark" + kind + "/server=" + server + "/" + w.String()

@@ -171,7 +171,7 @@ type Group struct {
 func Groups(sums []bench.Summary) []Group {
 	var out []Group
 	for _, s := range sums {
-		if s.Workload != bench.Echo && s.Workload != bench.HTTP {
+		if s.Workload != bench.Echo && !bench.IsHTTP(s.Workload) {
 			continue
 		}
 		g := groupOf(s)
@@ -193,7 +193,7 @@ func groupOf(s bench.Summary) Group {
 		key = append(key, fmt.Sprintf("%dconns", s.Conns))
 		title = append(title, fmt.Sprintf("%d connections", s.Conns))
 	}
-	if s.Workload != bench.HTTP {
+	if !bench.IsHTTP(s.Workload) {
 		key = append(key, fmt.Sprintf("%dB", s.Size))
 		title = append(title, sizeName(s.Size))
 	}

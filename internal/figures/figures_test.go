@@ -131,3 +131,20 @@ func TestFiguresMissingValues(t *testing.T) {
 		checkFigure(t, f, fixtureServers[:2])
 	}
 }
+
+// HTTP over TLS is drawn as HTTP is: cells without a message size.
+func TestFiguresHTTPS(t *testing.T) {
+	rep := load(t, "sweep.json")
+	for i := range rep.Records {
+		rep.Records[i].Workload, rep.Records[i].Size = bench.HTTPS, 0
+	}
+	figs := ForPart("tls", rep.Summaries(), NewStyle(fixtureServers))
+	var names []string
+	for _, f := range figs {
+		names = append(names, f.Name)
+	}
+	want := "tls-throughput-https-depth1 tls-cpu-https-depth1 tls-throughput-https-depth16 tls-cpu-https-depth16"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("figures:\n got %s\nwant %s", got, want)
+	}
+}

@@ -59,7 +59,7 @@ func KProfiles(prefix string, sums []bench.Summary) []*Figure {
 // "echo-64conns-64B-depth1-rate80pct".
 func cellKey(s bench.Summary) string {
 	k := []string{s.Workload, fmt.Sprintf("%dconns", s.Conns)}
-	if s.Workload != bench.HTTP {
+	if !bench.IsHTTP(s.Workload) {
 		k = append(k, fmt.Sprintf("%dB", s.Size))
 	}
 	k = append(k, fmt.Sprintf("depth%d", s.Depth))
@@ -72,7 +72,7 @@ func cellKey(s bench.Summary) string {
 // cellTitle names s's cell for people.
 func cellTitle(s bench.Summary) string {
 	t := []string{s.Workload, fmt.Sprintf("%d connections", s.Conns)}
-	if s.Workload != bench.HTTP {
+	if !bench.IsHTTP(s.Workload) {
 		t = append(t, sizeName(s.Size))
 	}
 	t = append(t, fmt.Sprintf("depth %d", s.Depth))

@@ -474,7 +474,8 @@ func TestPeersHTTP(t *testing.T) {
 				ContentType string
 				Body        string
 			}
-			do := func(method, path string, body io.Reader, chunked bool, header ...string) reply {
+			// send makes one request; do fails the test on an error.
+			send := func(method, path string, body io.Reader, chunked bool, header ...string) (reply, error) {
 				t.Helper()
 				req, err := http.NewRequest(method, base+path, body)
 				if err != nil {
@@ -489,14 +490,22 @@ func TestPeersHTTP(t *testing.T) {
 				}
 				resp, err := c.Do(req)
 				if err != nil {
-					t.Fatalf("%s %s: %v", method, path, err)
+					return reply{}, fmt.Errorf("%s %s: %w", method, path, err)
 				}
 				defer resp.Body.Close()
 				b, err := io.ReadAll(resp.Body)
 				if err != nil {
-					t.Fatalf("%s %s: reading the body: %v", method, path, err)
+					return reply{}, fmt.Errorf("%s %s: reading the body: %w", method, path, err)
 				}
-				return reply{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}
+				return reply{resp.StatusCode, resp.Header.Get("Content-Type"), string(b)}, nil
+			}
+			do := func(method, path string, body io.Reader, chunked bool, header ...string) reply {
+				t.Helper()
+				r, err := send(method, path, body, chunked, header...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
 			}
 			check := func(name string, want, got reply) {
 				t.Helper()
@@ -523,8 +532,19 @@ func TestPeersHTTP(t *testing.T) {
 			// With Expect: 100-continue, a server that refuses the body at
 			// once (fasthttp, from Content-Length) does not race the
 			// client's write of it.
-			got := do("POST", "/echo", bytes.NewReader(make([]byte, 1<<20+1)), false, "Expect", "100-continue")
-			check("POST /echo of 1 MiB + 1", reply{Status: 413}, reply{Status: got.Status})
+			// A server that answers 100 Continue, reads up to its limit,
+			// answers 413 and closes (fasthttp, 1 run in 30) may reset
+			// the connection under the client's write of the rest: that
+			// is a refusal too, only without its status.
+			got, err := send("POST", "/echo", bytes.NewReader(make([]byte, 1<<20+1)), false, "Expect", "100-continue")
+			switch {
+			case errors.Is(err, syscall.ECONNRESET):
+				t.Logf("POST /echo of 1 MiB + 1: %v (the server refused the body by closing)", err)
+			case err != nil:
+				t.Fatal(err)
+			default:
+				check("POST /echo of 1 MiB + 1", reply{Status: 413}, reply{Status: got.Status})
+			}
 
 			tr.CloseIdleConnections()
 			cmd.Process.Signal(syscall.SIGTERM)

@@ -546,3 +546,60 @@ func TestRuntimeLoopYieldsBeforePark(t *testing.T) {
 		t.Errorf("%d round trips through the adapter poked the runtime loop %d times: the handler's Writes found it parked", trips, n)
 	}
 }
+
+// TestRuntimeLoopMovedRearms: when a runtime loop finds itself on another
+// thread, it cancels its conns' multishot receives, armed from the old
+// one, and arms them again; no byte is lost or reordered on the way. The
+// test makes the loop believe it moved (a thread id no thread has) 20
+// times between exchanges on three connections.
+func TestRuntimeLoopMovedRearms(t *testing.T) {
+	leakCheck(t)
+	tr := openT(t, "uring:park=runtime", 1)
+	h := kindEcho{kinds: make(chan bool, 3)}
+	ln, err := tr.Listen("tcp", "127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	l := tr.runtime.Load().loops[0]
+	cancels := tr.Stats().Extra["cancels"]
+	const moves = 20
+	msg := make([]byte, 1000)
+	got := make([]byte, len(msg))
+	for m := range moves {
+		if m > 0 {
+			onLoop(t, l, func() { l.tid = ^uintptr(0); l.moved() })
+		}
+		for i, c := range clients {
+			for k := range msg {
+				msg[k] = byte(m*7 + i*3 + k)
+			}
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("move %d, conn %d: %v (a receive not armed again leaves the echo unread)", m, i, err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatalf("move %d, conn %d: the echo differs from what was sent", m, i)
+			}
+		}
+	}
+	st := tr.Stats().Extra
+	// The runtime may move the loop too, between these.
+	if st["thread_moves"] < moves-1 {
+		t.Errorf("Stats thread_moves = %d, want at least %d", st["thread_moves"], moves-1)
+	}
+	if n := st["cancels"] - cancels; n < 3*(moves-1) {
+		t.Errorf("%d cancels for %d moves of a loop with 3 conns, want at least %d", n, moves-1, 3*(moves-1))
+	}
+}

@@ -192,7 +192,7 @@ func (t *Transport) Config() transports.Config { return t.cfg }
 // runtime_loops and setup_flags_runtime once runtime loops have started.
 func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
-	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired, postedWakes uint64
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired, postedWakes, moves uint64
 	low := int64(-1)
 	var stats []*loopStats
 	t.eachLoop(func(l *loop) { stats = append(stats, l.stats) })
@@ -208,6 +208,7 @@ func (t *Transport) Stats() transports.Stats {
 		overflow += st.overflow.Load()
 		rawExpired += st.rawExpired.Load()
 		postedWakes += st.postedWakes.Load()
+		moves += st.moves.Load()
 		if b := st.bufLow.Load(); low < 0 || b < low {
 			low = b
 		}
@@ -237,6 +238,7 @@ func (t *Transport) Stats() transports.Stats {
 		"sq_full":              sqFull,
 		"cq_overflow":          overflow,
 		"rawwait_expired":      rawExpired,
+		"thread_moves":         moves,
 		"posted_wakeups":       postedWakes,
 		"setup_flags":          flags,
 		"setup_flags_runtime":  rtFlags,

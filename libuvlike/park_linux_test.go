@@ -60,20 +60,7 @@ func TestParkFollowsHandoff(t *testing.T) {
 	}
 
 	// An adapter's accepted connection: the runtime, until it closes.
-	nl, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nl.Close()
-	client, err := net.DialTimeout("tcp", nl.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := nl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := adapterPair(t, tr)
 	if p := parkOf(t, el); p != ParkRuntime {
 		t.Errorf("with an adapter's connection the loop parks %v, want runtime", p)
 	}
@@ -101,6 +88,27 @@ type openSignal struct{ opened chan transports.Conn }
 func (h *openSignal) OnOpen(c transports.Conn)                { h.opened <- c }
 func (h *openSignal) OnData(_ transports.Conn, in []byte) int { return len(in) }
 func (h *openSignal) OnClose(transports.Conn, error)          {}
+
+// adapterPair accepts a Go client's connection through NetListener on
+// tr; both ends and the listener close when the test ends.
+func adapterPair(t *testing.T, tr *Transport) (client, server net.Conn) {
+	t.Helper()
+	nl, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nl.Close() })
+	client, err = net.DialTimeout("tcp", nl.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if server, err = nl.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
 
 // echoOnce sends a message from client to server and back.
 func echoOnce(t *testing.T, client, server net.Conn) {
@@ -133,21 +141,7 @@ func TestParkFixed(t *testing.T) {
 			if p := parkOf(t, el); p != c.want {
 				t.Errorf("a new loop parks %v, want %v", p, c.want)
 			}
-			nl, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nl.Close()
-			client, err := net.DialTimeout("tcp", nl.Addr().String(), 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer client.Close()
-			server, err := nl.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer server.Close()
+			client, server := adapterPair(t, tr)
 			echoOnce(t, client, server)
 			if p := parkOf(t, el); p != c.want {
 				t.Errorf("with an adapter's connection the loop parks %v, want %v", p, c.want)
@@ -161,21 +155,7 @@ func TestParkFixed(t *testing.T) {
 func TestLockedLoopParksItsThread(t *testing.T) {
 	tr := openTransport(t, transports.Config{Loops: 1}, Options{LockOSThread: true})
 	el := tr.loops[0]
-	nl, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nl.Close()
-	client, err := net.DialTimeout("tcp", nl.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := nl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := adapterPair(t, tr)
 	echoOnce(t, client, server)
 	if p := parkOf(t, el); p != ParkThread {
 		t.Errorf("a locked loop with an adapter's connection parks %v, want thread", p)

@@ -222,20 +222,7 @@ func TestLoopChoiceAdapter(t *testing.T) {
 	if tr.runtime.Load() != nil {
 		t.Fatal("runtime loops started by New with park=auto")
 	}
-	ln, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	ln := testutil.NetEcho(t, tr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := transports.DialNet(ctx, tr, "tcp", ln.Addr().String())
@@ -508,20 +495,7 @@ func TestRuntimeLoopYieldsBeforePark(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	leakCheck(t)
 	tr := openT(t, "uring", 1)
-	ln, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	ln := testutil.NetEcho(t, tr)
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

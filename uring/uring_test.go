@@ -209,20 +209,7 @@ func TestRawWaitYields(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	ln, err := transports.NetListener(tr, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	ln := testutil.NetEcho(t, tr)
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -320,3 +307,4 @@ func denyIOUringSetup() error {
 	}
 	return nil
 }
+

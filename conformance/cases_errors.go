@@ -181,6 +181,17 @@ func errCloseDeadline(t *testing.T, s *Suite) {
 	})
 }
 
+// errFillOutput writes to c until its output waiting for the kernel
+// reaches limit, or 256 MiB have been written.
+func errFillOutput(c transports.Conn, limit int) {
+	chunk := make([]byte, limit)
+	for total := 0; c.OutboundBuffered() < limit && total < 256<<20; total += limit {
+		if _, err := c.Write(chunk); err != nil {
+			return
+		}
+	}
+}
+
 // errHandler: a callback that panics, or an OnData that returns a count
 // outside [0, len(in)], aborts its Conn with ErrHandler; OnClose still
 // runs exactly once, nothing runs after it, and the transport goes on
@@ -215,11 +226,13 @@ func errHandler(t *testing.T, s *Suite) {
 		},
 		{
 			// OnDrain comes once the client has read what OnOpen wrote past
-			// MaxWriteBuffer.
+			// MaxWriteBuffer. OnOpen writes until its output reaches the
+			// limit: a transport may hand a Write to the socket at once, and
+			// the socket may take a great deal before it is full.
 			name:   "panic-drain",
 			panics: true,
 			first: hooks{
-				Open:  func(c transports.Conn) { c.Write(make([]byte, 2*maxWrite)) },
+				Open:  func(c transports.Conn) { errFillOutput(c, maxWrite) },
 				Drain: func(transports.Conn) { panic(boom) },
 			},
 			client:   func(t *testing.T, c net.Conn) { bufExpectEnd(t, c, "while the handler drains") },

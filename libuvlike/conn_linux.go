@@ -217,6 +217,9 @@ func (c *conn) writeErr(s uint32) error {
 // Write copies p into the output. On the loop, it is flushed after the
 // callbacks of this iteration, with the output of every connection written
 // in it; from another goroutine, the loop is woken to take and flush it.
+// A write on the loop of at least directWrite bytes, with no output
+// waiting before it, goes to the socket at once instead, and only what
+// the socket did not take is copied.
 func (c *conn) Write(p []byte) (int, error) {
 	if !c.onLoop() {
 		return c.writeOther(p)
@@ -227,13 +230,40 @@ func (c *conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	total := len(p)
+	if len(p) >= directWrite && len(c.out) == 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil && c.fob.Load() == 0 {
+		p = c.writeNow(p)
+		if len(p) == 0 {
+			return total, nil
+		}
+	}
 	c.out = append(c.out, p...)
 	c.obLoop += int64(len(p))
 	if !c.state.Has(core.BPPaused) && c.obLoop+c.fob.Load() >= c.el.maxWrite {
 		c.limitReached()
 	}
 	c.markDirty()
-	return len(p), nil
+	return total, nil
+}
+
+// directWrite is the least a Write on the loop sends at once rather than
+// copying for the flush. Below it, gathering an iteration's writes into one
+// system call is worth the copy (HTTP's pipelined responses); above it, the
+// copy costs more than a write(2) it might have saved.
+const directWrite = 4 << 10
+
+// writeNow writes p to the socket at once, as the flush would, and returns
+// what the socket did not take. An error leaves p whole, for the flush to
+// meet again and act on outside the callback.
+func (c *conn) writeNow(p []byte) []byte {
+	n, err := c.tcp.TryWrite(p)
+	if err != nil || n == 0 {
+		return p
+	}
+	if c.el.idle {
+		c.dl.Moved(c.el.loop.nanos())
+	}
+	return p[n:]
 }
 
 func (c *conn) writeOther(p []byte) (int, error) {

@@ -249,8 +249,11 @@ func (c *conn) Write(p []byte) (int, error) {
 // directWrite is the least a Write on the loop sends at once rather than
 // copying for the flush. Below it, gathering an iteration's writes into one
 // system call is worth the copy (HTTP's pipelined responses); above it, the
-// copy costs more than a write(2) it might have saved.
-const directWrite = 4 << 10
+// copy costs more than a write(2) it might have saved: 64 KiB echoed at
+// once cost 39 ns of user time per 4 KiB message against 257 copied (64
+// connections, depth 16). At 4 KiB, writing each message at depth 1 at
+// once was not cheaper than copying it (10 rounds, 1.04x, p = 0.19).
+const directWrite = 16 << 10
 
 // writeNow writes p to the socket at once, as the flush would, and returns
 // what the socket did not take. An error leaves p whole, for the flush to

@@ -158,7 +158,9 @@ func (c *conn) opError(op string, err error) error {
 // loop: not while c's callback runs (the loop steps c when it returns).
 func (c *conn) postLocked() bool { return !c.st.Has(core.InCallback) }
 
-// Write copies p into the output buffer; the loop sends it.
+// Write copies p into the output buffer; the loop sends it. A Write of at
+// least directWrite bytes with no output queued before it is sent at once
+// instead (writeNow), and only what the socket did not take is copied.
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if err := c.st.WriteErr(); err != nil {
@@ -168,6 +170,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		c.mu.Unlock()
 		return 0, nil
+	}
+	total := len(p)
+	if len(p) >= directWrite && c.queued == 0 && c.direct(len(p)) {
+		if p = c.writeNow(p); len(p) == 0 {
+			c.mu.Unlock()
+			return total, nil
+		}
 	}
 	if c.wbuf == nil && len(p) <= outChunk {
 		c.wbuf = outPool.Get().(*[outChunk]byte)[:0]
@@ -185,7 +194,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	if post {
 		c.l.post(c)
 	}
-	return len(p), nil
+	return total, nil
 }
 
 // OutboundBuffered returns the bytes written and not yet completed by the

@@ -87,3 +87,87 @@ func TestIdleHoldsNoLargeOutput(t *testing.T) {
 		})
 	}
 }
+
+// directWriter is a Handler whose OnData, for each byte in, writes a
+// large block, then a byte and another large block, and records what
+// OutboundBuffered said after each of the two large writes.
+type directWriter struct {
+	a, b []byte
+	obs  chan [2]int
+}
+
+func (directWriter) OnOpen(transports.Conn)         {}
+func (directWriter) OnClose(transports.Conn, error) {}
+func (w directWriter) OnData(c transports.Conn, in []byte) int {
+	for range in {
+		c.Write(w.a)
+		first := c.OutboundBuffered()
+		c.Write([]byte{'<'})
+		c.Write(w.b)
+		w.obs <- [2]int{first, c.OutboundBuffered()}
+	}
+	return len(in)
+}
+
+// TestLargeWriteGoesOutAtOnce: a Write of directWrite bytes or more with
+// no output queued is sent inside Write (OutboundBuffered falls below its
+// size right after it, the socket having room), unless zero-copy sends
+// were asked for at its size; a large Write behind queued output is
+// queued behind it, and the peer gets every byte in the order written.
+func TestLargeWriteGoesOutAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		now  bool // the first large Write goes out at once
+	}{{"uring", true}, {"uring:park=runtime", true}, {"uring:zerocopy=16k", false}} {
+		t.Run(tc.spec, func(t *testing.T) {
+			w := directWriter{a: pattern(directWrite+1000, 'a'), b: pattern(directWrite+1000, 'k'), obs: make(chan [2]int, 3)}
+			tr, err := transports.Open(tc.spec, transports.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			ln, err := tr.Listen("tcp", "127.0.0.1:0", w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			want := append(append(append([]byte{}, w.a...), '<'), w.b...)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			for round := 0; round < 3; round++ {
+				if _, err := c.Write([]byte{'x'}); err != nil {
+					t.Fatal(err)
+				}
+				got := make([]byte, len(want))
+				if _, err := io.ReadFull(c, got); err != nil {
+					t.Fatalf("round %d: client read: %v", round, err)
+				}
+				if string(got) != string(want) {
+					t.Fatalf("round %d: the peer got the output out of order", round)
+				}
+				ob := <-w.obs
+				switch {
+				case tc.now && ob[0] >= len(w.a):
+					t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes with none queued; want less (sent at once, the socket having room)", round, ob[0], len(w.a))
+				case !tc.now && ob[0] != len(w.a):
+					t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes to go by SEND_ZC; want all of it (not sent at once)", round, ob[0], len(w.a))
+				}
+				if ob[1] != ob[0]+1+len(w.b) {
+					t.Errorf("round %d: OutboundBuffered = %d after a byte and %d bytes more; want %d (queued behind what waited)", round, ob[1], len(w.b), ob[0]+1+len(w.b))
+				}
+			}
+		})
+	}
+}
+
+// pattern returns n bytes counting up from first, so that a reordering shows.
+func pattern(n int, first byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = first + byte(i%23)
+	}
+	return b
+}

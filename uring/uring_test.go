@@ -307,4 +307,3 @@ func denyIOUringSetup() error {
 	}
 	return nil
 }
-

@@ -105,7 +105,7 @@ type rconn struct {
 	roff       int    // bytes of it received
 	want       []byte // message rseq as it must come back (echo)
 	unanswered int    // messages sent and not answered
-	lastIO     int64  // ns since epoch: the last bytes received, for the timeout
+	lastIO     int64  // ns since epoch: the last bytes received, for the open loop's timeout
 }
 
 type ringEngine struct {
@@ -402,7 +402,7 @@ func (e *ringEngine) sendBatch(c *rconn, b uint64) {
 // sends them if c has no send in flight.
 func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 	cfg := e.r.cfg
-	if c.want == nil {
+	if e.echo != nil && c.want == nil {
 		c.want = make([]byte, cfg.Size)
 		e.echo.fill(c.want, c.i, 0)
 	}
@@ -412,7 +412,7 @@ func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 	for c.next <= now && c.unanswered+cfg.Depth <= maxInFlight {
 		seq := uint32(c.nextBatch * uint64(cfg.Depth))
 		for m := range cfg.Depth {
-			c.pend = e.echo.request(c.pend, c.i, seq+uint32(m))
+			c.pend = e.r.proto.request(c.pend, c.i, seq+uint32(m))
 		}
 		c.sched = append(c.sched, c.next)
 		c.unanswered += cfg.Depth
@@ -476,6 +476,7 @@ func (e *ringEngine) complete(cq ioring.CQE, now int64, draining bool) {
 			e.fail(c, fmt.Errorf("read: %w", io.ErrUnexpectedEOF))
 			return
 		case c.http != nil:
+			c.lastIO = now // for the open loop's timeout
 			e.receivedHTTP(c, data, now, draining)
 		case e.r.cfg.Rate > 0:
 			c.lastIO = now
@@ -520,16 +521,22 @@ func (e *ringEngine) receivedClosed(c *rconn, data []byte, now int64, draining b
 // receivedHTTP parses data, the next bytes of c's response stream,
 // response by response. In a closed loop, once the batch's last response
 // is back and nothing beyond it, the batch is counted, with its latency
-// from its send, and unless draining the next one sent.
+// from its send, and unless draining the next one sent; in an open loop
+// each response is counted as it completes. Bytes beyond the responses
+// asked for are an error.
 func (e *ringEngine) receivedHTTP(c *rconn, data []byte, now int64, draining bool) {
 	cfg := e.r.cfg
+	open := cfg.Rate > 0
 	for len(data) > 0 {
-		if !c.awaiting {
-			e.fail(c, fmt.Errorf("%w: %d bytes came back after batch %d was whole", ErrBadResponse, len(data), c.batch))
+		if open && c.unanswered == 0 || !open && !c.awaiting {
+			e.fail(c, fmt.Errorf("%w: %d bytes came back beyond the responses asked for", ErrBadResponse, len(data)))
 			return
 		}
-		seq := c.rseq
-		used, size, err := c.http.next(data, seq, c.batch, int(seq-uint32(c.batch*uint64(cfg.Depth))))
+		seq, batch := c.rseq, c.batch
+		if open {
+			batch = uint64(seq) / uint64(cfg.Depth)
+		}
+		used, size, err := c.http.next(data, seq, batch, int(seq-uint32(batch*uint64(cfg.Depth))))
 		if err != nil {
 			e.fail(c, err)
 			return
@@ -537,6 +544,10 @@ func (e *ringEngine) receivedHTTP(c *rconn, data []byte, now int64, draining boo
 		data = data[used:]
 		if size == 0 {
 			return // the response goes on in a later receive
+		}
+		if open {
+			e.answeredOpen(c, size, now)
+			continue
 		}
 		c.rseq++
 		c.got += size
@@ -578,18 +589,23 @@ func (e *ringEngine) receivedOpen(c *rconn, b []byte, now int64) {
 			break
 		}
 		// Message rseq is complete.
-		at := c.sched[c.schedHead]
-		e.r.done(c.i, 1, cfg.Size, time.Duration(now-at))
-		c.unanswered--
-		c.rseq++
+		e.answeredOpen(c, cfg.Size, now)
 		c.roff = 0
-		if c.rseq%uint32(cfg.Depth) == 0 {
-			c.schedHead++
-			if c.schedHead == len(c.sched) {
-				c.sched, c.schedHead = c.sched[:0], 0
-			}
-		}
 		e.echo.fill(c.want, c.i, c.rseq)
+	}
+}
+
+// answeredOpen counts c's open-loop message rseq, of size bytes, answered
+// now, with its latency from its batch's scheduled time.
+func (e *ringEngine) answeredOpen(c *rconn, size int, now int64) {
+	e.r.done(c.i, 1, size, time.Duration(now-c.sched[c.schedHead]))
+	c.unanswered--
+	c.rseq++
+	if c.rseq%uint32(e.r.cfg.Depth) == 0 {
+		c.schedHead++
+		if c.schedHead == len(c.sched) {
+			c.sched, c.schedHead = c.sched[:0], 0
+		}
 	}
 }
 

@@ -153,9 +153,10 @@ type Options struct {
 	// ClientTransport names the generator's transport in the report.
 	ClientTransport string
 	// Generator is the load generator's engine (loadgen.Config.Engine)
-	// for the echo workload: loadgen.EngineRing, loadgen.EngineNet, or ""
-	// for ring where it runs here and no Dial is set, else net. Other
-	// workloads always run on net.
+	// for the echo and http workloads: loadgen.EngineRing,
+	// loadgen.EngineNet, or "" for ring where it runs here and no Dial is
+	// set, else net. Other workloads (https among them) always run on
+	// net.
 	Generator string
 	// HTTPPath and HTTPBody configure the http workload.
 	HTTPPath string
@@ -282,7 +283,7 @@ type Settings struct {
 	Pinning          string   `json:"pinning"`
 	ServerGOMAXPROCS int      `json:"server_gomaxprocs"`
 	ClientTransport  string   `json:"client_transport"`
-	Generator        string   `json:"generator"` // the echo workload's engine
+	Generator        string   `json:"generator"` // the echo and http workloads' engine
 	Perf             string   `json:"perf"`
 	Notes            []string `json:"notes,omitempty"`
 
@@ -454,7 +455,8 @@ type bencher struct {
 	// unpin, if set, gives this process back the CPUs and GOMAXPROCS it
 	// had before setup pinned it.
 	unpin func()
-	// generator is the echo workload's engine, resolved by setup.
+	// generator is the echo and http workloads' engine, resolved by
+	// setup.
 	generator string
 	// tls is the generator's TLS configuration for https runs, trusting
 	// the certificate setup made; tlsArgs give a server that certificate
@@ -464,9 +466,12 @@ type bencher struct {
 	tlsDir  string
 }
 
-// engine is the generator's engine for a run of w.
+// engine is the generator's engine for a run of w: the one resolved for
+// echo and http, which the ring engine runs in the clear; net for the
+// rest (churn and idle, and https, whose TLS the ring engine does not
+// speak).
 func (b *bencher) engine(w Workload) string {
-	if w.Kind == Echo {
+	if w.Kind == Echo || w.Kind == HTTP {
 		return b.generator
 	}
 	return loadgen.EngineNet

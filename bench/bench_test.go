@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/merlin-net/merlin/loadgen"
 )
 
 func TestParsePerfCSV(t *testing.T) {
@@ -266,5 +267,21 @@ func TestBenchAffinityRestored(t *testing.T) {
 	}
 	if d := cmp.Diff(cpus, got); d != "" {
 		t.Errorf("CPUs after restoring (-want +got):\n%s", d)
+	}
+}
+
+// The generator's engine runs echo and http (in the clear); churn, idle
+// and https stay on net, whatever the generator.
+func TestEngine(t *testing.T) {
+	for _, generator := range []string{loadgen.EngineRing, loadgen.EngineNet} {
+		b := &bencher{generator: generator}
+		got := map[string]string{}
+		for _, kind := range []string{Echo, HTTP, HTTPS, Churn, Idle} {
+			got[kind] = b.engine(Workload{Kind: kind})
+		}
+		want := map[string]string{Echo: generator, HTTP: generator, HTTPS: loadgen.EngineNet, Churn: loadgen.EngineNet, Idle: loadgen.EngineNet}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("generator %s: engines by workload (-want +got):\n%s", generator, d)
+		}
 	}
 }

@@ -82,7 +82,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.KProfile, "kprofile", false, "sample each server over the window with perf record (kernel and user stacks) and split its CPU per request by category (TCP/IP, copies, syscalls, epoll, io_uring, scheduler, runtime, transport, app, perf, other); keeps the recordings in -out/kprofile")
 	fs.StringVar(&f.Out, "out", "", "`directory` for results.txt, .json, .csv (default: a new directory under the system's temporary one)")
 	fs.StringVar(&f.ClientTransport, "client-transport", "net", "the load generator's transport `spec`: net (Go's net package) or a transport")
-	fs.StringVar(&f.Generator, "generator", "", "the echo workload's generator `engine`: ring (every connection from one thread through io_uring, busy-polling, so that even a C server is saturated) or net (a goroutine per connection); default ring where it runs, net with -client-transport")
+	fs.StringVar(&f.Generator, "generator", "", "the echo and http workloads' generator `engine`: ring (every connection from one thread through io_uring, busy-polling, so that even a C server is saturated) or net (a goroutine per connection); default ring where it runs, net with -client-transport; https always runs on net")
 	fs.StringVar(&f.HTTPPath, "http-path", "/plaintext", "http: the path requested")
 	fs.StringVar(&f.HTTPBody, "http-body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
 	fs.BoolVar(&f.HTTPTLS, "http-tls", false, "http: over TLS, as the workload https: servers run -tls with a certificate made for the run, which the generator verifies; servers that cannot serve TLS (merlin's transports without the adapter, most peers) are skipped")

@@ -24,10 +24,10 @@ workloads x connections x sizes x depths x rates, -count rounds. Every run
 starts its server afresh (merlin serve, or a peer) pinned to -server-cpu
 with GOMAXPROCS=1 and one loop, drives it from this process pinned to
 -client-cpu, warms up, then measures for -duration. Servers are interleaved
-within each round. The echo workload's generator drives every connection
-from one thread through io_uring and never sleeps (-generator ring), so
-that even a minimal C server is saturated; -generator net is a goroutine
-per connection.
+within each round. The echo and http workloads' generator drives every
+connection from one thread through io_uring and never sleeps (-generator
+ring), so that even a minimal C server is saturated; -generator net is a
+goroutine per connection, as https, churn and idle always are.
 
 Servers: every transport this host runs (transports' Drivers), each also
 behind the net.Conn adapter ("NAME-netconn", a goroutine per connection)

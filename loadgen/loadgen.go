@@ -133,9 +133,9 @@ type Config struct {
 	// (default), a goroutine per connection on Go's net package (or
 	// Dial), for every workload and mode; or EngineRing, every
 	// connection from one thread through io_uring, busy-polling, for the
-	// echo workload's closed and open loops (Linux 6.1 and later), so
-	// that the generator is never what limits a server. A Dial applies
-	// to EngineNet only.
+	// closed and open loops of both workloads, in the clear (Linux 6.1
+	// and later), so that the generator is never what limits a server. A
+	// Dial and TLS apply to EngineNet only.
 	Engine string
 	// Progress, if set, is called about once a second from a goroutine of
 	// Run with the totals so far.
@@ -274,8 +274,8 @@ func (c Config) validate() error {
 		return errors.New("loadgen: negative rate")
 	case c.Engine != EngineNet && c.Engine != EngineRing:
 		return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", c.Engine, EngineNet, EngineRing)
-	case c.Engine == EngineRing && (c.Workload != Echo || c.Mode != Closed):
-		return fmt.Errorf("loadgen: the %s engine runs the echo workload's closed and open loops, not %s %s", EngineRing, c.Workload, c.Mode)
+	case c.Engine == EngineRing && c.Mode != Closed:
+		return fmt.Errorf("loadgen: the %s engine runs closed and open loops, not %s", EngineRing, c.Mode)
 	case c.Engine == EngineRing && c.TLS != nil:
 		return fmt.Errorf("loadgen: the %s engine speaks in the clear: TLS applies to the %s engine", EngineRing, EngineNet)
 	case c.Engine == EngineRing && c.Dial != nil:

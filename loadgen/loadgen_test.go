@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"log"
@@ -321,9 +322,9 @@ func TestConfigInvalid(t *testing.T) {
 		{Addr: "x", Conns: -1},
 		{Addr: "x", Size: 1 << 20, Depth: 2048},
 		{Addr: "x", Engine: "spin"},
-		{Addr: "x", Engine: EngineRing, Workload: HTTP},
 		{Addr: "x", Engine: EngineRing, Mode: Churn},
-		{Addr: "x", Engine: EngineRing, TLS: &tls.Config{}},
+		{Addr: "x", Engine: EngineRing, Mode: Idle},
+		{Addr: "x", Engine: EngineRing, Workload: HTTP, TLS: &tls.Config{}},
 	} {
 		if _, err := c.Run(context.Background()); err == nil {
 			t.Errorf("Run(%+v) = nil error, want one", c)
@@ -445,24 +446,43 @@ func helloServer(t *testing.T) *httptest.Server {
 	return s
 }
 
+// chunkedHelloServer answers every request with helloBody in two
+// flushed pieces: net/http frames it with chunked encoding.
+func chunkedHelloServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, helloBody[:5])
+		w.(http.Flusher).Flush()
+		io.WriteString(w, helloBody[5:])
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
 // The HTTP workload against net/http: closed loop with and without
-// pipelining, and open loop; every response is checked.
-func TestHTTP(t *testing.T) {
-	s := helloServer(t)
-	addr := strings.TrimPrefix(s.URL, "http://")
+// pipelining, chunked responses, and open loop; every response is
+// checked, and counted once in the latency histogram (per batch in a
+// closed loop).
+func TestHTTP(t *testing.T) { forEngines(t, testHTTP) }
+
+func testHTTP(t *testing.T, engine string) {
+	plain := strings.TrimPrefix(helloServer(t).URL, "http://")
+	chunked := strings.TrimPrefix(chunkedHelloServer(t).URL, "http://")
 	for _, tc := range []struct {
 		name         string
+		addr         string
 		conns, depth int
 		rate         float64
 	}{
-		{name: "depth=1", conns: 4, depth: 1},
-		{name: "depth=16", conns: 2, depth: 16},
-		{name: "open-loop", conns: 2, depth: 1, rate: 500},
+		{name: "depth=1", addr: plain, conns: 4, depth: 1},
+		{name: "depth=16", addr: plain, conns: 2, depth: 16},
+		{name: "chunked", addr: chunked, conns: 2, depth: 4},
+		{name: "open-loop", addr: plain, conns: 2, depth: 1, rate: 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Config{
-				Addr: addr, Workload: HTTP, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
-				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond,
+				Addr: tc.addr, Workload: HTTP, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
+				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond, Engine: engine,
 			}.Run(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -472,6 +492,12 @@ func TestHTTP(t *testing.T) {
 			}
 			if res.Requests == 0 || res.Bytes < res.Requests*uint64(len(helloBody)) {
 				t.Errorf("Requests = %d, Bytes = %d: want some, each with its body", res.Requests, res.Bytes)
+			}
+			if tc.rate == 0 && res.Requests%uint64(tc.depth) != 0 {
+				t.Errorf("Requests = %d, want whole batches of %d", res.Requests, tc.depth)
+			}
+			if got := res.Latency.Count(); got != int64(res.Requests) {
+				t.Errorf("latency count %d, want one per request (%d)", got, res.Requests)
 			}
 		})
 	}
@@ -564,8 +590,173 @@ func TestHTTPTLSRefused(t *testing.T) {
 	}
 }
 
+// rawHTTP starts an HTTP/1.1 server that answers the n-th request of a
+// connection (from 0) with answer(n); the answers to the requests one
+// read brought are written together, by write. served counts the
+// answers begun.
+func rawHTTP(t *testing.T, answer func(n int) string, write func(c net.Conn, b []byte) error) (addr string, served *atomic.Int64) {
+	t.Helper()
+	served = new(atomic.Int64)
+	s := startServer(t, func(_ *server, c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		var out []byte
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			served.Add(1)
+			out = append(out, answer(n)...)
+			if br.Buffered() == 0 {
+				if write(c, out) != nil {
+					return
+				}
+				out = out[:0]
+			}
+		}
+	})
+	return s.addr(), served
+}
+
+// writeBytes writes b a byte at a time (the server's sockets have
+// TCP_NODELAY: a segment each).
+func writeBytes(c net.Conn, b []byte) error {
+	for i := range b {
+		if _, err := c.Write(b[i : i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeOnce writes b in one write.
+func writeOnce(c net.Conn, b []byte) error {
+	_, err := c.Write(b)
+	return err
+}
+
+// Responses written a byte at a time, Content-Length and chunked in
+// turn, and the responses to a pipelined batch written in one piece, are
+// each parsed and counted once: whole batches in a closed loop, what the
+// rate scheduled in an open one, never more than the server answered. (A
+// response lost stalls the run until its timeout; one counted twice sends
+// the next batch early, and its last response comes back beyond it.)
+func TestHTTPSplitResponses(t *testing.T) { forEngines(t, testHTTPSplitResponses) }
+
+func testHTTPSplitResponses(t *testing.T, engine string) {
+	chunked := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\n" + helloBody + "\r\n0\r\n\r\n"
+	// Padded to the same length, so that Bytes is Requests times it.
+	length := "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nX-Pad: \r\n\r\n" + helloBody
+	length = strings.Replace(length, "X-Pad: ", "X-Pad: "+strings.Repeat("x", len(chunked)-len(length)), 1)
+	if len(length) != len(chunked) {
+		t.Fatalf("responses of %d and %d bytes", len(length), len(chunked))
+	}
+	answer := func(n int) string {
+		if n%2 == 0 {
+			return length
+		}
+		return chunked
+	}
+	for _, tc := range []struct {
+		name         string
+		write        func(net.Conn, []byte) error
+		conns, depth int
+		rate         float64
+	}{
+		{name: "bytes/depth=1", write: writeBytes, conns: 2, depth: 1},
+		{name: "bytes/depth=16", write: writeBytes, conns: 2, depth: 16},
+		{name: "burst/depth=16", write: writeOnce, conns: 2, depth: 16},
+		{name: "bytes/open-loop", write: writeBytes, conns: 2, depth: 2, rate: 500},
+		{name: "burst/open-loop", write: writeOnce, conns: 2, depth: 8, rate: 2000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, served := rawHTTP(t, answer, tc.write)
+			cfg := Config{
+				Addr: addr, Workload: HTTP, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
+				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond, Engine: engine,
+			}
+			if tc.rate > 0 {
+				cfg.Duration = time.Second
+			}
+			res, err := cfg.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 0 {
+				t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
+			}
+			n := res.Requests
+			if res.Bytes != n*uint64(len(chunked)) {
+				t.Errorf("Requests = %d, Bytes = %d: want responses of %d bytes each", n, res.Bytes, len(chunked))
+			}
+			if got := res.Latency.Count(); got != int64(n) {
+				t.Errorf("latency count %d, want one per request (%d)", got, n)
+			}
+			if s := uint64(served.Load()); s < n {
+				t.Errorf("the server answered %d requests, the generator counted %d", s, n)
+			}
+			if tc.rate > 0 {
+				// What the rate scheduled in the window, and a batch per
+				// connection at its start: a slow machine may answer
+				// fewer in time, never more.
+				sched := tc.rate * res.Elapsed.Seconds()
+				if float64(n) < sched/2 || float64(n) > sched+float64(tc.conns*tc.depth) {
+					t.Errorf("Requests = %d in %v at %v/s, want about %.0f", n, res.Elapsed, tc.rate, sched)
+				}
+				return
+			}
+			if n == 0 || n%uint64(tc.depth) != 0 {
+				t.Errorf("Requests = %d: want whole batches of %d", n, tc.depth)
+			}
+		})
+	}
+}
+
+// A broken response after good ones, written a byte at a time, fails the
+// run at that response, with the ones before it counted: the 4 of the
+// whole batches in a closed loop, all 5 open-loop.
+func TestHTTPBadResponseMidStream(t *testing.T) { forEngines(t, testHTTPBadResponseMidStream) }
+
+func testHTTPBadResponseMidStream(t *testing.T, engine string) {
+	for _, tc := range []struct {
+		name string
+		rate float64
+		want uint64
+	}{
+		{name: "closed", want: 4},
+		{name: "open-loop", rate: 100, want: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := rawHTTP(t, func(n int) string {
+				body := helloBody
+				if n == 5 {
+					body = "Hello, World?"
+				}
+				return "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n" + body
+			}, writeBytes)
+			res, err := Config{
+				Addr: addr, Workload: HTTP, Conns: 1, Depth: 2, Rate: tc.rate, HTTPBody: []byte(helloBody),
+				Duration: 5 * time.Second, Engine: engine,
+			}.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Errors != 1 || !errors.Is(res.FirstErrors[0], ErrBadResponse) || !strings.Contains(res.FirstErrors[0].Error(), "batch 2 response 1: body") {
+				t.Fatalf("Errors = %d (%v), want one ErrBadResponse at batch 2 response 1", res.Errors, res.FirstErrors)
+			}
+			if res.Requests != tc.want {
+				t.Errorf("Requests = %d, want the %d before the bad response", res.Requests, tc.want)
+			}
+		})
+	}
+}
+
 // Wrong bodies, statuses and closing responses are errors.
-func TestHTTPBadResponses(t *testing.T) {
+func TestHTTPBadResponses(t *testing.T) { forEngines(t, testHTTPBadResponses) }
+
+func testHTTPBadResponses(t *testing.T, engine string) {
 	for _, tc := range []struct {
 		name    string
 		handler http.HandlerFunc
@@ -583,7 +774,7 @@ func TestHTTPBadResponses(t *testing.T) {
 			t.Cleanup(s.Close)
 			res, err := Config{
 				Addr: strings.TrimPrefix(s.URL, "http://"), Workload: HTTP, HTTPBody: []byte(helloBody),
-				Duration: 5 * time.Second,
+				Duration: 5 * time.Second, Engine: engine,
 			}.Run(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -667,7 +858,9 @@ func TestCheck(t *testing.T) {
 // Without HTTPBody, TechEmpower's paths are checked: /plaintext's body
 // exactly, /json's as JSON (another encoding of the same object passes, a
 // different object fails); other paths take any body.
-func TestHTTPTechEmpowerBodies(t *testing.T) {
+func TestHTTPTechEmpowerBodies(t *testing.T) { forEngines(t, testHTTPTechEmpowerBodies) }
+
+func testHTTPTechEmpowerBodies(t *testing.T, engine string) {
 	server := func(plaintext, json string) string {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch r.URL.Path {
@@ -691,7 +884,7 @@ func TestHTTPTechEmpowerBodies(t *testing.T) {
 		{good, "/plaintext", true}, {good, "/json", true}, {good, "/other", true},
 		{bad, "/plaintext", false}, {bad, "/json", false}, {bad, "/other", true},
 	} {
-		res, err := Config{Addr: tc.addr, Workload: HTTP, HTTPPath: tc.path, Depth: 4, Duration: 100 * time.Millisecond}.Run(context.Background())
+		res, err := Config{Addr: tc.addr, Workload: HTTP, HTTPPath: tc.path, Depth: 4, Duration: 100 * time.Millisecond, Engine: engine}.Run(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -707,7 +900,9 @@ func TestHTTPTechEmpowerBodies(t *testing.T) {
 // HTTPPath /echo posts Size bytes per request, pipelined, and checks that
 // each comes back; batches past inlineWrite are written while read; a
 // server that changes one byte fails the run at that byte.
-func TestHTTPEcho(t *testing.T) {
+func TestHTTPEcho(t *testing.T) { forEngines(t, testHTTPEcho) }
+
+func testHTTPEcho(t *testing.T, engine string) {
 	server := func(corrupt int) string {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodPost || r.URL.Path != EchoPath {
@@ -729,7 +924,7 @@ func TestHTTPEcho(t *testing.T) {
 	}
 	good := server(1 << 30)
 	for _, tc := range []struct{ size, depth int }{{1, 16}, {100, 16}, {100 << 10, 4}} {
-		res, err := Config{Addr: good, Workload: HTTP, HTTPPath: EchoPath, Conns: 2, Size: tc.size, Depth: tc.depth, Duration: 200 * time.Millisecond}.Run(context.Background())
+		res, err := Config{Addr: good, Workload: HTTP, HTTPPath: EchoPath, Conns: 2, Size: tc.size, Depth: tc.depth, Duration: 200 * time.Millisecond, Engine: engine}.Run(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -738,7 +933,7 @@ func TestHTTPEcho(t *testing.T) {
 				tc.size, tc.depth, res.Requests, res.Bytes, res.Errors, res.FirstErrors)
 		}
 	}
-	res, err := Config{Addr: server(5000), Workload: HTTP, HTTPPath: EchoPath, Size: 8000, Depth: 2, Duration: 100 * time.Millisecond}.Run(context.Background())
+	res, err := Config{Addr: server(5000), Workload: HTTP, HTTPPath: EchoPath, Size: 8000, Depth: 2, Duration: 100 * time.Millisecond, Engine: engine}.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ type exchanger struct {
 	i       int
 	out, in []byte // echo: the batch written, the batch read
 	br      *bufio.Reader
-	scratch []byte
+	st      readState
 }
 
 func (r *run) newExchanger(c net.Conn, i int) *exchanger {
@@ -112,7 +112,7 @@ func (x *exchanger) exchange(batch uint64, done func(conn, n, b int, lat time.Du
 	}
 	total := 0
 	for m := range cfg.Depth {
-		n, err := x.r.proto.response(x.br, x.i, seq+uint32(m), batch, m, &x.scratch)
+		n, err := x.r.proto.response(x.br, x.i, seq+uint32(m), batch, m, &x.st)
 		if err != nil {
 			if werr != nil {
 				x.c.SetDeadline(time.Now()) // unblock the writer
@@ -346,7 +346,7 @@ func (r *run) write(c net.Conn, i int, buf []byte) error {
 func (r *run) receive(ctx context.Context, c net.Conn, i int, sched <-chan time.Time) error {
 	cfg := r.cfg
 	br := bufio.NewReaderSize(c, readBuffer)
-	var scratch []byte
+	var st readState
 	for batch := uint64(0); ; batch++ {
 		at, ok := <-sched
 		if !ok {
@@ -357,7 +357,7 @@ func (r *run) receive(ctx context.Context, c net.Conn, i int, sched <-chan time.
 		}
 		seq := uint32(batch * uint64(cfg.Depth))
 		for m := range cfg.Depth {
-			n, err := r.proto.response(br, i, seq+uint32(m), batch, m, &scratch)
+			n, err := r.proto.response(br, i, seq+uint32(m), batch, m, &st)
 			if err != nil {
 				return fmt.Errorf("loadgen: conn %d batch %d: %w", i, batch, err)
 			}

@@ -20,8 +20,17 @@ type protocol interface {
 	// response reads the response to request seq of connection conn from
 	// br, checks it, and returns its size in bytes (as Result.Bytes
 	// counts). batch and idx place it in its batch for error messages;
-	// scratch is the connection's own buffer.
-	response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, scratch *[]byte) (int, error)
+	// st is the connection's own.
+	response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, st *readState) (int, error)
+}
+
+// readState is what a connection's reader keeps from one response to the
+// next, so that reading allocates nothing once it has grown: the echo
+// workload's scratch buffer, the HTTP workload's parser (made by the
+// first response).
+type readState struct {
+	scratch []byte
+	http    *httpReader
 }
 
 // MismatchError reports an echo that differs from what was sent.
@@ -91,13 +100,13 @@ func (p *echoProto) request(dst []byte, conn int, seq uint32) []byte {
 	return dst
 }
 
-func (p *echoProto) response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, scratch *[]byte) (int, error) {
+func (p *echoProto) response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, st *readState) (int, error) {
 	// Compare in place where the reader holds the whole message; else
 	// copy it out.
-	if cap(*scratch) < 2*p.size {
-		*scratch = make([]byte, 2*p.size)
+	if cap(st.scratch) < 2*p.size {
+		st.scratch = make([]byte, 2*p.size)
 	}
-	want := (*scratch)[:p.size]
+	want := st.scratch[:p.size]
 	p.fill(want, conn, seq)
 	var got []byte
 	if p.size <= br.Size() {
@@ -107,7 +116,7 @@ func (p *echoProto) response(br *bufio.Reader, conn int, seq uint32, batch uint6
 		}
 		got = b
 	} else {
-		got = (*scratch)[p.size : 2*p.size]
+		got = st.scratch[p.size : 2*p.size]
 		if _, err := io.ReadFull(br, got); err != nil {
 			return 0, err
 		}
@@ -142,7 +151,8 @@ var ErrBadResponse = errors.New("loadgen: bad HTTP response")
 
 // httpProto is the HTTP workload: GET with keep-alive; each response must
 // be 200, framed by Content-Length or chunked encoding, not closing the
-// connection, and have the expected body if one is set.
+// connection, and have the expected body if one is set (httpReader parses
+// and checks them).
 type httpProto struct {
 	req  []byte
 	body []byte // nil: any
@@ -216,129 +226,26 @@ func (p *echoProto) matches(b []byte, conn int, seq uint32) bool {
 	return bytes.Equal(b[:n], h[:n]) && bytes.Equal(b[n:], p.pattern[start:start+uint64(p.size-n)])
 }
 
-func (p *httpProto) response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, scratch *[]byte) (int, error) {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: conn %d batch %d response %d: %s", ErrBadResponse, conn, batch, idx, fmt.Sprintf(format, a...))
+func (p *httpProto) response(br *bufio.Reader, conn int, seq uint32, batch uint64, idx int, st *readState) (int, error) {
+	if st.http == nil {
+		st.http = p.newReader(conn)
 	}
-	n := 0
-	line, err := readLine(br, &n)
-	if err != nil {
-		return 0, err
-	}
-	proto, rest, _ := bytes.Cut(line, []byte(" "))
-	code, _, _ := bytes.Cut(rest, []byte(" "))
-	if !bytes.Equal(proto, []byte("HTTP/1.1")) {
-		return 0, bad("status line %q: want HTTP/1.1", line)
-	}
-	if !bytes.Equal(code, []byte("200")) {
-		return 0, bad("status line %q: want 200", line)
-	}
-	length, chunked := -1, false
 	for {
-		h, err := readLine(br, &n)
-		if err != nil {
-			return 0, err
-		}
-		if len(h) == 0 {
-			break
-		}
-		k, v, ok := bytes.Cut(h, []byte(":"))
-		if !ok {
-			return 0, bad("header line %q", h)
-		}
-		v = bytes.TrimSpace(v)
-		switch {
-		case bytes.EqualFold(k, []byte("Content-Length")):
-			l, err := strconv.Atoi(string(v))
-			if err != nil || l < 0 {
-				return 0, bad("Content-Length %q", v)
-			}
-			length = l
-		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
-			if !bytes.EqualFold(v, []byte("chunked")) {
-				return 0, bad("Transfer-Encoding %q", v)
-			}
-			chunked = true
-		case bytes.EqualFold(k, []byte("Connection")):
-			if bytes.EqualFold(v, []byte("close")) {
-				return 0, bad("Connection: close on a keep-alive request")
-			}
-		}
-	}
-	body := (*scratch)[:0]
-	switch {
-	case chunked:
-		for {
-			l, err := readLine(br, &n)
-			if err != nil {
-				return 0, err
-			}
-			size, _, _ := bytes.Cut(l, []byte(";"))
-			sz, err := strconv.ParseUint(string(bytes.TrimSpace(size)), 16, 31)
-			if err != nil {
-				return 0, bad("chunk size %q", l)
-			}
-			if sz == 0 {
-				if t, err := readLine(br, &n); err != nil || len(t) != 0 {
-					return 0, bad("trailers are not supported")
+		if br.Buffered() == 0 {
+			if _, err := br.Peek(1); err != nil {
+				if err == io.EOF && st.http.started() {
+					err = io.ErrUnexpectedEOF
 				}
-				break
-			}
-			chunk := make([]byte, sz+2)
-			if _, err := io.ReadFull(br, chunk); err != nil {
 				return 0, err
 			}
-			n += len(chunk)
-			if !bytes.HasSuffix(chunk, []byte("\r\n")) {
-				return 0, bad("chunk not ended by CRLF")
-			}
-			body = append(body, chunk[:sz]...)
 		}
-	case length >= 0:
-		if cap(body) < length {
-			body = make([]byte, length)
+		b, _ := br.Peek(br.Buffered())
+		used, size, err := st.http.next(b, seq, batch, idx)
+		br.Discard(used)
+		if err != nil || size > 0 {
+			return size, err
 		}
-		body = body[:length]
-		if _, err := io.ReadFull(br, body); err != nil {
-			return 0, err
-		}
-		n += length
-	default:
-		return 0, bad("no Content-Length and not chunked")
 	}
-	*scratch = body[:0]
-	if p.body != nil && !bytes.Equal(body, p.body) && !(p.json && sameJSON(body, p.body)) {
-		return 0, bad("body %q, want %q", truncate(body), truncate(p.body))
-	}
-	if p.echo != nil && !p.echo.matches(body, conn, seq) {
-		want := p.echo.request(nil, conn, seq)
-		if len(body) != len(want) {
-			return 0, bad("echoed body of %d bytes, want %d", len(body), len(want))
-		}
-		i := 0
-		for body[i] == want[i] {
-			i++
-		}
-		return 0, bad("echoed body differs at byte %d: want %#02x, got %#02x", i, want[i], body[i])
-	}
-	return n, nil
-}
-
-// readLine reads one CRLF-ended line (without it) and adds its length to
-// n.
-func readLine(br *bufio.Reader, n *int) ([]byte, error) {
-	l, err := br.ReadSlice('\n')
-	if err != nil {
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, fmt.Errorf("%w: a line longer than %d bytes", ErrBadResponse, br.Size())
-		}
-		return nil, err
-	}
-	*n += len(l)
-	if !bytes.HasSuffix(l, []byte("\r\n")) {
-		return nil, fmt.Errorf("%w: line %q not ended by CRLF", ErrBadResponse, l)
-	}
-	return l[:len(l)-2], nil
 }
 
 func truncate(b []byte) []byte {

@@ -19,11 +19,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The ring engine drives every connection of an echo run from one
-// goroutine locked to its thread, through one io_uring (SINGLE_ISSUER +
-// DEFER_TASKRUN, Linux 6.1), and never sleeps: each turn submits the
-// sends and receives that are due and reaps completions without waiting
-// (io_uring_enter with GETEVENTS and min_complete 0, a raw system call).
+// The ring engine drives every connection of a run (echo, or HTTP in the
+// clear) from one goroutine locked to its thread, through one io_uring
+// (SINGLE_ISSUER + DEFER_TASKRUN, Linux 6.1), and never sleeps: each turn
+// submits the sends and receives that are due and reaps completions
+// without waiting (io_uring_enter with GETEVENTS and min_complete 0, a raw
+// system call).
 // So the generator pays no wake-ups, no scheduler and one system call for
 // many connections' sends and receives, and a server's answer never has
 // to wake it: the kernel only queues the completion. That keeps even a
@@ -35,8 +36,10 @@ import (
 // Each connection has one send in flight at most and one multishot
 // receive armed for its life, into a ring of provided buffers shared by
 // all (Linux 6.0): a closed loop sends a batch and checks exactly its
-// length coming back, an open loop sends the batches whose time has come
-// and checks the stream as it comes.
+// length coming back (HTTP: exactly its responses), an open loop sends
+// the batches whose time has come and checks the stream as it comes.
+// HTTP responses go through the connection's httpReader, receive by
+// receive, as the net engine's do through its bufio.Reader.
 
 // user_data of an SQE: connection index << 8 | op.
 const (
@@ -79,7 +82,8 @@ type rconn struct {
 	i      int
 	fd     int
 	failed bool
-	armed  bool // a multishot receive is armed
+	armed  bool        // a multishot receive is armed
+	http   *httpReader // the HTTP workload's parser of the responses
 
 	sending bool   // open loop: a send is in flight
 	out     []byte // closed: the batch; open: what is being sent
@@ -89,7 +93,7 @@ type rconn struct {
 	// closed loop
 	batch    uint64
 	awaiting bool // the batch is sent and not all back
-	got      int  // bytes of it back
+	got      int  // bytes of it back (HTTP: of its whole responses)
 	sentAt   int64
 
 	// open loop
@@ -97,11 +101,11 @@ type rconn struct {
 	nextBatch  uint64  // the next batch to schedule
 	sched      []int64 // scheduled times of the batches sent and not all answered
 	schedHead  int
-	rseq       uint32 // the next message expected back
+	rseq       uint32 // the next message expected back (HTTP: in a closed loop too)
 	roff       int    // bytes of it received
-	want       []byte // message rseq as it must come back
+	want       []byte // message rseq as it must come back (echo)
 	unanswered int    // messages sent and not answered
-	lastIO     int64  // ns since epoch: the last bytes received, for the timeout
+	lastIO     int64  // ns since epoch: the last bytes received, for the open loop's timeout
 }
 
 type ringEngine struct {
@@ -110,7 +114,7 @@ type ringEngine struct {
 	conns     []*rconn
 	cqes      []ioring.CQE
 	epoch     time.Time
-	echo      *echoProto
+	echo      *echoProto  // the echo workload's; nil for HTTP
 	stop      atomic.Bool // the window has ended, or ctx was cancelled
 	cancelled atomic.Bool // ctx was cancelled: stop at once
 	live      int         // connections not failed
@@ -134,7 +138,8 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	e := &ringEngine{r: r, echo: r.proto.(*echoProto), cqes: make([]ioring.CQE, 512)}
+	e := &ringEngine{r: r, cqes: make([]ioring.CQE, 512)}
+	e.echo, _ = r.proto.(*echoProto)
 	entries := uint32(1024)
 	for entries < uint32(2*r.cfg.Conns) && entries < 1<<14 {
 		entries *= 2
@@ -148,7 +153,15 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 	}
 	e.ring = ring
 	defer e.close()
-	size, count := ringBuffers(r.cfg.Conns, r.cfg.Depth*r.cfg.Size)
+	// What comes back per batch: the echo; or responses, their head well
+	// under 1 KiB, their body at most Size bytes for the echo route and
+	// TechEmpower's (others are unknown: a short guess costs ENOBUFS and
+	// re-armed receives, not errors).
+	batch := r.cfg.Depth * r.cfg.Size
+	if r.cfg.Workload == HTTP {
+		batch = r.cfg.Depth * (1<<10 + r.cfg.Size)
+	}
+	size, count := ringBuffers(r.cfg.Conns, batch)
 	if e.bufs, err = ioring.NewBufRing(ring.Fd, 0, count, size); err != nil {
 		for range r.cfg.Conns {
 			ready <- struct{}{}
@@ -166,7 +179,11 @@ func (r *run) runRing(ctx context.Context, ready chan<- struct{}) error {
 			continue
 		}
 		r.open.Add(1)
-		e.conns = append(e.conns, &rconn{i: i, fd: fd})
+		c := &rconn{i: i, fd: fd}
+		if p, ok := r.proto.(*httpProto); ok {
+			c.http = p.newReader(i)
+		}
+		e.conns = append(e.conns, c)
 	}
 	e.byIndex = make([]*rconn, r.cfg.Conns)
 	for _, c := range e.conns {
@@ -373,7 +390,7 @@ func (e *ringEngine) sendBatch(c *rconn, b uint64) {
 	c.out = c.out[:0]
 	seq := uint32(b * uint64(cfg.Depth))
 	for m := range cfg.Depth {
-		c.out = e.echo.request(c.out, c.i, seq+uint32(m))
+		c.out = e.r.proto.request(c.out, c.i, seq+uint32(m))
 	}
 	c.sentAt = e.now()
 	c.awaiting = true
@@ -385,7 +402,7 @@ func (e *ringEngine) sendBatch(c *rconn, b uint64) {
 // sends them if c has no send in flight.
 func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 	cfg := e.r.cfg
-	if c.want == nil {
+	if e.echo != nil && c.want == nil {
 		c.want = make([]byte, cfg.Size)
 		e.echo.fill(c.want, c.i, 0)
 	}
@@ -395,7 +412,7 @@ func (e *ringEngine) schedule(c *rconn, now, interval int64) {
 	for c.next <= now && c.unanswered+cfg.Depth <= maxInFlight {
 		seq := uint32(c.nextBatch * uint64(cfg.Depth))
 		for m := range cfg.Depth {
-			c.pend = e.echo.request(c.pend, c.i, seq+uint32(m))
+			c.pend = e.r.proto.request(c.pend, c.i, seq+uint32(m))
 		}
 		c.sched = append(c.sched, c.next)
 		c.unanswered += cfg.Depth
@@ -458,6 +475,9 @@ func (e *ringEngine) complete(cq ioring.CQE, now int64, draining bool) {
 		case cq.Res == 0:
 			e.fail(c, fmt.Errorf("read: %w", io.ErrUnexpectedEOF))
 			return
+		case c.http != nil:
+			c.lastIO = now // for the open loop's timeout
+			e.receivedHTTP(c, data, now, draining)
 		case e.r.cfg.Rate > 0:
 			c.lastIO = now
 			e.receivedOpen(c, data, now)
@@ -498,6 +518,53 @@ func (e *ringEngine) receivedClosed(c *rconn, data []byte, now int64, draining b
 	}
 }
 
+// receivedHTTP parses data, the next bytes of c's response stream,
+// response by response. In a closed loop, once the batch's last response
+// is back and nothing beyond it, the batch is counted, with its latency
+// from its send, and unless draining the next one sent; in an open loop
+// each response is counted as it completes. Bytes beyond the responses
+// asked for are an error.
+func (e *ringEngine) receivedHTTP(c *rconn, data []byte, now int64, draining bool) {
+	cfg := e.r.cfg
+	open := cfg.Rate > 0
+	for len(data) > 0 {
+		if open && c.unanswered == 0 || !open && !c.awaiting {
+			e.fail(c, fmt.Errorf("%w: %d bytes came back beyond the responses asked for", ErrBadResponse, len(data)))
+			return
+		}
+		seq, batch := c.rseq, c.batch
+		if open {
+			batch = uint64(seq) / uint64(cfg.Depth)
+		}
+		used, size, err := c.http.next(data, seq, batch, int(seq-uint32(batch*uint64(cfg.Depth))))
+		if err != nil {
+			e.fail(c, err)
+			return
+		}
+		data = data[used:]
+		if size == 0 {
+			return // the response goes on in a later receive
+		}
+		if open {
+			e.answeredOpen(c, size, now)
+			continue
+		}
+		c.rseq++
+		c.got += size
+		if c.rseq != uint32((c.batch+1)*uint64(cfg.Depth)) {
+			continue
+		}
+		c.awaiting = false
+		if len(data) > 0 {
+			continue // bytes beyond the batch: failed above
+		}
+		e.r.done(c.i, cfg.Depth, c.got, time.Duration(now-c.sentAt))
+		if !draining {
+			e.sendBatch(c, c.batch+1)
+		}
+	}
+}
+
 // receivedOpen checks b, the next bytes of c's response stream, message
 // by message, counting each with its latency from its batch's scheduled
 // time.
@@ -522,18 +589,23 @@ func (e *ringEngine) receivedOpen(c *rconn, b []byte, now int64) {
 			break
 		}
 		// Message rseq is complete.
-		at := c.sched[c.schedHead]
-		e.r.done(c.i, 1, cfg.Size, time.Duration(now-at))
-		c.unanswered--
-		c.rseq++
+		e.answeredOpen(c, cfg.Size, now)
 		c.roff = 0
-		if c.rseq%uint32(cfg.Depth) == 0 {
-			c.schedHead++
-			if c.schedHead == len(c.sched) {
-				c.sched, c.schedHead = c.sched[:0], 0
-			}
-		}
 		e.echo.fill(c.want, c.i, c.rseq)
+	}
+}
+
+// answeredOpen counts c's open-loop message rseq, of size bytes, answered
+// now, with its latency from its batch's scheduled time.
+func (e *ringEngine) answeredOpen(c *rconn, size int, now int64) {
+	e.r.done(c.i, 1, size, time.Duration(now-c.sched[c.schedHead]))
+	c.unanswered--
+	c.rseq++
+	if c.rseq%uint32(e.r.cfg.Depth) == 0 {
+		c.schedHead++
+		if c.schedHead == len(c.sched) {
+			c.sched, c.schedHead = c.sched[:0], 0
+		}
 	}
 }
 

@@ -45,7 +45,9 @@
 // check handle), each connection written is flushed with one TryWrite, and
 // only what the socket does not take becomes a write request, flushed
 // when EPOLLOUT comes (wanted only while output is pending; two requests
-// in flight go out in one writev). Conn methods called from other
+// in flight go out in one writev). A Write of 16 KiB or more on the loop,
+// with no output waiting, goes to the socket at once instead of being
+// copied. Conn methods called from other
 // goroutines queue their work under the connection's mutex and wake the
 // loop with its Async handle, which costs nothing while the loop is awake
 // (it looks at its Asyncs before it sleeps).

@@ -20,7 +20,9 @@
 // ring at once, and no connection holds any. Output is copied into one
 // buffer per connection and sent with at most one send in flight, which
 // gathers everything written since the last one (SEND_ZC above a size
-// threshold). The contract's rules come from internal/core; a
+// threshold); a Write of 16 KiB or more with nothing queued before it goes
+// out at once with send(2), and only what the socket does not take is
+// copied. The contract's rules come from internal/core; a
 // connection's time limits (Close's, the write-progress and idle
 // timeouts, the application's timer) share one timer in its loop's heap,
 // and a loop with timers keeps one IORING_OP_TIMEOUT in its ring for the

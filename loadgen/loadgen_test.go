@@ -395,6 +395,38 @@ func testOpenLoopSeesStall(t *testing.T, engine string) {
 	}
 }
 
+// An open-loop run whose server falls behind ends once the server has
+// answered everything sent, not at the timeout: the batches that came due
+// while a send was stuck behind a full socket are sent after the window,
+// and answered. The server reads nothing for its first second, so the
+// 64 KiB batches, 600 in the window, fill the socket buffers, a send stays
+// in flight and the next batches queue behind it.
+func TestOpenLoopDrainsQueuedBatches(t *testing.T) { forEngines(t, testOpenLoopDrainsQueuedBatches) }
+
+func testOpenLoopDrainsQueuedBatches(t *testing.T, engine string) {
+	const timeout = 30 * time.Second
+	s := startServer(t, func(_ *server, c net.Conn) {
+		defer c.Close()
+		time.Sleep(time.Second) // the behaviour under test: a server behind its load
+		io.Copy(c, c)
+	})
+	start := time.Now()
+	res, err := Config{
+		Addr: s.addr(), Conns: 1, Size: 64 << 10, Rate: 2000, Duration: 300 * time.Millisecond,
+		Timeout: timeout, Engine: engine,
+	}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if res.Errors != 0 {
+		t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
+	}
+	if took > timeout/2 {
+		t.Errorf("the run took %v with a timeout of %v: want it to end once the server had answered (about a second)", took, timeout)
+	}
+}
+
 // The open loop checks every byte too.
 func TestOpenLoopDetectsCorruption(t *testing.T) { forEngines(t, testOpenLoopDetectsCorruption) }
 

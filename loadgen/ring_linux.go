@@ -445,7 +445,10 @@ func (e *ringEngine) complete(cq ioring.CQE, now int64, draining bool) {
 			e.armSend(c) // the rest of a short send (open loop)
 			return
 		}
-		if !draining && len(c.pend) > 0 {
+		// Batches that came due while the send was in flight go now, even
+		// once the window has ended: they were counted as sent, and the
+		// drain waits for their answers.
+		if len(c.pend) > 0 {
 			c.out, c.pend = c.pend, c.out[:0]
 			c.sent = 0
 			e.armSend(c)

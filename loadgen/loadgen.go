@@ -402,7 +402,7 @@ func (r *run) openWindow() window {
 	var w window
 	w.u0, w.s0 = cpuTime()
 	w.t0 = time.Now()
-	w.req0, w.b0 = r.requests.Load(), r.bytes.Load()
+	w.req0, w.b0 = r.counts()
 	r.measuring.Store(true)
 	return w
 }
@@ -410,7 +410,7 @@ func (r *run) openWindow() window {
 // closeWindow ends the measured window and returns what it counted.
 func (r *run) closeWindow(w window) Result {
 	r.measuring.Store(false)
-	req1, b1 := r.requests.Load(), r.bytes.Load()
+	req1, b1 := r.counts()
 	t1 := time.Now()
 	u1, s1 := cpuTime()
 	open := int(r.open.Load())
@@ -452,10 +452,13 @@ type run struct {
 	startTime time.Time // set before start is closed
 
 	requests, bytes, errors atomic.Uint64
-	handshakes              atomic.Uint64
-	open                    atomic.Int64
-	measuring               atomic.Bool
-	hist                    *shardedHist
+	// countMu makes a completion's requests and bytes one step for the
+	// window's edges, which must read the pair as of the same moment.
+	countMu    sync.Mutex
+	handshakes atomic.Uint64
+	open       atomic.Int64
+	measuring  atomic.Bool
+	hist       *shardedHist
 
 	mu    sync.Mutex
 	first []error // guarded by mu
@@ -480,10 +483,19 @@ func newRun(c Config) *run {
 	return r
 }
 
+// counts returns the requests and bytes completed, as of one moment.
+func (r *run) counts() (requests, bytes uint64) {
+	r.countMu.Lock()
+	defer r.countMu.Unlock()
+	return r.requests.Load(), r.bytes.Load()
+}
+
 // done counts n requests of b bytes completed, and their latency.
 func (r *run) done(conn int, n int, b int, lat time.Duration) {
+	r.countMu.Lock()
 	r.requests.Add(uint64(n))
 	r.bytes.Add(uint64(b))
+	r.countMu.Unlock()
 	if r.measuring.Load() {
 		r.hist.record(conn, lat, n)
 	}

@@ -217,7 +217,7 @@ func (c *conn) writeErr(s uint32) error {
 // Write copies p into the output. On the loop, it is flushed after the
 // callbacks of this iteration, with the output of every connection written
 // in it; from another goroutine, the loop is woken to take and flush it.
-// A write on the loop of at least directWrite bytes, with no output
+// A write on the loop of at least core.DirectWrite bytes, with no output
 // waiting before it, goes to the socket at once instead, and only what
 // the socket did not take is copied.
 func (c *conn) Write(p []byte) (int, error) {
@@ -231,7 +231,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	total := len(p)
-	if len(p) >= directWrite && len(c.out) == 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil && c.fob.Load() == 0 {
+	if len(p) >= core.DirectWrite && len(c.out) == 0 && c.reqBuf[0] == nil && c.reqBuf[1] == nil && c.fob.Load() == 0 {
 		p = c.writeNow(p)
 		if len(p) == 0 {
 			return total, nil
@@ -245,15 +245,6 @@ func (c *conn) Write(p []byte) (int, error) {
 	c.markDirty()
 	return total, nil
 }
-
-// directWrite is the least a Write on the loop sends at once rather than
-// copying for the flush. Below it, gathering an iteration's writes into one
-// system call is worth the copy (HTTP's pipelined responses); above it, the
-// copy costs more than a write(2) it might have saved: 64 KiB echoed at
-// once cost 39 ns of user time per 4 KiB message against 257 copied (64
-// connections, depth 16). At 4 KiB, writing each message at depth 1 at
-// once was not cheaper than copying it (10 rounds, 1.04x, p = 0.19).
-const directWrite = 16 << 10
 
 // writeNow writes p to the socket at once, as the flush would, and returns
 // what the socket did not take. An error leaves p whole, for the flush to

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/merlin-net/merlin/internal/core"
+	"github.com/merlin-net/merlin/internal/testutil"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -104,38 +106,17 @@ func sliceIn(b, base []byte) bool {
 	return p >= lo && p < lo+uintptr(cap(base))
 }
 
-// directWriter is a Handler whose OnData, for each byte in, writes a
-// large block, then a byte and another large block, and records what
-// OutboundBuffered said after each of the two large writes.
-type directWriter struct {
-	a, b []byte
-	obs  chan [2]int
-}
-
-func (directWriter) OnOpen(transports.Conn)         {}
-func (directWriter) OnClose(transports.Conn, error) {}
-func (w directWriter) OnData(c transports.Conn, in []byte) int {
-	for range in {
-		c.Write(w.a)
-		first := c.OutboundBuffered()
-		c.Write([]byte{'<'})
-		c.Write(w.b)
-		w.obs <- [2]int{first, c.OutboundBuffered()}
-	}
-	return len(in)
-}
-
-// TestLargeWriteGoesOutAtOnce: a Write on the loop of directWrite bytes or
+// TestLargeWriteGoesOutAtOnce: a Write on the loop of core.DirectWrite bytes or
 // more, with no output waiting, is written to the socket inside Write (so
 // OutboundBuffered falls below its size right after it, the socket having
 // room); a large Write behind waiting output is queued behind it, and the
 // peer gets every byte in the order written.
 func TestLargeWriteGoesOutAtOnce(t *testing.T) {
 	for _, opt := range []Options{{}, {EdgeTriggered: true}} {
-		w := directWriter{a: pattern(directWrite+1000, 'a'), b: pattern(directWrite+1000, 'k'), obs: make(chan [2]int, 3)}
+		w := testutil.LargeWriter{A: testutil.Pattern(core.DirectWrite+1000, 'a'), B: testutil.Pattern(core.DirectWrite+1000, 'k'), Obs: make(chan [2]int, 3)}
 		tr := openTransport(t, transports.Config{Loops: 1}, opt)
 		c := dialTCP(t, listenTCP(t, tr, w))
-		want := append(append(append([]byte{}, w.a...), '<'), w.b...)
+		want := w.Want()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		for round := 0; round < 3; round++ {
 			if _, err := c.Write([]byte{'x'}); err != nil {
@@ -148,22 +129,13 @@ func TestLargeWriteGoesOutAtOnce(t *testing.T) {
 			if string(got) != string(want) {
 				t.Fatalf("round %d: the peer got the output out of order", round)
 			}
-			ob := <-w.obs
-			if ob[0] >= len(w.a) {
-				t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes with none waiting; want less (written at once, the socket having room)", round, ob[0], len(w.a))
+			ob := <-w.Obs
+			if ob[0] >= len(w.A) {
+				t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes with none waiting; want less (written at once, the socket having room)", round, ob[0], len(w.A))
 			}
-			if ob[1] != ob[0]+1+len(w.b) {
-				t.Errorf("round %d: OutboundBuffered = %d after a byte and %d bytes more; want %d (queued behind what waited)", round, ob[1], len(w.b), ob[0]+1+len(w.b))
+			if ob[1] != ob[0]+1+len(w.B) {
+				t.Errorf("round %d: OutboundBuffered = %d after a byte and %d bytes more; want %d (queued behind what waited)", round, ob[1], len(w.B), ob[0]+1+len(w.B))
 			}
 		}
 	}
-}
-
-// pattern returns n bytes counting up from first, so that a reordering shows.
-func pattern(n int, first byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = first + byte(i%23)
-	}
-	return b
 }

@@ -159,7 +159,7 @@ func (c *conn) opError(op string, err error) error {
 func (c *conn) postLocked() bool { return !c.st.Has(core.InCallback) }
 
 // Write copies p into the output buffer; the loop sends it. A Write of at
-// least directWrite bytes with no output queued before it is sent at once
+// least core.DirectWrite bytes with no output queued before it is sent at once
 // instead (writeNow), and only what the socket did not take is copied.
 func (c *conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -172,7 +172,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	total := len(p)
-	if len(p) >= directWrite && c.queued == 0 && c.direct(len(p)) {
+	if len(p) >= core.DirectWrite && c.queued == 0 && c.direct(len(p)) {
 		if p = c.writeNow(p); len(p) == 0 {
 			c.mu.Unlock()
 			return total, nil

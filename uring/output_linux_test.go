@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/core"
 	"github.com/merlin-net/merlin/internal/testutil"
 	"github.com/merlin-net/merlin/transports"
 )
@@ -88,28 +89,7 @@ func TestIdleHoldsNoLargeOutput(t *testing.T) {
 	}
 }
 
-// directWriter is a Handler whose OnData, for each byte in, writes a
-// large block, then a byte and another large block, and records what
-// OutboundBuffered said after each of the two large writes.
-type directWriter struct {
-	a, b []byte
-	obs  chan [2]int
-}
-
-func (directWriter) OnOpen(transports.Conn)         {}
-func (directWriter) OnClose(transports.Conn, error) {}
-func (w directWriter) OnData(c transports.Conn, in []byte) int {
-	for range in {
-		c.Write(w.a)
-		first := c.OutboundBuffered()
-		c.Write([]byte{'<'})
-		c.Write(w.b)
-		w.obs <- [2]int{first, c.OutboundBuffered()}
-	}
-	return len(in)
-}
-
-// TestLargeWriteGoesOutAtOnce: a Write of directWrite bytes or more with
+// TestLargeWriteGoesOutAtOnce: a Write of core.DirectWrite bytes or more with
 // no output queued is sent inside Write (OutboundBuffered falls below its
 // size right after it, the socket having room), unless zero-copy sends
 // were asked for at its size; a large Write behind queued output is
@@ -120,7 +100,7 @@ func TestLargeWriteGoesOutAtOnce(t *testing.T) {
 		now  bool // the first large Write goes out at once
 	}{{"uring", true}, {"uring:park=runtime", true}, {"uring:zerocopy=16k", false}} {
 		t.Run(tc.spec, func(t *testing.T) {
-			w := directWriter{a: pattern(directWrite+1000, 'a'), b: pattern(directWrite+1000, 'k'), obs: make(chan [2]int, 3)}
+			w := testutil.LargeWriter{A: testutil.Pattern(core.DirectWrite+1000, 'a'), B: testutil.Pattern(core.DirectWrite+1000, 'k'), Obs: make(chan [2]int, 3)}
 			tr, err := transports.Open(tc.spec, transports.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -135,7 +115,7 @@ func TestLargeWriteGoesOutAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			want := append(append(append([]byte{}, w.a...), '<'), w.b...)
+			want := w.Want()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			for round := 0; round < 3; round++ {
 				if _, err := c.Write([]byte{'x'}); err != nil {
@@ -148,26 +128,17 @@ func TestLargeWriteGoesOutAtOnce(t *testing.T) {
 				if string(got) != string(want) {
 					t.Fatalf("round %d: the peer got the output out of order", round)
 				}
-				ob := <-w.obs
+				ob := <-w.Obs
 				switch {
-				case tc.now && ob[0] >= len(w.a):
-					t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes with none queued; want less (sent at once, the socket having room)", round, ob[0], len(w.a))
-				case !tc.now && ob[0] != len(w.a):
-					t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes to go by SEND_ZC; want all of it (not sent at once)", round, ob[0], len(w.a))
+				case tc.now && ob[0] >= len(w.A):
+					t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes with none queued; want less (sent at once, the socket having room)", round, ob[0], len(w.A))
+				case !tc.now && ob[0] != len(w.A):
+					t.Errorf("round %d: OutboundBuffered = %d right after a Write of %d bytes to go by SEND_ZC; want all of it (not sent at once)", round, ob[0], len(w.A))
 				}
-				if ob[1] != ob[0]+1+len(w.b) {
-					t.Errorf("round %d: OutboundBuffered = %d after a byte and %d bytes more; want %d (queued behind what waited)", round, ob[1], len(w.b), ob[0]+1+len(w.b))
+				if ob[1] != ob[0]+1+len(w.B) {
+					t.Errorf("round %d: OutboundBuffered = %d after a byte and %d bytes more; want %d (queued behind what waited)", round, ob[1], len(w.B), ob[0]+1+len(w.B))
 				}
 			}
 		})
 	}
-}
-
-// pattern returns n bytes counting up from first, so that a reordering shows.
-func pattern(n int, first byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = first + byte(i%23)
-	}
-	return b
 }

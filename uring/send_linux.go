@@ -58,12 +58,6 @@ func (c *conn) recycleSbuf() {
 	c.soff = 0
 }
 
-// directWrite is the least a Write sends at once with send(2), when no
-// output is queued before it, rather than copying it for a send request:
-// the copy to a cold output buffer, and the kernel's copy from it, cost
-// more than the system call (libuvlike measured the same bound).
-const directWrite = 16 << 10
-
 // direct reports whether a Write of n bytes may go out at once: not when
 // it would go by SEND_ZC, which the application asked for to avoid the
 // copy that send(2) makes.

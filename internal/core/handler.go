@@ -253,3 +253,14 @@ func (s *Spares) put(b []byte) {
 		s.free = append(s.free, b[:0])
 	}
 }
+
+// DirectWrite is the least a Write sends to the socket at once, when no
+// output waits before it, rather than copying it to be sent later, in the
+// loop transports. Below it, gathering writes into one system call is worth
+// the copy (HTTP's pipelined responses); above it, the copy (to a cold
+// output buffer, and the kernel's copy from there) costs more than the
+// system call it might save: 64 KiB echoed at once cost libuvlike 39 ns of
+// user time per 4 KiB message against 257 copied (64 connections, depth
+// 16). At 4 KiB, writing each message at depth 1 at once was not cheaper
+// than copying it (10 rounds, 1.04x, p = 0.19).
+const DirectWrite = 16 << 10

@@ -402,15 +402,19 @@ func (r *run) openWindow() window {
 	var w window
 	w.u0, w.s0 = cpuTime()
 	w.t0 = time.Now()
-	w.req0, w.b0 = r.counts()
+	r.countMu.Lock()
+	w.req0, w.b0 = r.requests.Load(), r.bytes.Load()
 	r.measuring.Store(true)
+	r.countMu.Unlock()
 	return w
 }
 
 // closeWindow ends the measured window and returns what it counted.
 func (r *run) closeWindow(w window) Result {
+	r.countMu.Lock()
 	r.measuring.Store(false)
-	req1, b1 := r.counts()
+	req1, b1 := r.requests.Load(), r.bytes.Load()
+	r.countMu.Unlock()
 	t1 := time.Now()
 	u1, s1 := cpuTime()
 	open := int(r.open.Load())
@@ -452,8 +456,9 @@ type run struct {
 	startTime time.Time // set before start is closed
 
 	requests, bytes, errors atomic.Uint64
-	// countMu makes a completion's requests and bytes one step for the
-	// window's edges, which must read the pair as of the same moment.
+	// countMu makes a completion's requests, bytes and whether its
+	// latency is recorded one step for the window's edges, which read the
+	// pair and flip measuring as of the same moment.
 	countMu    sync.Mutex
 	handshakes atomic.Uint64
 	open       atomic.Int64
@@ -483,20 +488,16 @@ func newRun(c Config) *run {
 	return r
 }
 
-// counts returns the requests and bytes completed, as of one moment.
-func (r *run) counts() (requests, bytes uint64) {
-	r.countMu.Lock()
-	defer r.countMu.Unlock()
-	return r.requests.Load(), r.bytes.Load()
-}
-
 // done counts n requests of b bytes completed, and their latency.
 func (r *run) done(conn int, n int, b int, lat time.Duration) {
 	r.countMu.Lock()
 	r.requests.Add(uint64(n))
 	r.bytes.Add(uint64(b))
+	measured := r.measuring.Load()
 	r.countMu.Unlock()
-	if r.measuring.Load() {
+	// Recorded after the lock: the histograms are merged only once every
+	// worker has returned.
+	if measured {
 		r.hist.record(conn, lat, n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -971,5 +972,42 @@ func testHTTPEcho(t *testing.T, engine string) {
 	}
 	if res.Errors == 0 || !errors.Is(res.FirstErrors[0], ErrBadResponse) || !strings.Contains(res.FirstErrors[0].Error(), "differs at byte 5000") {
 		t.Errorf("a server that flips byte 5000: %d errors %v; want the bad byte reported", res.Errors, res.FirstErrors)
+	}
+}
+
+// TestWindowEdgesAreOneMoment has completions race the window's edges: a
+// window's requests, bytes and recorded latencies must agree however the
+// completions fall on its edges.
+func TestWindowEdgesAreOneMoment(t *testing.T) {
+	const size = 64
+	r := newRun(Config{Conns: 4, Size: size, Duration: time.Second})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					r.done(i, 1, size, time.Microsecond)
+				}
+			}
+		})
+	}
+	var requests uint64
+	for range 2000 {
+		w := r.openWindow()
+		runtime.Gosched()
+		res := r.closeWindow(w)
+		if res.Bytes != res.Requests*size {
+			t.Fatalf("a window counted %d requests and %d bytes, want %d bytes", res.Requests, res.Bytes, res.Requests*size)
+		}
+		requests += res.Requests
+	}
+	close(stop)
+	wg.Wait()
+	if got := r.hist.merge().Count(); uint64(got) != requests {
+		t.Fatalf("windows counted %d requests and recorded %d latencies", requests, got)
 	}
 }

@@ -2,7 +2,9 @@ package libuvlike
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/merlin-net/merlin/internal/schedtick"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -23,6 +25,10 @@ type Options struct {
 	// parks it: ParkAuto then means ParkThreads, and ParkInRuntime is an
 	// error.
 	Park string
+	// RawWait (rawwait): a loop that blocks its thread to wait keeps its
+	// P in the wait while its last wait ended within RawWait
+	// (LoopOptions.RawWait). Zero means DefaultRawWait; negative, never.
+	RawWait time.Duration
 }
 
 // The values of Options.Park.
@@ -50,6 +56,21 @@ const (
 	AcceptDispatch = "dispatch"
 )
 
+// DefaultRawWait is the default of Options.RawWait.
+const DefaultRawWait = schedtick.DefaultRaw
+
+// maxRawWait bounds RawWait: sysmon preempts a goroutine that holds its P
+// for 10 ms.
+const maxRawWait = 10 * time.Millisecond
+
+// rawKey is Options.RawWait for the rawwait key, whose 0 means never.
+func rawKey(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // DefaultReadBuffer is the default size of a loop's read buffer.
 const DefaultReadBuffer = 64 << 10
 
@@ -68,6 +89,8 @@ func init() {
 				Help: "size of each loop's read buffer"},
 			{Key: "park", Kind: transports.Enum, Default: ParkAuto, Values: []string{ParkAuto, ParkThreads, ParkInRuntime},
 				Help: "how a loop waits: thread blocks its OS thread in epoll_wait; runtime parks it in the Go runtime's netpoller, for handlers that hand work to goroutines (the net.Conn adapter); auto: runtime while the loop serves such a connection (lockthread: always thread)"},
+			{Key: "rawwait", Kind: transports.Duration, Default: DefaultRawWait.String(),
+				Help: "a loop that blocks its thread in epoll_wait does so with a raw system call, keeping the Go scheduler's P, while its last wait ended within this long and no goroutine posted work to it lately: sysmon then cannot take the P from each wait and wake two threads for it; 0: never; at most 10ms"},
 		},
 		Preference: 20,
 		Probe:      probe,
@@ -78,6 +101,7 @@ func init() {
 				LockOSThread:  s.Bool("lockthread"),
 				ReadBuffer:    s.Int("readbuf"),
 				Park:          s.String("park"),
+				RawWait:       rawKey(s.Duration("rawwait")),
 			})
 			if err != nil {
 				return nil, err // not a nil *Transport in a non-nil interface
@@ -107,6 +131,12 @@ func (o Options) withDefaults() (Options, error) {
 	case ParkAuto, ParkThreads:
 	default:
 		return o, fmt.Errorf("libuvlike: park %q: want %s, %s or %s", o.Park, ParkAuto, ParkThreads, ParkInRuntime)
+	}
+	switch {
+	case o.RawWait == 0:
+		o.RawWait = DefaultRawWait
+	case o.RawWait > maxRawWait:
+		return o, fmt.Errorf("libuvlike: rawwait %v is longer than %v: a wait that long is an idle loop's, which should give its P back", o.RawWait, maxRawWait)
 	}
 	switch {
 	case o.ReadBuffer == 0:

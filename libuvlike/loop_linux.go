@@ -42,6 +42,11 @@ type LoopOptions struct {
 	// MaxEvents is how many events one epoll_wait returns at most.
 	// Default 256.
 	MaxEvents int
+	// RawWait: while the loop's last wait ended within RawWait and no
+	// Async was sent to it for schedtick.Quiet waits, a wait that blocks
+	// the thread is a raw system call, which keeps the Go scheduler's P
+	// (schedtick.Raw says why). 0: never.
+	RawWait time.Duration
 }
 
 // LoopStats are a loop's counters. They belong to the loop's goroutine:
@@ -49,6 +54,7 @@ type LoopOptions struct {
 type LoopStats struct {
 	Syscalls uint64 // system calls made on the loop's goroutine
 	Wakeups  uint64 // epoll_wait returns
+	RawWaits uint64 // blocking waits that kept the P (LoopOptions.RawWait)
 	Events   uint64 // epoll events handled
 	Reads    uint64 // read calls that returned bytes
 	Writes   uint64 // write and writev calls that took bytes
@@ -77,6 +83,7 @@ type Loop struct {
 	et   bool
 	lock bool
 	tick schedtick.Ticker // the scheduler sees the loop yield
+	raw  schedtick.Raw    // whether a wait keeps the P
 	g    atomic.Uintptr   // getg() of the goroutine in Run; 0 outside Run
 
 	events   []unix.EpollEvent
@@ -153,6 +160,7 @@ func NewLoop(opt LoopOptions) (*Loop, error) {
 		epfd:   fd,
 		et:     opt.EdgeTriggered,
 		lock:   opt.LockOSThread,
+		raw:    schedtick.Raw{Within: opt.RawWait},
 		events: make([]unix.EpollEvent, opt.MaxEvents),
 		iov:    make([]unix.Iovec, 0, maxIovecs),
 		stale:  true,
@@ -344,9 +352,18 @@ func (l *Loop) poll(timeout int) error {
 		l.tick.BeforeBlock()
 		l.sleep.Store(sleepThread)
 		if !l.asyncPending() {
-			r, _, errno = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+			raw, t0 := l.raw.Now(), core.Now()
+			if raw {
+				r, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+			} else {
+				r, _, errno = syscall.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+			}
 			l.sleep.Store(awake)
 			l.Stats.Syscalls++
+			l.raw.Waited(time.Duration(core.Now() - t0))
+			if raw {
+				l.Stats.RawWaits++
+			}
 			break
 		}
 		l.sleep.Store(awake)
@@ -445,6 +462,7 @@ func (l *Loop) runAsyncs() {
 		// loop again, and one before found its work queued for this
 		// callback.
 		a.pending.Store(0)
+		l.raw.Posted()
 		if a.cb != nil {
 			a.cb(a)
 		}

@@ -101,11 +101,14 @@ func (t *Transport) Options() Options { return t.opt }
 func (t *Transport) Stats() transports.Stats {
 	t.refreshStats()
 	var s transports.Stats
+	var raw uint64
 	for _, el := range t.loops {
 		s = s.Add(el.pub.Snapshot())
 		s.Syscalls += el.loop.ForeignSyscalls()
+		raw += el.raw.Load()
 	}
 	s.Syscalls += t.foreignSyscalls.Load()
+	s.Extra = map[string]uint64{"raw_waits": raw}
 	return s
 }
 
@@ -468,6 +471,7 @@ type evloop struct {
 	maxRead    int
 
 	pub transports.Counters // published copy of the counters, for Stats
+	raw atomic.Uint64       // published copy of Stats.RawWaits
 
 	mu      sync.Mutex
 	posted  []*conn  // connections with work from other goroutines; guarded by mu
@@ -485,7 +489,7 @@ type loopCounters struct {
 }
 
 func newEvloop(t *Transport, idx int) (*evloop, error) {
-	loop, err := NewLoop(LoopOptions{EdgeTriggered: t.opt.EdgeTriggered, LockOSThread: t.opt.LockOSThread})
+	loop, err := NewLoop(LoopOptions{EdgeTriggered: t.opt.EdgeTriggered, LockOSThread: t.opt.LockOSThread, RawWait: t.opt.RawWait})
 	if err != nil {
 		return nil, err
 	}
@@ -712,6 +716,7 @@ func (el *evloop) publish() {
 	store(&p.Dialed, el.st.dialed)
 	store(&p.Closed, el.st.closed)
 	store(&p.ReadPauses, el.st.readPauses)
+	store(&el.raw, s.RawWaits)
 	store(&p.AcceptErrors, el.st.acceptErrors)
 }
 

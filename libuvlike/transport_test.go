@@ -181,7 +181,7 @@ func (h *countingHandler) OnData(_ transports.Conn, in []byte) int { return len(
 func (h *countingHandler) OnClose(transports.Conn, error)          { h.closes++ }
 
 func TestOptions(t *testing.T) {
-	for _, spec := range []string{"libuvlike:accept=sideways", "libuvlike:trigger=both", "libuvlike:readbuf=12", "libuvlike:park=sometimes", "libuvlike:park=runtime,lockthread=true"} {
+	for _, spec := range []string{"libuvlike:accept=sideways", "libuvlike:trigger=both", "libuvlike:readbuf=12", "libuvlike:park=sometimes", "libuvlike:park=runtime,lockthread=true", "libuvlike:rawwait=20ms"} {
 		if tr, err := transports.Open(spec, transports.Config{}); err == nil {
 			tr.Close()
 			t.Errorf("Open(%q) succeeded", spec)
@@ -199,7 +199,7 @@ func TestOptions(t *testing.T) {
 	want := struct {
 		Loops, MaxWrite int
 		Opt             Options
-	}{3, 32 << 10, Options{Accept: AcceptDispatch, EdgeTriggered: true, LockOSThread: true, ReadBuffer: 16 << 10, Park: ParkThreads}}
+	}{3, 32 << 10, Options{Accept: AcceptDispatch, EdgeTriggered: true, LockOSThread: true, ReadBuffer: 16 << 10, Park: ParkThreads, RawWait: DefaultRawWait}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("settings (-want +got):\n%s", d)
 	}

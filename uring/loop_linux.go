@@ -64,7 +64,7 @@ type loopStats struct {
 	zcSends, zcCopy  atomic.Uint64
 	cancels          atomic.Uint64
 	sqFull, overflow atomic.Uint64
-	rawExpired       atomic.Uint64 // raw waits that ended at rawwait and waited again
+	rawWaits         atomic.Uint64 // waits that kept the P (the rawwait key)
 	postedWakes      atomic.Uint64 // wake-ups other goroutines made: eventfd writes, pokes
 	moves            atomic.Uint64 // a runtime loop's moves to another thread (loop.moved)
 	_                [64]byte
@@ -93,12 +93,9 @@ type loop struct {
 	sendsQueued uint32
 	lastBatch   int
 	lastIdle    bool
-	// waits counts the loop's waits, and postWait is its value when other
-	// goroutines last posted work: raw waits (the rawwait key) hold the P
-	// only while nobody has for rawQuiet waits.
-	waits, postWait uint32
-	g               atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
-	fdOut           atomic.Int32  // the ring's descriptor, for MSG_RING senders
+	raw         schedtick.Raw // which wait keeps the P
+	g           atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
+	fdOut       atomic.Int32  // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -373,7 +370,6 @@ func (l *loop) run() {
 		var t0 time.Time
 		if wait {
 			l.armTimeout()
-			l.waits++
 			waitNr = l.waitCount()
 			if l.ring.MinWaitUs != 0 {
 				t0 = time.Now()
@@ -595,13 +591,6 @@ func (l *loop) submitNow() {
 	}
 }
 
-// rawQuiet is how many waits a loop must make without work posted by
-// other goroutines before it waits raw. Goroutines that post to the loop
-// (the net.Conn adapter's handlers, writers from elsewhere) may need its P
-// to run at all when GOMAXPROCS is 1: a raw wait would keep them off it
-// until it ends.
-const rawQuiet = 16
-
 // submit publishes the prepared SQEs and enters the kernel, waiting for
 // waitNr completions if it is not 0. A wait has no timeout of its own:
 // the loop's timers wake it through armTimeout's request.
@@ -610,20 +599,18 @@ func (l *loop) submit(waitNr uint32) {
 	n := l.ring.Publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
-	if hold := int64(l.t.opt.rawWait); waitNr > 0 && hold > 0 && l.waits-l.postWait > rawQuiet {
-		// Hold the P for up to hold (the rawwait key): a busy loop's
-		// waits end sooner. After it, the loop waits again telling the
-		// scheduler, so that an idle loop gives its P back.
-		l.ls.enters++
-		if e := l.ring.Enter(n, waitNr, hold, true); e != syscall.ETIME {
-			l.checkEnter(e)
-			return
-		}
-		l.stats.rawExpired.Add(1)
-		n = 0
-	}
 	l.ls.enters++
-	l.checkEnter(l.ring.Enter(n, waitNr, 0, false))
+	if waitNr == 0 {
+		l.checkEnter(l.ring.Enter(n, 0, 0, false))
+		return
+	}
+	raw, t0 := l.raw.Now(), core.Now()
+	if raw {
+		l.stats.rawWaits.Add(1)
+	}
+	l.checkEnter(l.ring.Enter(n, waitNr, 0, raw))
+	l.clock = max(core.Now(), 1) // read for the rule, and as the loop's clock
+	l.raw.Waited(time.Duration(l.clock - t0))
 }
 
 // checkEnter handles io_uring_enter's errno: EINTR and ETIME are normal.
@@ -743,7 +730,7 @@ func (l *loop) runPosted() {
 			l.spare, l.spareT = posted, tasks
 			return
 		}
-		l.postWait = l.waits
+		l.raw.Posted()
 		for _, f := range tasks {
 			f()
 		}

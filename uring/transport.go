@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/schedtick"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -65,8 +66,10 @@ type Options struct {
 	// MinWait lets a wait for a batch of completions take fewer after this
 	// long (min_wait_usec: Linux 6.12); 0 wakes at the first.
 	MinWait time.Duration
-	// RawWait is how long a wait may block in a raw io_uring_enter that
-	// keeps the Go scheduler's P, at most 5 ms; 0 is off.
+	// RawWait: a thread loop waits in a raw io_uring_enter, which keeps
+	// the Go scheduler's P, while its last wait ended within RawWait and
+	// no other goroutine posted work to it lately (schedtick.Raw says
+	// why). Zero means DefaultRawWait; negative, never; at most 10 ms.
 	RawWait time.Duration
 	// Park is ParkAuto (the default), ParkThread or ParkRuntime. SQPoll,
 	// MinWait and RawWait apply to thread loops only.
@@ -89,6 +92,12 @@ func (o Options) internal() (options, error) {
 	if v.bufCount == 0 {
 		v.bufCount = DefaultBufCount
 	}
+	switch {
+	case v.rawWait == 0:
+		v.rawWait = DefaultRawWait
+	case v.rawWait < 0:
+		v.rawWait = 0 // never
+	}
 	switch v.accept {
 	case "":
 		v.accept = AcceptReusePort
@@ -108,18 +117,28 @@ func (o Options) internal() (options, error) {
 		return v, fmt.Errorf("uring: entries %d out of range (1 to 32768)", v.entries)
 	case v.bufCount < 0 || v.bufCount > 32768 || v.bufCount&(v.bufCount-1) != 0:
 		return v, fmt.Errorf("uring: bufcount %d: want a power of two, at most 32768", v.bufCount)
-	case v.bufSize < 0 || v.zcThreshold < 0 || v.minWait < 0 || v.rawWait < 0:
+	case v.bufSize < 0 || v.zcThreshold < 0 || v.minWait < 0:
 		return v, fmt.Errorf("uring: negative option in %+v", o)
 	case v.rawWait > maxRawWait:
-		return v, fmt.Errorf("uring: rawwait %v is longer than %v: the Go scheduler preempts a goroutine that holds its P for 10 ms", v.rawWait, maxRawWait)
+		return v, fmt.Errorf("uring: rawwait %v is longer than %v: a wait that long is an idle loop's, which should give its P back", v.rawWait, maxRawWait)
 	}
 	return v, nil
 }
 
-// maxRawWait bounds the rawwait key: a loop blocked in a raw wait holds
-// its P, and the scheduler would preempt it at 10 ms anyway (by a signal
-// that ends the wait with EINTR).
-const maxRawWait = 5 * time.Millisecond
+// rawKey is Options.RawWait for the rawwait key, whose 0 means never.
+func rawKey(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// DefaultRawWait is the default of Options.RawWait.
+const DefaultRawWait = schedtick.DefaultRaw
+
+// maxRawWait bounds the rawwait key: sysmon preempts a goroutine that
+// holds its P for 10 ms (by a signal that ends a raw wait with EINTR).
+const maxRawWait = 10 * time.Millisecond
 
 // New starts a transport with cfg (zero fields take their defaults) and
 // opt: its loops and rings run from now until Shutdown or Close. Where
@@ -145,7 +164,7 @@ type options struct {
 	zcThreshold int           // sends of this many bytes or more use SEND_ZC; 0: never
 	accept      string        // acceptReusePort or acceptMsgRing
 	fixedFiles  bool          // register sockets in the ring's file table
-	rawWait     time.Duration // how long a wait may block in io_uring_enter without telling the scheduler
+	rawWait     time.Duration // a thread loop whose last wait ended within this long waits raw; 0: never
 	minWait     time.Duration // how long a wait for a batch of completions may hold back fewer
 	park        string        // ParkAuto, ParkThread or ParkRuntime
 }
@@ -160,7 +179,7 @@ var driverOptions = []transports.Option{
 		Help: "reuseport: a listening socket and multishot accept per ring; msgring: one acceptor ring hands descriptors to the others with MSG_RING"},
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
 	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first; thread loops only (a runtime loop never waits in io_uring_enter)"},
-	{Key: "rawwait", Kind: transports.Duration, Default: "0", Help: "a wait first blocks up to this long in a raw io_uring_enter that keeps the Go scheduler's P, then waits as usual: a busy loop skips the scheduler's hand-off and wake-up; other goroutines on its P wait up to this long, so a loop that other goroutines post work to (the net.Conn adapter) waits as usual; at most 5ms; 0: off; thread loops only (a runtime loop never waits in io_uring_enter)"},
+	{Key: "rawwait", Kind: transports.Duration, Default: DefaultRawWait.String(), Help: "a thread loop waits in a raw io_uring_enter, keeping the Go scheduler's P, while its last wait ended within this long and no goroutine posted work to it lately: sysmon then cannot take the P from each wait and wake two threads for it; 0: never; at most 10ms; thread loops only (a runtime loop never waits in io_uring_enter)"},
 	{Key: "park", Kind: transports.Enum, Default: ParkAuto, Values: []string{ParkAuto, ParkThread, ParkRuntime},
 		Help: "where a loop waits: thread: locked to its thread, blocking it in io_uring_enter; runtime: its goroutine parks in the Go runtime's netpoller on the ring's descriptor and other goroutines wake it without a system call (rings without SINGLE_ISSUER, DEFER_TASKRUN or SQPOLL, with COOP_TASKRUN); auto: runtime loops, started at the first Listen or Dial that needs them, for handlers that hand off (the net.Conn adapter), thread loops for the others"},
 }
@@ -192,7 +211,7 @@ func init() {
 				ZeroCopy:   s.Int("zerocopy"),
 				Accept:     s.String("accept"),
 				FixedFiles: fixed,
-				RawWait:    s.Duration("rawwait"),
+				RawWait:    rawKey(s.Duration("rawwait")),
 				MinWait:    s.Duration("minwait"),
 				Park:       s.String("park"),
 			})

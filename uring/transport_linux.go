@@ -60,6 +60,9 @@ func (t *Transport) startSet(n int, runtime bool) (*loopSet, error) {
 	ready := make(chan error, n)
 	for i := range n {
 		l := &loop{t: t, set: set, id: i, stats: &loopStats{}, spares: core.NewSpares(keepSpare), timers: newTimerHeap()}
+		if !runtime {
+			l.raw.Within = t.opt.rawWait // a runtime loop never waits in io_uring_enter
+		}
 		set.loops = append(set.loops, l)
 	}
 	for _, l := range set.loops {
@@ -192,7 +195,7 @@ func (t *Transport) Config() transports.Config { return t.cfg }
 // runtime_loops and setup_flags_runtime once runtime loops have started.
 func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
-	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawExpired, postedWakes, moves uint64
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawWaits, postedWakes, moves uint64
 	low := int64(-1)
 	var stats []*loopStats
 	t.eachLoop(func(l *loop) { stats = append(stats, l.stats) })
@@ -206,7 +209,7 @@ func (t *Transport) Stats() transports.Stats {
 		cancels += st.cancels.Load()
 		sqFull += st.sqFull.Load()
 		overflow += st.overflow.Load()
-		rawExpired += st.rawExpired.Load()
+		rawWaits += st.rawWaits.Load()
 		postedWakes += st.postedWakes.Load()
 		moves += st.moves.Load()
 		if b := st.bufLow.Load(); low < 0 || b < low {
@@ -237,7 +240,7 @@ func (t *Transport) Stats() transports.Stats {
 		"cancels":              cancels,
 		"sq_full":              sqFull,
 		"cq_overflow":          overflow,
-		"rawwait_expired":      rawExpired,
+		"raw_waits":            rawWaits,
 		"thread_moves":         moves,
 		"posted_wakeups":       postedWakes,
 		"setup_flags":          flags,

@@ -33,3 +33,41 @@ func TestBeforeBlockAllocs(t *testing.T) {
 		t.Fatalf("BeforeBlock allocates %v times per call", n)
 	}
 }
+
+func TestRawWaitsOnlyWhenBusyAndQuiet(t *testing.T) {
+	var r Raw
+	for range 2 * Quiet {
+		r.Waited(time.Microsecond)
+	}
+	if r.Now() {
+		t.Fatal("the zero Raw waits raw")
+	}
+	r = Raw{Within: time.Millisecond}
+	for i := range Quiet + 1 {
+		if r.Now() {
+			t.Fatalf("raw after %d waits, before Quiet (%d) waits without a post", i, Quiet)
+		}
+		r.Waited(time.Microsecond)
+	}
+	if !r.Now() {
+		t.Fatalf("not raw after %d short waits without a post", Quiet+1)
+	}
+	r.Waited(time.Millisecond)
+	if r.Now() {
+		t.Fatal("raw after a wait as long as Within: an idle loop keeps its P")
+	}
+	r.Waited(time.Microsecond)
+	if !r.Now() {
+		t.Fatal("not raw after a short wait")
+	}
+	r.Posted()
+	if r.Now() {
+		t.Fatal("raw right after a post")
+	}
+	for range Quiet + 1 {
+		r.Waited(time.Microsecond)
+	}
+	if !r.Now() {
+		t.Fatal("not raw after Quiet waits without a post")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/merlin-net/merlin/internal/testutil"
 	"github.com/merlin-net/merlin/transports"
 )
 
@@ -162,5 +163,19 @@ func TestLockedLoopParksItsThread(t *testing.T) {
 	}
 	if _, err := New(transports.Config{}, Options{LockOSThread: true, Park: ParkInRuntime}); err == nil {
 		t.Error("New with LockOSThread and ParkInRuntime succeeded")
+	}
+}
+
+// TestBusyLoopKeepsItsP: at low load after an idle spell (a round trip
+// every 200 µs or so from another process), an inline loop's waits must
+// not have its P taken by sysmon and handed to another thread, which
+// costs three voluntary context switches per wait instead of the loop's
+// own sleep (schedtick.Raw): over 5 per round trip before it, about
+// one per round trip here after.
+func TestBusyLoopKeepsItsP(t *testing.T) {
+	per, st := testutil.SwitchesPerTrip(t, "TestBusyLoopKeepsItsP", "libuvlike:park=thread")
+	t.Logf("%.2f voluntary context switches per round trip, %d wake-ups, raw_waits %d", per, st.Wakeups, st.Extra["raw_waits"])
+	if per > 3 {
+		t.Errorf("%.2f voluntary context switches per round trip (%d wake-ups, raw_waits %d): want at most 3, the loop's own sleeps", per, st.Wakeups, st.Extra["raw_waits"])
 	}
 }

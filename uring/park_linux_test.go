@@ -577,3 +577,17 @@ func TestRuntimeLoopMovedRearms(t *testing.T) {
 		t.Errorf("%d cancels for %d moves of a loop with 3 conns, want at least %d", n, moves-1, 3*(moves-1))
 	}
 }
+
+// TestBusyLoopKeepsItsP: at low load after an idle spell (a round trip
+// every 200 µs or so from another process), a thread loop's waits must
+// not have its P taken by sysmon and handed to another thread, which
+// costs three voluntary context switches per wait instead of the loop's
+// own sleep (schedtick.Raw): over 5 per round trip before it, about
+// one or two per round trip here after.
+func TestBusyLoopKeepsItsP(t *testing.T) {
+	per, st := testutil.SwitchesPerTrip(t, "TestBusyLoopKeepsItsP", "uring:park=thread")
+	t.Logf("%.2f voluntary context switches per round trip, %d wake-ups, raw_waits %d", per, st.Wakeups, st.Extra["raw_waits"])
+	if per > 3 {
+		t.Errorf("%.2f voluntary context switches per round trip (%d wake-ups, raw_waits %d): want at most 3, the loop's own sleeps", per, st.Wakeups, st.Extra["raw_waits"])
+	}
+}

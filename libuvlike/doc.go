@@ -29,8 +29,8 @@
 // sockets (libuv's uv_pipe_t); and a listener can pause accepting
 // (PauseListen) to back off from EMFILE. Reads and writes are raw system
 // calls (no scheduler hand-off: the descriptors never block); only
-// epoll_pwait tells the scheduler it may block, unless the loop parks in
-// the runtime (Loop.SetPark, below).
+// epoll_pwait tells the scheduler it may block, and not while the loop is
+// busy (rawwait, below) or parks in the runtime (Loop.SetPark, below).
 //
 // The transport runs Config.Loops loops (spec key loops, default
 // GOMAXPROCS), each on a goroutine of its own (lockthread=true locks it to
@@ -64,7 +64,11 @@
 // deadline into the past, without a system call. With park=auto (the
 // default) a loop parks in the runtime while it serves a connection whose
 // handler hands off, and blocks its thread otherwise; a loop locked to its
-// thread always blocks it. Nothing on the path from a read to its
+// thread always blocks it. A loop that blocks its thread does so with a
+// raw system call, keeping its P, while its last wait ended within
+// rawwait (default 2 ms) and no Async was sent to it lately: told of every
+// wait, the scheduler's sysmon may take the P from each one and wake two
+// threads for it (internal/schedtick). Nothing on the path from a read to its
 // echo's write allocates. The contract's rules come from internal/core; a
 // connection's time limits (Close's, the write-progress and idle
 // timeouts, the application's timer) share one Timer of its loop, set

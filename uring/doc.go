@@ -4,7 +4,11 @@
 // between loops. A thread loop's goroutine is locked to its thread and
 // blocks it in io_uring_enter, on a ring created with SINGLE_ISSUER and
 // DEFER_TASKRUN where the kernel has them; other goroutines wake it
-// through an eventfd read kept armed in its ring. A runtime loop's
+// through an eventfd read kept armed in its ring. While it is busy (its
+// last wait ended within rawwait, default 2 ms, and nobody posted work to
+// it lately) it waits with a raw system call, keeping its P: told of every
+// wait, the scheduler's sysmon may take the P from each one and wake two
+// threads for it (internal/schedtick). A runtime loop's
 // goroutine is not locked: it parks in the Go runtime's netpoller on its
 // ring's descriptor, on a ring without those flags (with COOP_TASKRUN
 // instead: completions do not interrupt a running thread), and other goroutines

@@ -1,5 +1,6 @@
 // Package schedtick keeps an event loop's goroutine from being treated by
-// the Go runtime as one that never yields.
+// the Go runtime as one that never yields (Ticker), and from having its P
+// taken at every wait (Raw, in raw.go, which says how that happens).
 //
 // A loop goroutine runs its whole life without passing through the
 // scheduler: it computes, then blocks in a system call (epoll_wait,

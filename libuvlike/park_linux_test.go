@@ -170,12 +170,12 @@ func TestLockedLoopParksItsThread(t *testing.T) {
 // every 200 µs or so from another process), an inline loop's waits must
 // not have its P taken by sysmon and handed to another thread, which
 // costs three voluntary context switches per wait instead of the loop's
-// own sleep (schedtick.Raw): over 5 per round trip before it, about
-// one per round trip here after.
+// own sleep (schedtick.Raw): 3.3-4.5 per round trip before it, 1.1-1.3
+// after.
 func TestBusyLoopKeepsItsP(t *testing.T) {
 	per, st := testutil.SwitchesPerTrip(t, "TestBusyLoopKeepsItsP", "libuvlike:park=thread")
 	t.Logf("%.2f voluntary context switches per round trip, %d wake-ups, raw_waits %d", per, st.Wakeups, st.Extra["raw_waits"])
-	if per > 3 {
-		t.Errorf("%.2f voluntary context switches per round trip (%d wake-ups, raw_waits %d): want at most 3, the loop's own sleeps", per, st.Wakeups, st.Extra["raw_waits"])
+	if per > 2 {
+		t.Errorf("%.2f voluntary context switches per round trip (%d wake-ups, raw_waits %d): want at most 2: the loop's own sleep, and its yields", per, st.Wakeups, st.Extra["raw_waits"])
 	}
 }

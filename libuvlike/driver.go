@@ -59,18 +59,6 @@ const (
 // DefaultRawWait is the default of Options.RawWait.
 const DefaultRawWait = schedtick.DefaultRaw
 
-// maxRawWait bounds RawWait: sysmon preempts a goroutine that holds its P
-// for 10 ms.
-const maxRawWait = 10 * time.Millisecond
-
-// rawKey is Options.RawWait for the rawwait key, whose 0 means never.
-func rawKey(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // DefaultReadBuffer is the default size of a loop's read buffer.
 const DefaultReadBuffer = 64 << 10
 
@@ -101,7 +89,7 @@ func init() {
 				LockOSThread:  s.Bool("lockthread"),
 				ReadBuffer:    s.Int("readbuf"),
 				Park:          s.String("park"),
-				RawWait:       rawKey(s.Duration("rawwait")),
+				RawWait:       schedtick.RawKey(s.Duration("rawwait")),
 			})
 			if err != nil {
 				return nil, err // not a nil *Transport in a non-nil interface
@@ -135,8 +123,8 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.RawWait == 0:
 		o.RawWait = DefaultRawWait
-	case o.RawWait > maxRawWait:
-		return o, fmt.Errorf("libuvlike: rawwait %v is longer than %v: a wait that long is an idle loop's, which should give its P back", o.RawWait, maxRawWait)
+	case o.RawWait > schedtick.MaxRaw:
+		return o, fmt.Errorf("libuvlike: rawwait %v is longer than %v: a wait that long is an idle loop's, which should give its P back", o.RawWait, schedtick.MaxRaw)
 	}
 	switch {
 	case o.ReadBuffer == 0:

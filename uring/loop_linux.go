@@ -367,21 +367,12 @@ func (l *loop) run() {
 			l.ls.flush(l.stats) // before blocking, and now and then when busy
 		}
 		var waitNr uint32
-		var t0 time.Time
 		if wait {
 			l.armTimeout()
 			waitNr = l.waitCount()
-			if l.ring.MinWaitUs != 0 {
-				t0 = time.Now()
-			}
-		}
-		if wait {
 			l.tick.BeforeBlock()
 		}
 		l.submit(waitNr)
-		if wait && l.ring.MinWaitUs != 0 {
-			l.lastIdle = time.Since(t0) > time.Duration(l.ring.MinWaitUs)*time.Microsecond
-		}
 		if wait {
 			l.mu.Lock()
 			l.sleeping = false
@@ -609,8 +600,10 @@ func (l *loop) submit(waitNr uint32) {
 		l.stats.rawWaits.Add(1)
 	}
 	l.checkEnter(l.ring.Enter(n, waitNr, 0, raw))
-	l.clock = max(core.Now(), 1) // read for the rule, and as the loop's clock
-	l.raw.Waited(time.Duration(l.clock - t0))
+	l.clock = max(core.Now(), 1) // read for the rules below, and as the loop's clock
+	d := time.Duration(l.clock - t0)
+	l.raw.Waited(d)
+	l.lastIdle = d > time.Duration(l.ring.MinWaitUs)*time.Microsecond // read by waitCount with minwait only
 }
 
 // checkEnter handles io_uring_enter's errno: EINTR and ETIME are normal.

@@ -119,26 +119,14 @@ func (o Options) internal() (options, error) {
 		return v, fmt.Errorf("uring: bufcount %d: want a power of two, at most 32768", v.bufCount)
 	case v.bufSize < 0 || v.zcThreshold < 0 || v.minWait < 0:
 		return v, fmt.Errorf("uring: negative option in %+v", o)
-	case v.rawWait > maxRawWait:
-		return v, fmt.Errorf("uring: rawwait %v is longer than %v: a wait that long is an idle loop's, which should give its P back", v.rawWait, maxRawWait)
+	case v.rawWait > schedtick.MaxRaw:
+		return v, fmt.Errorf("uring: rawwait %v is longer than %v: a wait that long is an idle loop's, which should give its P back", v.rawWait, schedtick.MaxRaw)
 	}
 	return v, nil
 }
 
-// rawKey is Options.RawWait for the rawwait key, whose 0 means never.
-func rawKey(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
-}
-
 // DefaultRawWait is the default of Options.RawWait.
 const DefaultRawWait = schedtick.DefaultRaw
-
-// maxRawWait bounds the rawwait key: sysmon preempts a goroutine that
-// holds its P for 10 ms (by a signal that ends a raw wait with EINTR).
-const maxRawWait = 10 * time.Millisecond
 
 // New starts a transport with cfg (zero fields take their defaults) and
 // opt: its loops and rings run from now until Shutdown or Close. Where
@@ -211,7 +199,7 @@ func init() {
 				ZeroCopy:   s.Int("zerocopy"),
 				Accept:     s.String("accept"),
 				FixedFiles: fixed,
-				RawWait:    rawKey(s.Duration("rawwait")),
+				RawWait:    schedtick.RawKey(s.Duration("rawwait")),
 				MinWait:    s.Duration("minwait"),
 				Park:       s.String("park"),
 			})

@@ -40,6 +40,19 @@ import "time"
 // period, well under sysmon's 10 ms preemption.
 const DefaultRaw = Every
 
+// MaxRaw bounds a rawwait key: a wait as long as sysmon's 10 ms
+// preemption is an idle loop's, which should give its P back.
+const MaxRaw = 10 * time.Millisecond
+
+// RawKey returns a transport's RawWait option for a rawwait key's value,
+// whose 0 means never (negative), where the option's zero means DefaultRaw.
+func RawKey(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
 // Quiet is how many waits a loop must make without work posted by other
 // goroutines before it waits raw: goroutines that post to the loop (the
 // net.Conn adapter's handlers, writers from elsewhere) may need its P to

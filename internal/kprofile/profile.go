@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Profile is one process's samples summed by category.
@@ -105,9 +106,15 @@ var idleWaits = map[string]bool{
 }
 
 // idleWaiting reports whether an idle task's sample interrupted the wait
-// for an interrupt itself.
+// for an interrupt itself. A paravirtualised guest halts through its
+// hypervisor's own function, named after the halt it replaces
+// (pvm_safe_halt_hc on this project's hosts, xen_safe_halt under Xen).
 func idleWaiting(stack []Frame) bool {
-	return len(stack) > 0 && idleWaits[stack[0].Sym]
+	if len(stack) == 0 {
+		return false
+	}
+	sym := stack[0].Sym
+	return idleWaits[sym] || strings.Contains(sym, "safe_halt")
 }
 
 // Add counts one sample.

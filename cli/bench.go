@@ -41,8 +41,9 @@ the load starts. Only servers that serve TLS run it: merlin's behind the
 net.Conn adapter (NAME-netconn) and the peers that say tls=true (netstd,
 fasthttp); the others are skipped.
 
-For every run it records throughput; the server's CPU time per request,
-user and system apart (/proc/PID/stat); its system calls per request
+For every run it records throughput; the server's CPU time per request
+(from its CPU clock, split into user and system as /proc/PID/stat's 10 ms
+ticks split it); its system calls per request
 (perf stat -e raw_syscalls:sys_enter -p PID over the measured window),
 with the transport's own counters beside them (t-syscalls: what the
 transport counts itself, e.g. sockets leaves out the runtime's epoll);

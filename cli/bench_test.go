@@ -189,11 +189,9 @@ func TestBenchHTTPTLS(t *testing.T) {
 // merlin bench -kprofile on a one-second window: every category in the
 // records, the samples' sum within reach of the CPU measured from /proc,
 // the table's section, the figure and the recordings. The bound is looser
-// than the 5% a 10 s window holds: /proc counts in 10 ms ticks, user and
-// system apart, at both ends (up to 4% of a second at 90% busy), 3,600
-// samples (every 250 µs) are known to 1.7%, and the samples run a few
-// percent short when the server sleeps and wakes (see
-// bench.KProfile.Ratio).
+// than the 5% a 10 s window holds: 3,600 samples (every 250 µs) are known
+// to 1.7%, and the samples run a few percent short when the server sleeps
+// and wakes (see bench.KProfile.Ratio).
 func TestBenchKProfile(t *testing.T) {
 	if _, err := exec.LookPath("perf"); err != nil {
 		t.Skip("perf is not installed (Debian: linux-perf)")

@@ -1,7 +1,8 @@
-// Package procstat reads a process's CPU time and memory from /proc, as
-// merlin's benchmarks sample servers: user and system time apart (fields
-// 14 and 15 of /proc/PID/stat, summed over its threads) and resident
-// memory (VmRSS of /proc/PID/status).
+// Package procstat reads a process's CPU time and memory, as merlin's
+// benchmarks sample servers: CPU time to the nanosecond from the
+// process's CPU clock, split into user and system time as fields 14 and
+// 15 of /proc/PID/stat split it (in 10 ms ticks, summed over its
+// threads), and resident memory (VmRSS of /proc/PID/status).
 //
 // Where /proc is not there, Read returns an error wrapping
 // errors.ErrUnsupported.
@@ -17,21 +18,46 @@ import "time"
 // Sample is one reading of a process.
 type Sample struct {
 	At         time.Time     // when it was read
-	User, Sys  time.Duration // CPU time since the process started
+	User, Sys  time.Duration // CPU time since the process started (see Sub)
 	RSS        int64         // resident memory, bytes
 	Threads    int           // threads
 	VolCtxSw   int64         // voluntary context switches, all threads
 	InvolCtxSw int64         // involuntary context switches, all threads
+
+	userTicks, sysTicks int64 // /proc's split of User + Sys, in ticks
 }
 
 // Sub returns s - o for the cumulative fields (CPU time, context
-// switches) and s's values for the others.
+// switches) and s's values for the others. The CPU time's sum is exact;
+// it is split into user and system time as /proc's ticks over the same
+// window split it, or, in a window too short for a tick, as they split
+// s's whole life. The split is as coarse as the ticks (10 ms).
 func (s Sample) Sub(o Sample) Sample {
-	return Sample{
-		At: s.At, User: s.User - o.User, Sys: s.Sys - o.Sys,
-		RSS: s.RSS, Threads: s.Threads,
+	d := Sample{
+		At: s.At, RSS: s.RSS, Threads: s.Threads,
 		VolCtxSw: s.VolCtxSw - o.VolCtxSw, InvolCtxSw: s.InvolCtxSw - o.InvolCtxSw,
+		userTicks: s.userTicks - o.userTicks, sysTicks: s.sysTicks - o.sysTicks,
 	}
+	cpu := s.CPU() - o.CPU()
+	switch {
+	case d.userTicks >= 0 && d.sysTicks >= 0 && d.userTicks+d.sysTicks > 0:
+		d.User, d.Sys = split(cpu, d.userTicks, d.sysTicks)
+	case s.userTicks+s.sysTicks > 0:
+		d.User, d.Sys = split(cpu, s.userTicks, s.sysTicks)
+	default: // not read from /proc
+		d.User, d.Sys = s.User-o.User, s.Sys-o.Sys
+	}
+	return d
+}
+
+// split divides cpu between user and system time as the ticks ut and st
+// do.
+func split(cpu time.Duration, ut, st int64) (user, sys time.Duration) {
+	if ut+st <= 0 {
+		return 0, cpu
+	}
+	user = time.Duration(float64(cpu) * float64(ut) / float64(ut+st))
+	return user, cpu - user
 }
 
 // CPU returns user plus system time.

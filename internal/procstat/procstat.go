@@ -38,15 +38,11 @@ func (s Sample) Sub(o Sample) Sample {
 		VolCtxSw: s.VolCtxSw - o.VolCtxSw, InvolCtxSw: s.InvolCtxSw - o.InvolCtxSw,
 		userTicks: s.userTicks - o.userTicks, sysTicks: s.sysTicks - o.sysTicks,
 	}
-	cpu := s.CPU() - o.CPU()
-	switch {
-	case d.userTicks >= 0 && d.sysTicks >= 0 && d.userTicks+d.sysTicks > 0:
-		d.User, d.Sys = split(cpu, d.userTicks, d.sysTicks)
-	case s.userTicks+s.sysTicks > 0:
-		d.User, d.Sys = split(cpu, s.userTicks, s.sysTicks)
-	default: // not read from /proc
-		d.User, d.Sys = s.User-o.User, s.Sys-o.Sys
+	ut, st := d.userTicks, d.sysTicks
+	if ut < 0 || st < 0 || ut+st == 0 { // a window too short for a tick
+		ut, st = s.userTicks, s.sysTicks
 	}
+	d.User, d.Sys = split(s.CPU()-o.CPU(), ut, st)
 	return d
 }
 

@@ -15,8 +15,10 @@ package hostile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,7 +271,12 @@ func (c *conn) hold() {
 }
 
 // Write hands p to the inner Conn in random pieces, each a Write of its
-// own.
+// own. It takes all of p or none, as one Write does: Close, Abort and
+// CloseWrite wait for it (see Close), and where the connection ends
+// abortively after some pieces (a reset, a limit, the transport's
+// Close), the Write is ordered before the end: it returns len(p), and
+// its bytes are lost with the rest of the output, as any Write's that
+// the end found queued.
 func (c *conn) Write(p []byte) (int, error) {
 	r := rand.New(rand.NewPCG(c.wseq.Add(1), uint64(len(p))))
 	c.wmu.Lock()
@@ -282,7 +289,10 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 		n, err := c.Conn.Write(p[done : done+k])
 		done += n
-		if err != nil || len(p) == 0 {
+		switch {
+		case err != nil && done > 0 && errors.Is(err, net.ErrClosed):
+			return len(p), nil
+		case err != nil || len(p) == 0:
 			return done, err
 		}
 	}
@@ -309,9 +319,15 @@ func (c *conn) ResumeRead() {
 	c.Conn.ResumeRead()
 }
 
-// Close and Abort wait for a Write under way: one cut into pieces must
-// not fail half-way, having written some, where the inner Write would
-// have taken all or nothing.
+// CloseWrite, Close and Abort wait for a Write under way: one cut into
+// pieces must not fail half-way, having written some, where the inner
+// Write would have taken all or nothing.
+func (c *conn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.CloseWrite()
+}
+
 func (c *conn) Close() error {
 	c.closed.Store(true)
 	c.wmu.Lock()

@@ -151,15 +151,16 @@ func TestOutput(t *testing.T) {
 }
 
 // Summaries: every metric over the rounds that succeeded, as median,
-// minimum, maximum and the values; failed rounds are counted apart.
+// minimum, maximum and the values with their rounds; failed rounds are
+// counted apart.
 func TestBenchSummaries(t *testing.T) {
 	rec := func(round int, rps float64, user int64) Record {
 		return Record{Name: "BenchmarkEcho/server=a/conns=1/size=64/depth=1", Round: round, Server: "a", Workload: Echo, Conns: 1, Size: 64, Depth: 1,
 			Seconds: 1, Requests: 1000, ReqPerSec: rps, ServerUserNs: user, Syscalls: -1}
 	}
-	bad := rec(3, 1, 1)
+	bad := rec(1, 1, 1)
 	bad.Err = "boom"
-	rep := &Report{Records: []Record{rec(0, 300, 3000), rec(1, 100, 1000), rec(2, 200, 2000), bad}}
+	rep := &Report{Records: []Record{rec(0, 300, 3000), bad, rec(2, 100, 1000), rec(3, 200, 2000)}}
 	sums := rep.Summaries()
 	if len(sums) != 1 {
 		t.Fatalf("%d summaries, want 1", len(sums))
@@ -168,10 +169,10 @@ func TestBenchSummaries(t *testing.T) {
 	if s.Runs != 4 || s.Failed != 1 || s.Cell() != "echo/conns=1/size=64/depth=1" {
 		t.Errorf("runs %d, failed %d, cell %q", s.Runs, s.Failed, s.Cell())
 	}
-	if d := cmp.Diff(Stat{Median: 200, Min: 100, Max: 300, Values: []float64{300, 100, 200}}, s.Stats["req/s"]); d != "" {
+	if d := cmp.Diff(Stat{Median: 200, Min: 100, Max: 300, Values: []float64{300, 100, 200}, Rounds: []int{0, 2, 3}}, s.Stats["req/s"]); d != "" {
 		t.Errorf("req/s (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff(Stat{Median: 2, Min: 1, Max: 3, Values: []float64{3, 1, 2}}, s.Stats["user-ns/req"]); d != "" {
+	if d := cmp.Diff(Stat{Median: 2, Min: 1, Max: 3, Values: []float64{3, 1, 2}, Rounds: []int{0, 2, 3}}, s.Stats["user-ns/req"]); d != "" {
 		t.Errorf("user-ns/req (-want +got):\n%s", d)
 	}
 	if _, ok := s.Stats["p99-ns"]; ok {

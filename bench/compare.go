@@ -23,6 +23,12 @@ type Comparison struct {
 	// Medians are Server's and Against's medians on Unit.
 	Medians [2]float64 `json:"medians"`
 	stats.Result
+	// Paired is Server against Against round by round, over the rounds
+	// both measured (stats.ComparePaired: the Wilcoxon signed-rank test
+	// on the rounds' ratios, and their Hodges-Lehmann ratio). It sees
+	// through what moves a whole round (the host's load between rounds),
+	// which the test on the rounds as two samples counts as noise.
+	Paired stats.PairedResult `json:"paired"`
 }
 
 // Verdict is the word a comparison earns: for a cost (a lower-is-better
@@ -37,6 +43,23 @@ func (c Comparison) Verdict() string {
 		// No ratio (a value was 0): the medians' order tells.
 		below = c.Medians[0] < c.Medians[1]
 	}
+	return c.word(below)
+}
+
+// PairedVerdict is Verdict for the test round by round (Paired).
+func (c Comparison) PairedVerdict() string {
+	if !c.Paired.Significant {
+		return ""
+	}
+	below := c.Paired.Ratio < 1
+	if c.Paired.Ratio == 0 {
+		below = c.Medians[0] < c.Medians[1]
+	}
+	return c.word(below)
+}
+
+// word is the verdict on c's unit for Server below or above Against.
+func (c Comparison) word(below bool) string {
 	if isCost(c.Unit) {
 		if below {
 			return "cheaper"
@@ -68,6 +91,12 @@ func isCost(unit string) bool {
 // median first. Cells and servers are in the report's order.
 func (rep *Report) Comparisons(unit string) []Comparison {
 	return comparisons(rep.Summaries(), unit)
+}
+
+// CompareSummaries is Comparisons over any summaries: a paper's, read
+// back from its results.
+func CompareSummaries(sums []Summary, unit string) []Comparison {
+	return comparisons(sums, unit)
 }
 
 // cells groups summaries by cell, in first-seen order, leaving out idle
@@ -164,6 +193,7 @@ func comparisons(sums []Summary, unit string) []Comparison {
 				c.Server, c.Against = a.Server, b.Server
 				c.Medians = [2]float64{a.Stats[unit].Median, b.Stats[unit].Median}
 				c.Result = stats.Compare(a.Stats[unit].Values, b.Stats[unit].Values)
+				c.Paired = stats.ComparePaired(Paired(a.Stats[unit], b.Stats[unit]))
 				out = append(out, c)
 			}
 		}
@@ -206,6 +236,7 @@ func writeComparisons(w io.Writer, sums []Summary) error {
 		if unit == compareUnits[0] {
 			fmt.Fprintf(&b, "\n%s: each server against its floor, then from the lowest median up, each server against the next.\n", unit)
 			fmt.Fprintf(&b, "Mann-Whitney U over the rounds: \"cheaper\" or \"dearer\" only at p < 0.05; the ratio of locations [its interval at 95%% or more: 96.8%% at 5+5 rounds].\n")
+			fmt.Fprintf(&b, "From 6 rounds on, \"by round\": the same pair round by round (each round runs the servers back to back): Wilcoxon signed-rank on the rounds' ratios, their Hodges-Lehmann ratio [interval].\n")
 		} else {
 			fmt.Fprintf(&b, "\n%s, the same way:\n", unit)
 		}
@@ -300,6 +331,22 @@ func (c Comparison) line() string {
 		fmt.Fprintf(&b, " no significant difference (p=%.2g; %s cannot reach p < 0.05)", c.P, rounds)
 	default:
 		fmt.Fprintf(&b, " no significant difference (p=%.2g, %s)", c.P, rounds)
+	}
+	if p := c.Paired; p.Enough() {
+		b.WriteString("; by round: ")
+		switch {
+		case p.Ratio == 0:
+			b.WriteString("no ratio")
+		case p.Lo == p.Hi:
+			fmt.Fprintf(&b, "%.2fx", p.Ratio)
+		default:
+			fmt.Fprintf(&b, "%.2fx [%.2f-%.2f]", p.Ratio, p.Lo, p.Hi)
+		}
+		verdict := c.PairedVerdict()
+		if verdict == "" {
+			verdict = "no significant difference"
+		}
+		fmt.Fprintf(&b, " %s (p=%.2g, %d pairs)", verdict, p.P, p.N)
 	}
 	return b.String()
 }

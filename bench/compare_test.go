@@ -308,3 +308,49 @@ func TestComparisonsZeroRound(t *testing.T) {
 		t.Errorf("WriteJSON: %v", err)
 	}
 }
+
+// From 6 rounds on, each comparison is also made round by round: a
+// server 4-10% dearer than its floor in every one of 7 rounds whose
+// level drifts 2x is lost in the drift to the test on the rounds as two
+// samples, and certain round by round. A round that failed for one
+// server leaves that round out of the pairs.
+func TestComparisonsByRound(t *testing.T) {
+	floor := []float64{100, 120, 140, 160, 180, 200, 110}
+	srv := make([]float64, len(floor))
+	for i, v := range floor {
+		srv[i] = v * (1.04 + 0.01*float64(i))
+	}
+	rep := synthReport(Echo, 64,
+		synth{server: "cfloor-epoll", mech: MechEpoll, floor: true, cpu: floor},
+		synth{server: "libuvlike", mech: MechEpoll, cpu: srv},
+	)
+	cs := rep.Comparisons("cpu-ns/req")
+	if len(cs) != 1 {
+		t.Fatalf("%d comparisons, want 1", len(cs))
+	}
+	c := cs[0]
+	if c.Server != "libuvlike" || c.Against != "cfloor-epoll" || c.Significant {
+		t.Errorf("comparison %s vs %s, significant %v: want libuvlike vs cfloor-epoll, not significant over the rounds as samples", c.Server, c.Against, c.Significant)
+	}
+	if p := c.Paired; !p.Significant || p.N != 7 || p.P != 2.0/128 || !(p.Lo > 1.04 && p.Hi < 1.10) {
+		t.Errorf("by round: %+v; want 7 pairs, p = 2/128, an interval within (1.04, 1.10)", p)
+	}
+	if got := c.line(); !strings.Contains(got, "no significant difference (p=") || !strings.Contains(got, "; by round: 1.07x [1.05-1.09] dearer (p=0.016, 7 pairs)") {
+		t.Errorf("line: %s", got)
+	}
+
+	// Round 2 failed for the server: 6 pairs are left.
+	rep.Records[len(floor)+2].Err = "boom"
+	c = rep.Comparisons("cpu-ns/req")[0]
+	if p := c.Paired; p.N != 6 || p.P != 2.0/64 {
+		t.Errorf("with a failed round, by round: %+v; want 6 pairs, p = 2/64", p)
+	}
+	// 5 rounds cannot reach p < 0.05 round by round: the line leaves it out.
+	rep = synthReport(Echo, 64,
+		synth{server: "cfloor-epoll", mech: MechEpoll, floor: true, cpu: floor[:5]},
+		synth{server: "libuvlike", mech: MechEpoll, cpu: srv[:5]},
+	)
+	if got := rep.Comparisons("cpu-ns/req")[0].line(); strings.Contains(got, "by round") {
+		t.Errorf("line over 5 rounds: %s", got)
+	}
+}

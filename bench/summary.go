@@ -10,6 +10,23 @@ type Stat struct {
 	Min    float64   `json:"min"`
 	Max    float64   `json:"max"`
 	Values []float64 `json:"values"` // one per successful round, in round order
+	Rounds []int     `json:"rounds"` // the round of each value (from 0)
+}
+
+// Paired returns a's and b's values of the rounds both measured, in
+// round order: the servers of one workload run back to back within a
+// round, so each pair shares the host's state of the moment.
+func Paired(a, b Stat) (x, y []float64) {
+	at := make(map[int]float64, len(b.Rounds))
+	for i, r := range b.Rounds {
+		at[r] = b.Values[i]
+	}
+	for i, r := range a.Rounds {
+		if v, ok := at[r]; ok {
+			x, y = append(x, a.Values[i]), append(y, v)
+		}
+	}
+	return x, y
 }
 
 // Spread is the stat's range over the rounds: Max - Min.
@@ -64,6 +81,7 @@ func (rep *Report) Summaries() []Summary {
 	var order []string
 	by := map[string]*Summary{}
 	vals := map[string]map[string][]float64{}
+	rounds := map[string]map[string][]int{}
 	for _, r := range rep.Records {
 		s, ok := by[r.Name]
 		if !ok {
@@ -71,6 +89,7 @@ func (rep *Report) Summaries() []Summary {
 				Mechanism: r.Mechanism, Floor: r.Floor}
 			by[r.Name] = s
 			vals[r.Name] = map[string][]float64{}
+			rounds[r.Name] = map[string][]int{}
 			order = append(order, r.Name)
 		}
 		s.Runs++
@@ -91,13 +110,14 @@ func (rep *Report) Summaries() []Summary {
 		}
 		for _, m := range r.metrics() {
 			vals[r.Name][m.unit] = append(vals[r.Name][m.unit], m.v)
+			rounds[r.Name][m.unit] = append(rounds[r.Name][m.unit], r.Round)
 		}
 	}
 	out := make([]Summary, 0, len(order))
 	for _, n := range order {
 		s := by[n]
 		for u, v := range vals[n] {
-			s.Stats[u] = Stat{Median: median(v), Min: slices.Min(v), Max: slices.Max(v), Values: v}
+			s.Stats[u] = Stat{Median: median(v), Min: slices.Min(v), Max: slices.Max(v), Values: v, Rounds: rounds[n][u]}
 		}
 		out = append(out, *s)
 	}

@@ -63,7 +63,9 @@ terminal. It exits 1 if a run failed (its line is a comment saying why).
 The table gives each server's CPU per request over its floor's ("x floor":
 the C server of its mechanism in the same cell, nginx for HTTP), and below
 it servers are called cheaper only where a Mann-Whitney U test over the
-rounds gives p < 0.05, with an interval for the ratio.
+rounds gives p < 0.05, with an interval for the ratio; from -count 6 on,
+also round by round ("by round": a Wilcoxon signed-rank test on each
+round's ratio, the servers of a round having run back to back).
 
 -kprofile samples each server over the window with perf record (kernel and
 user stacks, every thread) and splits its CPU per request by category

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/merlin-net/merlin/bench"
+	"github.com/merlin-net/merlin/internal/figures"
 )
 
 func TestPaperParseSpec(t *testing.T) {
@@ -393,5 +394,46 @@ func TestPaperCompareSelf(t *testing.T) {
 	c := Compare(res.Summaries(), res.Summaries(), res.PartNames(), res.Spec.Compare)
 	if !c.OK() || c.Ordered != 0 || c.Within == 0 {
 		t.Errorf("self-comparison: %d ordered, %d within noise, %d held, %d flipped, %d missing", c.Ordered, c.Within, c.Held, c.Flipped, c.Missing)
+	}
+}
+
+// An open-loop table gives each server against the floor of its
+// mechanism round by round where the rounds pair: 7 rounds 5-11% dearer
+// than the floor in each, with the rounds' level drifting 2x.
+func TestPaperTableByRound(t *testing.T) {
+	sum := func(server string, floor bool, cpu []float64) bench.Summary {
+		st := bench.Stat{Values: cpu, Median: cpu[len(cpu)/2], Min: cpu[0], Max: cpu[0]}
+		for i := range cpu {
+			st.Rounds = append(st.Rounds, i)
+		}
+		return bench.Summary{Name: "BenchmarkEcho/server=" + server + "/conns=64/size=64/depth=1/rate=50%", Server: server, Workload: bench.Echo,
+			Conns: 64, Size: 64, Depth: 1, Rate: "50%", RateRPS: 20000, Runs: len(cpu), Mechanism: bench.MechEpoll, Floor: floor,
+			Stats: map[string]bench.Stat{"cpu-ns/req": st}}
+	}
+	floor := []float64{10000, 12000, 14000, 16000, 18000, 20000, 11000}
+	srv := make([]float64, len(floor))
+	for i, v := range floor {
+		srv[i] = v * (1.05 + 0.01*float64(i))
+	}
+	g := figures.Group{Key: "echo-64conns-64B-depth1-open", OpenLoop: true,
+		Sums: []bench.Summary{sum("cfloor-epoll", true, floor), sum("libuvlike", false, srv)}}
+	table := groupTable(g, "cfloor-epoll")
+	for _, want := range []string{
+		"| CPU vs its floor, by round |",
+		"| 1.08 [1.06–1.10] p=0.016 (cfloor-epoll) |", // libuvlike's row
+		"| 1.00 | - |", // the floor's own row
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	// Without rounds to pair (results from before rounds were kept), no column.
+	for i := range g.Sums {
+		st := g.Sums[i].Stats["cpu-ns/req"]
+		st.Rounds = nil
+		g.Sums[i].Stats["cpu-ns/req"] = st
+	}
+	if table := groupTable(g, "cfloor-epoll"); strings.Contains(table, "by round") {
+		t.Errorf("a column by round without rounds:\n%s", table)
 	}
 }

@@ -263,12 +263,28 @@ func planTable(res *Results) string {
 func groupTable(g figures.Group, baseline string) string {
 	var b strings.Builder
 	hasBase := baseline != "" && slices.ContainsFunc(g.Sums, func(s bench.Summary) bool { return s.Server == baseline })
+	// Open loop, each server against the floor of its mechanism round by
+	// round, where the results pair rounds.
+	byRound := map[string]bench.Comparison{} // by benchmark name
+	if g.OpenLoop {
+		for _, c := range bench.CompareSummaries(g.Sums, "cpu-ns/req") {
+			if c.Floor && c.Paired.N >= 2 {
+				byRound[c.Cell+"/"+c.Server] = c
+			}
+		}
+	}
 	if g.OpenLoop {
 		b.WriteString("| offered | server | achieved req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | user µs/req | sys µs/req | syscalls/req |")
 		if hasBase {
 			fmt.Fprintf(&b, " CPU vs %s |", baseline)
 		}
+		if len(byRound) > 0 {
+			b.WriteString(" CPU vs its floor, by round |")
+		}
 		b.WriteString(" notes |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		if len(byRound) > 0 {
+			b.WriteString("---:|")
+		}
 	} else {
 		b.WriteString("| conns | server | req/s | CPU µs/req | user µs/req | sys µs/req | syscalls/req | server CPU |")
 		if hasBase {
@@ -317,6 +333,9 @@ func groupTable(g figures.Group, baseline string) string {
 			if hasBase {
 				fmt.Fprintf(&b, " %s |", ratio("cpu-ns/req"))
 			}
+			if len(byRound) > 0 {
+				fmt.Fprintf(&b, " %s |", roundCell(byRound[s.Cell()+"/"+s.Server]))
+			}
 		} else {
 			fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s | %s | %s |", s.Conns, s.Server,
 				statCell(s.Stats["req/s"], 1), statCell(s.Stats["cpu-ns/req"], 1e-3), medCell(s, "user-ns/req", 1e-3), medCell(s, "sys-ns/req", 1e-3),
@@ -327,8 +346,26 @@ func groupTable(g figures.Group, baseline string) string {
 		}
 		fmt.Fprintf(&b, " %s |\n", notes(s))
 	}
-	b.WriteString("\nCells: median [minimum–maximum] over the rounds; µs per request of server CPU time.\n")
+	b.WriteString("\nCells: median [minimum–maximum] over the rounds; µs per request of server CPU time.")
+	if len(byRound) > 0 {
+		b.WriteString(" By round: the server's CPU per request over its floor's (the C server of its mechanism) in each round, the two run back to back:" +
+			" the rounds' Hodges-Lehmann ratio [its interval at 95% or more], and the Wilcoxon signed-rank p (from 6 rounds on, p < 0.05 can be reached).")
+	}
+	b.WriteString("\n")
 	return b.String()
+}
+
+// roundCell is c round by round: "1.13 [1.10–1.16] p=0.016 (cfloor-epoll)",
+// or "-" where c is not set (a floor, or no pairs).
+func roundCell(c bench.Comparison) string {
+	p := c.Paired
+	switch {
+	case p.N < 2:
+		return "-"
+	case p.Ratio == 0:
+		return fmt.Sprintf("no ratio, p=%.2g (%s)", p.P, c.Against)
+	}
+	return fmt.Sprintf("%.2f [%.2f–%.2f] p=%.2g (%s)", p.Ratio, p.Lo, p.Hi, p.P, c.Against)
 }
 
 // num prints v with about three significant digits, k and M for large

@@ -1,6 +1,9 @@
 // Package stats holds the tests behind merlin's claims that one server is
 // cheaper than another: the Mann-Whitney U test over rounds, and an
 // interval for the ratio of two samples' locations; Compare joins them.
+// Where the rounds pair (the servers of a round run back to back),
+// ComparePaired joins the Wilcoxon signed-rank test of the rounds'
+// ratios and their Hodges-Lehmann ratio (Hollander and Wolfe, ch. 3).
 //
 // The U test is two-sided and computed as R's wilcox.test computes it: from
 // the exact distribution of U when both samples hold fewer than 50 values

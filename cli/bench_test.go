@@ -227,11 +227,13 @@ func TestBenchKProfile(t *testing.T) {
 	if math.Abs(sum-k.SampledNsPerReq) > 1 {
 		t.Errorf("the categories sum to %.0f ns/req, the record says %.0f", sum, k.SampledNsPerReq)
 	}
-	// A sockets server's time is mostly TCP/IP; its own loop and the
-	// runtime show; what the rules miss is small. (Built with -race, the
-	// race detector's runtime takes half, and its shadow memory faults
-	// pages in: other.)
-	if !raceEnabled && (k.NsPerReq["tcpip"] < 0.3*k.SampledNsPerReq || k.NsPerReq["other"] > 0.05*k.SampledNsPerReq) || k.NsPerReq["transport"] <= 0 || k.NsPerReq["runtime"] <= 0 {
+	// A sockets server's time is much TCP/IP (a fifth at least: on a
+	// paravirtualised guest, whose system call entry costs more, it is
+	// 27%, against 44% for the entry); its own loop and the runtime
+	// show; what the rules miss is small. (Built with -race, the race
+	// detector's runtime takes half, and its shadow memory faults pages
+	// in: other.)
+	if !raceEnabled && (k.NsPerReq["tcpip"] < 0.2*k.SampledNsPerReq || k.NsPerReq["other"] > 0.05*k.SampledNsPerReq) || k.NsPerReq["transport"] <= 0 || k.NsPerReq["runtime"] <= 0 {
 		t.Errorf("an unlikely split for a sockets server: %v", k.NsPerReq)
 	}
 	if k.MeasuredNsPerReq != float64(rec.ServerUserNs+rec.ServerSysNs)/float64(rec.Requests) {

@@ -41,6 +41,10 @@ const Sched = "sched"
 // pass is the rules' category that decides nothing.
 const pass = "pass"
 
+// skid is the rules' category of frames where a sample is delivered late:
+// it decides nothing, and the frame's caller is taken as the leaf.
+const skid = "skid"
+
 // CategoryName returns the name of category id, or id if it is unknown.
 func CategoryName(id string) string {
 	for _, c := range Categories {
@@ -57,7 +61,7 @@ func knownCategory(id string) bool {
 			return true
 		}
 	}
-	return id == pass
+	return id == pass || id == skid
 }
 
 // Rule maps frames matching a pattern to a category.
@@ -177,14 +181,19 @@ func (rs *Rules) Category(stack []Frame) (string, int) {
 		return Other, -1
 	}
 	kernel := stack[0].Kernel
+	leaf := true // until a frame other than a skid's
 	for i, f := range stack {
 		if f.Kernel != kernel {
 			// A kernel sample's user frames made the system call; the
 			// time was the kernel's.
 			break
 		}
-		switch c := rs.frameCategory(f, i == 0); c {
-		case "", pass:
+		c := rs.frameCategory(f, leaf)
+		if c != skid {
+			leaf = false
+		}
+		switch c {
+		case "", pass, skid:
 			continue
 		default:
 			return c, i

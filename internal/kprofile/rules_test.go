@@ -62,6 +62,21 @@ func TestDefaultRules(t *testing.T) {
 			want:  Other, at: -1,
 		},
 		{
+			name:  "a paravirtual guest's interrupts coming back on in the syscall entry: the entry's time",
+			stack: []Frame{k("pvm_irq_enable"), k("__raw_callee_save_pvm_irq_enable"), k("do_syscall_64"), k("entry_SYSCALL_64_after_hwframe"), u("internal/runtime/syscall/linux.Syscall6")},
+			want:  "syscall", at: 2,
+		},
+		{
+			name:  "a paravirtual guest's interrupts coming back on at a lock's release: its caller's",
+			stack: []Frame{k("pvm_irq_enable"), k("__raw_callee_save_pvm_irq_enable"), k("_raw_spin_unlock_irqrestore"), k("sock_def_readable"), k("tcp_rcv_established")},
+			want:  "tcpip", at: 3,
+		},
+		{
+			name:  "a paravirtual guest's interrupts coming back on after a switch: the scheduler's",
+			stack: []Frame{k("pvm_irq_enable"), k("__raw_callee_save_pvm_irq_enable"), k("finish_task_switch.isra.0"), k("__schedule"), k("schedule")},
+			want:  "sched", at: 2,
+		},
+		{
 			name:  "a kernel sample never takes its user frames' category",
 			stack: []Frame{k("some_driver_fn"), u("github.com/merlin-net/merlin/uring.(*ring).enter")},
 			want:  Other, at: -1,

@@ -349,7 +349,7 @@ func groupTable(g figures.Group, baseline string) string {
 	b.WriteString("\nCells: median [minimum–maximum] over the rounds; µs per request of server CPU time.")
 	if len(byRound) > 0 {
 		b.WriteString(" By round: the server's CPU per request over its floor's (the C server of its mechanism) in each round, the two run back to back:" +
-			" the rounds' Hodges-Lehmann ratio [its interval at 95% or more], and the Wilcoxon signed-rank p (from 6 rounds on, p < 0.05 can be reached).")
+			" the rounds' Hodges-Lehmann ratio [its interval: at 95% or more from 6 rounds on, 93.75% at 5], and the Wilcoxon signed-rank p (below 6 rounds it cannot reach 0.05: 0.0625 at 5).")
 	}
 	b.WriteString("\n")
 	return b.String()

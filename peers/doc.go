@@ -13,7 +13,9 @@
 // the others are read against: cfloor-uring and cfloor-epoll, minimal
 // echo servers in C (main.c, built with cc and the flags of its first
 // line, "// cflags: -luring"; they share internal/cpeer/peer.h), and nginx
-// for http (/plaintext and /json only).
+// for http (/plaintext and /json only). gofloor-epoll is cfloor-epoll's
+// loop in Go, every system call raw: what Go itself costs on that loop,
+// between the C floor and merlin's epoll transport; it is not a floor.
 //
 //	go build -o /tmp/peer-gnet ./gnet && /tmp/peer-gnet -addr 127.0.0.1:0
 package peers

@@ -39,14 +39,17 @@ import (
 // floorPeers are floors; cPeers are the C ones, graded with merlin load
 // -check; tlsPeers serve over TLS with -tls.
 var (
-	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp", "nginx", "cfloor-uring", "cfloor-epoll"}
-	echoPeers  = []string{"netstd", "gnet", "nbio", "cfloor-uring", "cfloor-epoll"}
+	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp", "nginx", "cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
+	echoPeers  = []string{"netstd", "gnet", "nbio", "cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
 	httpPeers  = []string{"netstd", "fasthttp"}
 	tePeers    = []string{"nginx"}
 	tlsPeers   = []string{"netstd", "fasthttp"}
 	uringPeers = []string{"cfloor-uring"}
 	floorPeers = []string{"nginx", "cfloor-uring", "cfloor-epoll"}
 	cPeers     = []string{"cfloor-uring", "cfloor-epoll"}
+	// loopPeers are the minimal loops, the C floors and gofloor-epoll:
+	// graded with merlin load -check, and bounded in what they buffer.
+	loopPeers = []string{"cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
 )
 
 var binDir struct {
@@ -555,13 +558,14 @@ func TestPeersHTTP(t *testing.T) {
 	}
 }
 
-// The C floors pass merlin's outside grader, merlin load -check:
-// pipelining, 16 MiB messages, half-close, FIN, resets, a slow reader
-// beside a normal client, 256 connections, and alive after all that.
+// The minimal loops (the C floors, gofloor-epoll) pass merlin's outside
+// grader, merlin load -check: pipelining, 16 MiB messages, half-close,
+// FIN, resets, a slow reader beside a normal client, 256 connections, and
+// alive after all that.
 func TestFloorsCheck(t *testing.T) {
 	merlin := buildMerlin(t)
 	dir := build(t)
-	for _, n := range cPeers {
+	for _, n := range loopPeers {
 		t.Run(n, func(t *testing.T) {
 			needUring(t, n)
 			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
@@ -577,13 +581,13 @@ func TestFloorsCheck(t *testing.T) {
 // pattern is the byte at offset i of the bounded-output test's stream.
 func pattern(i int64) byte { return byte(i*7/3 + i>>16) }
 
-// A client that writes without reading does not make a C floor buffer
+// A client that writes without reading does not make a minimal loop buffer
 // without bound: it stops reading the connection once the output holds
 // about 1 MiB, so the client's write stalls well short of 128 MiB and the
 // server stays small; once the client reads, every byte comes back.
 func TestFloorsBoundedOutput(t *testing.T) {
 	dir := build(t)
-	for _, n := range cPeers {
+	for _, n := range loopPeers {
 		t.Run(n, func(t *testing.T) {
 			needUring(t, n)
 			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")

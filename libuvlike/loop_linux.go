@@ -349,10 +349,15 @@ func (l *Loop) poll(timeout int) error {
 		n, errno = l.parkRuntime(timeout) // counts its own system calls
 		r = uintptr(n)
 	case timeout != 0:
-		l.tick.BeforeBlock()
+		// The clock is read once before the wait (the Ticker's too) and
+		// once after: a read is a visible share of a wake-up's user time.
+		t0 := core.Now()
+		if l.tick.BeforeBlock(t0) {
+			t0 = core.Now()
+		}
 		l.sleep.Store(sleepThread)
 		if !l.asyncPending() {
-			raw, t0 := l.raw.Now(), core.Now()
+			raw := l.raw.Now()
 			if raw {
 				r, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
 			} else {
@@ -381,7 +386,10 @@ func (l *Loop) poll(timeout int) error {
 	case errno != 0:
 		return os.NewSyscallError("epoll_pwait", errno)
 	}
-	l.stale = true // the clock is read again only where time is needed
+	// The clock is read again only where time is needed: not from the
+	// wait's end, which would make a timer started in this iteration's
+	// callbacks count from before them (TestTimerStartedAfterALongPoll...).
+	l.stale = true
 	l.Stats.Events += uint64(n)
 
 	// Watchers carried over from the last iteration run first: they have

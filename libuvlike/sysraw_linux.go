@@ -2,8 +2,8 @@
 
 package libuvlike
 
-// rawSyscall makes a system call that never blocks (read or write on a
-// non-blocking socket), with no scheduler hand-off, and returns its
-// result and errno (0 on success). It is assembly so that the kernel
-// returns straight into its caller.
-func rawSyscall(trap, a1, a2, a3 uintptr) (r1, errno uintptr)
+// rawSyscall makes a system call that never blocks (recvfrom or sendto
+// on a non-blocking socket), with no scheduler hand-off, and returns its
+// result and errno (0 on success); its fifth and sixth arguments are 0.
+// It is assembly so that the kernel returns straight into its caller.
+func rawSyscall(trap, a1, a2, a3, a4 uintptr) (r1, errno uintptr)

@@ -370,7 +370,7 @@ func (l *loop) run() {
 		if wait {
 			l.armTimeout()
 			waitNr = l.waitCount()
-			l.tick.BeforeBlock()
+			l.tick.BeforeBlock(core.Now())
 		}
 		l.submit(waitNr)
 		if wait {

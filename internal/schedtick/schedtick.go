@@ -36,18 +36,20 @@ const Every = 2 * time.Millisecond
 
 // Ticker is one loop goroutine's; its zero value is ready.
 type Ticker struct {
-	last time.Time
+	last    int64 // when it last yielded, on the caller's clock
+	yielded bool
 }
 
 // BeforeBlock is called by the loop's goroutine before a system call that
-// may block: it yields to the scheduler if it has not for Every. It
-// reports whether it did.
-func (t *Ticker) BeforeBlock() bool {
-	now := time.Now()
-	if now.Sub(t.last) < Every {
+// may block, with the time now in nanoseconds on a monotonic clock of the
+// caller's (core.Now: the loop reads it for its wait anyway, and a read
+// of the clock is a visible share of a wake-up's user time): it yields to
+// the scheduler if it has not for Every. It reports whether it did.
+func (t *Ticker) BeforeBlock(now int64) bool {
+	if t.yielded && now-t.last < int64(Every) {
 		return false
 	}
 	runtime.Gosched()
-	t.last = now
+	t.last, t.yielded = now, true
 	return true
 }

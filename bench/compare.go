@@ -312,15 +312,7 @@ func cellNote(cell []Summary) string {
 // line is c as one line: "uring vs gnet: 0.93x [0.89-0.97] cheaper (p=0.0079, 5+5 rounds)".
 func (c Comparison) line() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s vs %s: ", c.Server, c.Against)
-	switch {
-	case c.Ratio == 0:
-		b.WriteString("no ratio (a round measured 0)")
-	case c.Lo == c.Hi:
-		fmt.Fprintf(&b, "%.2fx", c.Ratio)
-	default:
-		fmt.Fprintf(&b, "%.2fx [%.2f-%.2f]", c.Ratio, c.Lo, c.Hi)
-	}
+	fmt.Fprintf(&b, "%s vs %s: %s", c.Server, c.Against, ratioText(c.Ratio, c.Lo, c.Hi, "no ratio (a round measured 0)"))
 	rounds := fmt.Sprintf("%d+%d rounds", c.N1, c.N2)
 	switch {
 	case c.N1 < 2 || c.N2 < 2:
@@ -333,15 +325,7 @@ func (c Comparison) line() string {
 		fmt.Fprintf(&b, " no significant difference (p=%.2g, %s)", c.P, rounds)
 	}
 	if p := c.Paired; p.Enough() {
-		b.WriteString("; by round: ")
-		switch {
-		case p.Ratio == 0:
-			b.WriteString("no ratio")
-		case p.Lo == p.Hi:
-			fmt.Fprintf(&b, "%.2fx", p.Ratio)
-		default:
-			fmt.Fprintf(&b, "%.2fx [%.2f-%.2f]", p.Ratio, p.Lo, p.Hi)
-		}
+		b.WriteString("; by round: " + ratioText(p.Ratio, p.Lo, p.Hi, "no ratio"))
 		verdict := c.PairedVerdict()
 		if verdict == "" {
 			verdict = "no significant difference"
@@ -349,4 +333,16 @@ func (c Comparison) line() string {
 		fmt.Fprintf(&b, " %s (p=%.2g, %d pairs)", verdict, p.P, p.N)
 	}
 	return b.String()
+}
+
+// ratioText is a ratio with its interval, "0.93x [0.89-0.97]", without
+// the interval where it is a point, or none where there is no ratio (0).
+func ratioText(ratio, lo, hi float64, none string) string {
+	switch {
+	case ratio == 0:
+		return none
+	case lo == hi:
+		return fmt.Sprintf("%.2fx", ratio)
+	}
+	return fmt.Sprintf("%.2fx [%.2f-%.2f]", ratio, lo, hi)
 }

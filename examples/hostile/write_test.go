@@ -63,12 +63,13 @@ func (f *pieces) end() {
 
 const cutUp = 1000 // bytes of a Write the wrapper cuts into several pieces
 
-// A CloseWrite from another goroutine while a Write is being cut up must
-// not make it fail half-way: the Write takes all or nothing. CI saw the
-// race case fail this way: "Write = 3, ... broken pipe; want 0".
-func TestCloseWriteWaitsForAWriteUnderWay(t *testing.T) {
-	f := newPieces()
-	c := &conn{Conn: f}
+// writeCutUp starts a Write of cutUp bytes on a conn over pieces, and
+// returns once its first piece has been taken (and is held until
+// f.release is closed). wrote waits for the Write's result, failing the
+// test if it went down in one piece: a case would then test nothing.
+func writeCutUp() (f *pieces, c *conn, wrote func(t *testing.T) (int, error)) {
+	f = newPieces()
+	c = &conn{Conn: f}
 	var (
 		n    int
 		err  error
@@ -79,6 +80,21 @@ func TestCloseWriteWaitsForAWriteUnderWay(t *testing.T) {
 		close(done)
 	}()
 	<-f.entered
+	return f, c, func(t *testing.T) (int, error) {
+		t.Helper()
+		<-done
+		if f.writes < 2 {
+			t.Fatalf("the Write went down in %d piece, want several: the case tests nothing", f.writes)
+		}
+		return n, err
+	}
+}
+
+// A CloseWrite from another goroutine while a Write is being cut up must
+// not make it fail half-way: the Write takes all or nothing. CI saw the
+// race case fail this way: "Write = 3, ... broken pipe; want 0".
+func TestCloseWriteWaitsForAWriteUnderWay(t *testing.T) {
+	f, c, wrote := writeCutUp()
 	closed := make(chan struct{})
 	go func() {
 		c.CloseWrite()
@@ -91,11 +107,8 @@ func TestCloseWriteWaitsForAWriteUnderWay(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	close(f.release)
-	<-done
+	n, err := wrote(t)
 	<-closed
-	if f.writes < 2 {
-		t.Fatalf("the Write went down in %d piece, want several: the case tests nothing", f.writes)
-	}
 	if !(n == cutUp && err == nil) && !(n == 0 && err != nil) {
 		t.Errorf("Write = %d, %v beside a CloseWrite; want %d, nil or 0 and an error", n, err, cutUp)
 	}
@@ -105,24 +118,10 @@ func TestCloseWriteWaitsForAWriteUnderWay(t *testing.T) {
 // the Write, which took all of p: it returns len(p), nil, not some of p
 // and an error.
 func TestWriteCutByAnAbortiveEnd(t *testing.T) {
-	f := newPieces()
-	c := &conn{Conn: f}
-	var (
-		n    int
-		err  error
-		done = make(chan struct{})
-	)
-	go func() {
-		n, err = c.Write(make([]byte, cutUp))
-		close(done)
-	}()
-	<-f.entered
+	f, c, wrote := writeCutUp()
 	f.end()
 	close(f.release)
-	<-done
-	if f.writes < 2 {
-		t.Fatalf("the Write went down in %d piece, want several: the case tests nothing", f.writes)
-	}
+	n, err := wrote(t)
 	if n != cutUp || err != nil {
 		t.Errorf("Write = %d, %v with the connection ended after its first piece; want %d, nil", n, err, cutUp)
 	}

@@ -265,15 +265,14 @@ func groupTable(g figures.Group, baseline string) string {
 	hasBase := baseline != "" && slices.ContainsFunc(g.Sums, func(s bench.Summary) bool { return s.Server == baseline })
 	// Open loop, each server against the floor of its mechanism round by
 	// round, where the results pair rounds.
-	byRound := map[string]bench.Comparison{} // by benchmark name
+	byRound := map[string]bench.Comparison{} // by cell/server
 	if g.OpenLoop {
 		for _, c := range bench.CompareSummaries(g.Sums, "cpu-ns/req") {
 			if c.Floor && c.Paired.N >= 2 {
 				byRound[c.Cell+"/"+c.Server] = c
 			}
 		}
-	}
-	if g.OpenLoop {
+
 		b.WriteString("| offered | server | achieved req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | user µs/req | sys µs/req | syscalls/req |")
 		if hasBase {
 			fmt.Fprintf(&b, " CPU vs %s |", baseline)

@@ -155,25 +155,7 @@ func PairedRatioCI(x, y []float64, level float64) (Interval, error) {
 			walsh = append(walsh, (r[i]+r[j])/2)
 		}
 	}
-	slices.Sort(walsh)
-	m := len(walsh)
-	cdf := signedRankDist(n)
-	half := (1 - level) / 2
-	k := 1
-	for k < m && cdf(k) < half {
-		k++
-	}
-	mid := m / 2
-	hl := walsh[mid]
-	if m%2 == 0 {
-		hl = (walsh[mid-1] + walsh[mid]) / 2
-	}
-	return Interval{
-		Ratio: math.Exp(hl),
-		Lo:    math.Exp(walsh[k-1]),
-		Hi:    math.Exp(walsh[m-k]),
-		Level: max(0, 1-2*cdf(k-1)),
-	}, nil
+	return logInterval(walsh, signedRankDist(n), level), nil
 }
 
 // signedRankDist is W's distribution function for n differences without
@@ -214,7 +196,7 @@ type PairedResult struct {
 
 // Enough reports whether there are enough pairs to claim a difference at
 // all: 6 or more (PairedMinP).
-func (r PairedResult) Enough() bool { return r.N >= 2 && PairedMinP(r.N) < Alpha }
+func (r PairedResult) Enough() bool { return PairedMinP(r.N) < Alpha }
 
 // ComparePaired tests whether a's values differ from b's, pair by pair
 // (SignedRank on the logarithms of the ratios), and estimates their

@@ -50,14 +50,24 @@ func RatioCI(x, y []float64, level float64) (Interval, error) {
 			d = append(d, math.Log(a)-math.Log(b))
 		}
 	}
+	return logInterval(d, uCDF(n, m), level), nil
+}
+
+// logInterval is the Hodges-Lehmann estimate and its interval from d,
+// the logarithms a rank test's estimate is the median of (pairwise
+// differences for U, Walsh averages for the signed-rank W), and cdf, the
+// statistic's null distribution: the median of d, and its k-th smallest
+// and k-th largest values, k the smallest count whose P(stat <= k-1)
+// stays below (1-level)/2 (at least 1), all exponentiated. d is sorted
+// in place.
+func logInterval(d []float64, cdf func(k int) float64, level float64) Interval {
 	slices.Sort(d)
-	cdf := uCDF(n, m)
 	half := (1 - level) / 2
 	k := 1
-	for k < n*m && cdf(k) < half {
+	for k < len(d) && cdf(k) < half {
 		k++
 	}
-	// Now P(U <= k-1) < half <= P(U <= k), or k = 1.
+	// Now P(stat <= k-1) < half <= P(stat <= k), or k = 1.
 	mid := len(d) / 2
 	hl := d[mid]
 	if len(d)%2 == 0 {
@@ -68,5 +78,5 @@ func RatioCI(x, y []float64, level float64) (Interval, error) {
 		Lo:    math.Exp(d[k-1]),
 		Hi:    math.Exp(d[len(d)-k]),
 		Level: max(0, 1-2*cdf(k-1)),
-	}, nil
+	}
 }

@@ -47,8 +47,9 @@ var (
 	uringPeers = []string{"cfloor-uring"}
 	floorPeers = []string{"nginx", "cfloor-uring", "cfloor-epoll"}
 	cPeers     = []string{"cfloor-uring", "cfloor-epoll"}
-	// loopPeers are the minimal loops, the C floors and gofloor-epoll:
-	// graded with merlin load -check, and bounded in what they buffer.
+	// loopPeers are the minimal loops, the C floors and their Go
+	// twins: graded with merlin load -check, and bounded in what they
+	// buffer.
 	loopPeers = []string{"cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
 )
 
@@ -558,10 +559,10 @@ func TestPeersHTTP(t *testing.T) {
 	}
 }
 
-// The minimal loops (the C floors, gofloor-epoll) pass merlin's outside
-// grader, merlin load -check: pipelining, 16 MiB messages, half-close,
-// FIN, resets, a slow reader beside a normal client, 256 connections, and
-// alive after all that.
+// The minimal loops (the C floors and their Go twins) pass merlin's
+// outside grader, merlin load -check: pipelining, 16 MiB messages,
+// half-close, FIN, resets, a slow reader beside a normal client, 256
+// connections, and alive after all that.
 func TestFloorsCheck(t *testing.T) {
 	merlin := buildMerlin(t)
 	dir := build(t)
@@ -572,6 +573,69 @@ func TestFloorsCheck(t *testing.T) {
 			out, err := exec.Command(merlin, "load", "-check", addr, "-timeout", "30s").CombinedOutput()
 			if err != nil || !bytes.Contains(out, []byte("all 8 checks passed")) {
 				t.Errorf("merlin load -check %s: %v\n%s\nserver stderr:\n%s", addr, err, out, stderr)
+			}
+			stop(t, cmd, stderr)
+		})
+	}
+}
+
+// The minimal loops turn Nagle off, as merlin's transports and Go's net
+// do: the listener and the connections it accepts have TCP_NODELAY set.
+// The test takes the peer's sockets with pidfd_getfd (root, or ptrace
+// rights over the peer) and asks them.
+func TestFloorsNoDelay(t *testing.T) {
+	dir := build(t)
+	for _, n := range loopPeers {
+		t.Run(n, func(t *testing.T) {
+			needUring(t, n)
+			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			// One echo: the server has accepted the connection.
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+			if err != nil {
+				t.Skipf("pidfd_open: %v", err)
+			}
+			defer unix.Close(pidfd)
+			ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tcp := 0
+			for _, e := range ents {
+				target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", cmd.Process.Pid, e.Name()))
+				if !strings.HasPrefix(target, "socket:") {
+					continue
+				}
+				fd, _ := strconv.Atoi(e.Name())
+				mine, err := unix.PidfdGetfd(pidfd, fd, 0)
+				if errors.Is(err, unix.EPERM) {
+					t.Skipf("pidfd_getfd: %v", err)
+				}
+				if err != nil {
+					t.Fatalf("pidfd_getfd %d: %v", fd, err)
+				}
+				proto, err := unix.GetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+				if err == nil && proto == unix.IPPROTO_TCP {
+					tcp++
+					if v, err := unix.GetsockoptInt(mine, unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v == 0 {
+						t.Errorf("descriptor %d: TCP_NODELAY = %d, %v; want on", fd, v, err)
+					}
+				}
+				unix.Close(mine)
+			}
+			if tcp < 2 {
+				t.Errorf("found %d TCP sockets in the peer, want the listener and the connection", tcp)
 			}
 			stop(t, cmd, stderr)
 		})

@@ -30,11 +30,10 @@ import (
 )
 
 const (
-	maxEvents  = 1024
-	readSize   = 65536
-	outLimit   = 1 << 20 // stop reading while more than this waits to go out
-	outResume  = outLimit / 4
-	listenBack = 4096
+	maxEvents = 1024
+	readSize  = 65536
+	outLimit  = 1 << 20 // stop reading while more than this waits to go out
+	outResume = outLimit / 4
 )
 
 // conn is one connection, indexed by descriptor.
@@ -210,58 +209,13 @@ func (l *loop) run() {
 	}
 }
 
-// listen opens a non-blocking listening socket on f's address.
-func listen(f peer.Flags) (int, net.Addr) {
-	a, err := net.ResolveTCPAddr(f.Network, f.Addr)
-	if err != nil {
-		peer.Fatalf(1, "%v", err)
-	}
-	family, sa := unix.AF_INET, unix.Sockaddr(nil)
-	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
-		s := &unix.SockaddrInet4{Port: a.Port}
-		if ip4 != nil {
-			s.Addr = [4]byte(ip4)
-		}
-		sa = s
-	} else {
-		family = unix.AF_INET6
-		s := &unix.SockaddrInet6{Port: a.Port}
-		s.Addr = [16]byte(a.IP.To16())
-		sa = s
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err == nil {
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	}
-	if err == nil {
-		err = unix.Bind(fd, sa)
-	}
-	if err == nil {
-		err = unix.Listen(fd, listenBack)
-	}
-	if err != nil {
-		peer.Fatalf(1, "listen %s: %v", f.Addr, err)
-	}
-	got, err := unix.Getsockname(fd)
-	if err != nil {
-		peer.Fatalf(1, "getsockname: %v", err)
-	}
-	switch s := got.(type) {
-	case *unix.SockaddrInet4:
-		return fd, &net.TCPAddr{IP: net.IP(s.Addr[:]), Port: s.Port}
-	case *unix.SockaddrInet6:
-		return fd, &net.TCPAddr{IP: net.IP(s.Addr[:]), Port: s.Port}
-	}
-	return fd, a
-}
-
 func main() {
 	f := peer.Parse(peer.Info{Name: "gofloor-epoll", Mechanism: peer.Epoll}, nil)
 	stopProf := f.StartProfile()
 
 	l := &loop{conns: make([]conn, 1024)}
 	var addr net.Addr
-	l.lfd, addr = listen(f)
+	l.lfd, addr = f.ListenRaw(unix.SOCK_NONBLOCK | unix.SOCK_CLOEXEC)
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		peer.Fatalf(1, "epoll_create1: %v", err)

@@ -1,5 +1,5 @@
 // Package peer is what the peer servers share: merlin serve's flags, the
-// listening line, profiling, TLS, and the signals that end them.
+// listening socket and line, profiling, TLS, and the signals that end them.
 package peer
 
 import (
@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Flags are the flags every peer takes, as merlin serve names them.
@@ -180,6 +182,63 @@ func (f Flags) Listen() net.Listener {
 		ln = tls.NewListener(ln, cfg)
 	}
 	return ln
+}
+
+// ListenRaw opens the listening socket f names as a bare descriptor, for
+// the peers that make every system call themselves (gofloor-epoll,
+// gofloor-uring), as the C peers' peer_listen does: typeFlags are added to
+// SOCK_STREAM (SOCK_CLOEXEC; SOCK_NONBLOCK for epoll; they are the
+// caller's so that this file builds where Linux's are not defined), then
+// SO_REUSEADDR and TCP_NODELAY (accepted sockets inherit it; merlin's
+// transports and Go's net set it on every connection), bind, and listen
+// with a backlog of 4096 (the kernel caps it at net.core.somaxconn). It
+// exits the peer if it cannot listen, and returns the socket's address,
+// with the port that port 0 picked.
+func (f Flags) ListenRaw(typeFlags int) (int, net.Addr) {
+	a, err := net.ResolveTCPAddr(f.Network, f.Addr)
+	if err != nil {
+		Fatalf(1, "%v", err)
+	}
+	family, sa := unix.AF_INET, unix.Sockaddr(nil)
+	if ip4 := a.IP.To4(); ip4 != nil || a.IP == nil {
+		s := &unix.SockaddrInet4{Port: a.Port}
+		if ip4 != nil {
+			s.Addr = [4]byte(ip4)
+		}
+		sa = s
+	} else {
+		family = unix.AF_INET6
+		s := &unix.SockaddrInet6{Port: a.Port}
+		s.Addr = [16]byte(a.IP.To16())
+		sa = s
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|typeFlags, 0)
+	if err == nil {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	}
+	if err == nil {
+		err = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if err == nil {
+		err = unix.Bind(fd, sa)
+	}
+	if err == nil {
+		err = unix.Listen(fd, 4096)
+	}
+	if err != nil {
+		Fatalf(1, "listen %s: %v", f.Addr, err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		Fatalf(1, "getsockname: %v", err)
+	}
+	switch s := got.(type) {
+	case *unix.SockaddrInet4:
+		return fd, &net.TCPAddr{IP: net.IP(s.Addr[:]), Port: s.Port}
+	case *unix.SockaddrInet6:
+		return fd, &net.TCPAddr{IP: net.IP(s.Addr[:]), Port: s.Port}
+	}
+	return fd, a
 }
 
 // tlsConfig is the server configuration of -tls, as merlin serve -tls's:

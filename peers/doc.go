@@ -16,6 +16,9 @@
 // for http (/plaintext and /json only). gofloor-epoll is cfloor-epoll's
 // loop in Go, every system call raw: what Go itself costs on that loop,
 // between the C floor and merlin's epoll transport; it is not a floor.
+// gofloor-uring is cfloor-uring's loop in Go the same way, on a ring it
+// maps itself (no liburing, no giouring): what Go costs between the C
+// floor and merlin's io_uring transport; not a floor either.
 //
 //	go build -o /tmp/peer-gnet ./gnet && /tmp/peer-gnet -addr 127.0.0.1:0
 package peers

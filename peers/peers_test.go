@@ -39,18 +39,18 @@ import (
 // floorPeers are floors; cPeers are the C ones, graded with merlin load
 // -check; tlsPeers serve over TLS with -tls.
 var (
-	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp", "nginx", "cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
-	echoPeers  = []string{"netstd", "gnet", "nbio", "cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
+	peerNames  = []string{"netstd", "gnet", "nbio", "fasthttp", "nginx", "cfloor-uring", "cfloor-epoll", "gofloor-epoll", "gofloor-uring"}
+	echoPeers  = []string{"netstd", "gnet", "nbio", "cfloor-uring", "cfloor-epoll", "gofloor-epoll", "gofloor-uring"}
 	httpPeers  = []string{"netstd", "fasthttp"}
 	tePeers    = []string{"nginx"}
 	tlsPeers   = []string{"netstd", "fasthttp"}
-	uringPeers = []string{"cfloor-uring"}
+	uringPeers = []string{"cfloor-uring", "gofloor-uring"}
 	floorPeers = []string{"nginx", "cfloor-uring", "cfloor-epoll"}
 	cPeers     = []string{"cfloor-uring", "cfloor-epoll"}
 	// loopPeers are the minimal loops, the C floors and their Go
 	// twins: graded with merlin load -check, and bounded in what they
 	// buffer.
-	loopPeers = []string{"cfloor-uring", "cfloor-epoll", "gofloor-epoll"}
+	loopPeers = []string{"cfloor-uring", "cfloor-epoll", "gofloor-epoll", "gofloor-uring"}
 )
 
 var binDir struct {

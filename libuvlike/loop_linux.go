@@ -351,13 +351,12 @@ func (l *Loop) poll(timeout int) error {
 	case timeout != 0:
 		// The clock is read once before the wait (the Ticker's too) and
 		// once after: a read is a visible share of a wake-up's user time.
-		t0 := core.Now()
-		if l.tick.BeforeBlock(t0) {
+		raw, t0 := l.raw.Now(), core.Now()
+		if l.tick.BeforeBlock(t0, raw) {
 			t0 = core.Now()
 		}
 		l.sleep.Store(sleepThread)
 		if !l.asyncPending() {
-			raw := l.raw.Now()
 			if raw {
 				r, _, errno = syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(ev), uintptr(len(l.events)), uintptr(timeout), 0, 0)
 			} else {

@@ -370,7 +370,6 @@ func (l *loop) run() {
 		if wait {
 			l.armTimeout()
 			waitNr = l.waitCount()
-			l.tick.BeforeBlock(core.Now())
 		}
 		l.submit(waitNr)
 		if wait {
@@ -584,7 +583,10 @@ func (l *loop) submitNow() {
 
 // submit publishes the prepared SQEs and enters the kernel, waiting for
 // waitNr completions if it is not 0. A wait has no timeout of its own:
-// the loop's timers wake it through armTimeout's request.
+// the loop's timers wake it through armTimeout's request. Before a wait
+// the loop passes through the scheduler now and then (the Ticker), and
+// the clock is read once before the wait and once after: a read is a
+// visible share of a wake-up's user time.
 func (l *loop) submit(waitNr uint32) {
 	l.clock = 0 // time passes in the enter: the next now reads the clock again
 	n := l.ring.Publish()
@@ -596,6 +598,9 @@ func (l *loop) submit(waitNr uint32) {
 		return
 	}
 	raw, t0 := l.raw.Now(), core.Now()
+	if l.tick.BeforeBlock(t0, raw) {
+		t0 = core.Now()
+	}
 	if raw {
 		l.stats.rawWaits.Add(1)
 	}

@@ -37,7 +37,7 @@ import "time"
 // an idle loop gives its P back as before.
 
 // DefaultRaw is the default bound on a busy loop's waits: the Ticker's
-// period, well under sysmon's 10 ms preemption.
+// period before told waits, well under sysmon's 10 ms preemption.
 const DefaultRaw = Every
 
 // MaxRaw bounds a rawwait key: a wait as long as sysmon's 10 ms

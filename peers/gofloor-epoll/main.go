@@ -18,8 +18,6 @@ package main
 
 import (
 	"net"
-	"os"
-	"os/signal"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -223,16 +221,7 @@ func main() {
 	l.ep = ep
 	l.ctl(unix.EPOLL_CTL_ADD, l.lfd, unix.EPOLLIN)
 
-	// SIGTERM and SIGINT end the peer. The loop holds the only P while it
-	// waits; the runtime's preemption (its signal ends the wait) lets this
-	// goroutine run within 10 ms or so.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		<-sig
-		stopProf()
-		os.Exit(0)
-	}()
+	peer.ExitOnSignal(stopProf) // SIGTERM and SIGINT end the peer
 	peer.Listening(addr, "gofloor-epoll")
 	l.run()
 }

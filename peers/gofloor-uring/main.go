@@ -45,8 +45,6 @@ package main
 
 import (
 	"net"
-	"os"
-	"os/signal"
 	"runtime"
 	"sync/atomic"
 	"syscall"
@@ -716,17 +714,9 @@ func main() {
 	l.setupRing()
 	l.armAccept()
 
-	// SIGTERM and SIGINT end the peer. The loop holds the only P while it
-	// waits; the runtime's preemption (its signal ends the wait) lets this
-	// goroutine run within 10 ms or so. cfloor-uring reads a signalfd
+	// SIGTERM and SIGINT end the peer. cfloor-uring reads a signalfd
 	// through the ring instead; Go's runtime keeps the signal mask.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		<-sig
-		stopProf()
-		os.Exit(0)
-	}()
+	peer.ExitOnSignal(stopProf)
 	peer.Listening(addr, "gofloor-uring")
 	l.run()
 }

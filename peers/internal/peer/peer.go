@@ -262,6 +262,21 @@ func Signals() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }
 
+// ExitOnSignal runs stop and exits 0 on SIGTERM or SIGINT, from a
+// goroutine of its own: for the peers whose loop never returns (the Go
+// floors). Such a loop holds the only P while it waits in a raw system
+// call; the runtime's preemption (its signal ends the wait) lets the
+// goroutine run within 10 ms or so.
+func ExitOnSignal(stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		stop()
+		os.Exit(0)
+	}()
+}
+
 // FreePort resolves addr for a framework that binds its own socket with
 // SO_REUSEPORT (which would silently share a port already in use by
 // another such server): it checks that the port is free by binding it

@@ -204,6 +204,18 @@ func stop(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
 	}
 }
 
+// dial connects to the peer at addr; the connection is closed when the
+// test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 var listeningRE = regexp.MustCompile(`^listening on (\S+) \(peer (\S+)\)$`)
 
 // start runs a peer and returns its address once it listens.
@@ -589,11 +601,7 @@ func TestFloorsNoDelay(t *testing.T) {
 		t.Run(n, func(t *testing.T) {
 			needUring(t, n)
 			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
-			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dial(t, addr)
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			// One echo: the server has accepted the connection.
 			if _, err := c.Write([]byte("x")); err != nil {
@@ -655,11 +663,7 @@ func TestFloorsBoundedOutput(t *testing.T) {
 		t.Run(n, func(t *testing.T) {
 			needUring(t, n)
 			cmd, addr, stderr := start(t, filepath.Join(dir, n), "-addr", "127.0.0.1:0")
-			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dial(t, addr)
 			// Small client buffers: what piles up is the server's.
 			c.(*net.TCPConn).SetReadBuffer(64 << 10)
 			c.(*net.TCPConn).SetWriteBuffer(64 << 10)

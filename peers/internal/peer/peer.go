@@ -268,10 +268,10 @@ func Signals() (context.Context, context.CancelFunc) {
 // call; the runtime's preemption (its signal ends the wait) lets the
 // goroutine run within 10 ms or so.
 func ExitOnSignal(stop func()) {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := Signals()
 	go func() {
-		<-sig
+		<-ctx.Done()
+		cancel()
 		stop()
 		os.Exit(0)
 	}()

@@ -67,6 +67,8 @@ type conn struct {
 	starved    bool   // the recv ended with ENOBUFS; re-armed when buffers are free
 	sending    bool   // a send is in the kernel
 	sendStop   bool
+	sendInline bool // the send in the kernel went with MSG_DONTWAIT (inlineSend)
+	sendFull   bool // the last inline send found the socket full: the next one waits for room
 	opened     bool // OnOpen has returned
 	dying      bool // teardown has begun
 	closeSent  bool

@@ -26,7 +26,11 @@
 // gathers everything written since the last one (SEND_ZC above a size
 // threshold); a Write of 16 KiB or more with nothing queued before it goes
 // out at once with send(2), and only what the socket does not take is
-// copied. The contract's rules come from internal/core; a
+// copied. A thread loop's sends go inline (inlinesend, by default): with
+// MSG_DONTWAIT, so that each completes in the io_uring_enter that submits
+// it, and a busy loop's wait asks for one completion more for each whose
+// completion needs nothing of it, sleeping on to the next event: a
+// request-response costs one io_uring_enter, not two. The contract's rules come from internal/core; a
 // connection's time limits (Close's, the write-progress and idle
 // timeouts, the application's timer) share one timer in its loop's heap,
 // and a loop with timers keeps one IORING_OP_TIMEOUT in its ring for the

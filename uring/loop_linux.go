@@ -45,6 +45,9 @@ const (
 	opCancel   // ASYNC_CANCEL (CQE only on failure, which is ignored)
 	opRdhup    // unix sockets: POLL_ADD for the peer's shutdown
 	opTimeout  // TIMEOUT that wakes a waiting loop for its earliest timer
+	// NOP linked after an inline send (CQE only when the send took less
+	// than everything, which cancels it)
+	opInlineWake
 )
 
 func mkUD(op uint8, aux uint32, index uint32) uint64 {
@@ -65,6 +68,8 @@ type loopStats struct {
 	cancels          atomic.Uint64
 	sqFull, overflow atomic.Uint64
 	rawWaits         atomic.Uint64 // waits that kept the P (the rawwait key)
+	inlineFull       atomic.Uint64 // inline sends that found the socket full (the inlinesend key)
+	inlineWakes      atomic.Uint64 // completions of the NOPs linked after them
 	postedWakes      atomic.Uint64 // wake-ups other goroutines made: eventfd writes, pokes
 	moves            atomic.Uint64 // a runtime loop's moves to another thread (loop.moved)
 	_                [64]byte
@@ -91,11 +96,17 @@ type loop struct {
 	// lastBatch the completions the last wait returned, and lastIdle
 	// whether it blocked for longer than minwait (waitCount).
 	sendsQueued uint32
-	lastBatch   int
-	lastIdle    bool
-	raw         schedtick.Raw // which wait keeps the P
-	g           atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
-	fdOut       atomic.Int32  // the ring's descriptor, for MSG_RING senders
+	// inlineSend: this loop's sends go inline (submitSend; the
+	// inlinesend key, on a thread loop without SQPOLL), and inline holds
+	// the conns whose inline sends were prepared since the last enter
+	// (waitCount).
+	inlineSend bool
+	inline     []*conn
+	lastBatch  int
+	lastIdle   bool
+	raw        schedtick.Raw // which wait keeps the P
+	g          atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
+	fdOut      atomic.Int32  // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -241,6 +252,13 @@ func (l *loop) setup() error {
 		l.recvLimit = l.t.feat.atLeast(6, 17)
 		return nil
 	}
+	// A send with MSG_DONTWAIT that would block fails at once (-EAGAIN,
+	// or a short count) instead of waiting in the kernel for room
+	// (io_queue_async with REQ_F_NOWAIT, in io_uring/io_uring.c), and
+	// its completion is posted before io_uring_enter returns or waits.
+	// Read in 6.18's code and checked by TestInlineSend*; taken from 6.1
+	// (DEFER_TASKRUN's).
+	l.inlineSend = o.inlineSend && l.t.feat.atLeast(6, 1) && r.Features&featCQESkip != 0
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("uring: eventfd: %w", err)
@@ -385,8 +403,18 @@ func (l *loop) run() {
 	}
 }
 
-// waitCount is how many completions a wait asks for. Without minwait, one.
-// With it (min_wait_usec, Linux 6.12), a loop that is busy (its last wait
+// waitCount is how many completions a wait asks for. Without minwait, one
+// more than the inline sends this enter submits (inlineSend): each
+// completes while the enter submits it, before it waits, so the wait
+// ends at the first completion besides them, the next event, where it
+// would otherwise end at once with the sends' (the kernel counts from
+// the CQ's head, and the loop waits only with the CQ empty: prepareSleep).
+// A send the kernel might complete later is never counted: the wait
+// could then hold that completion, and whatever waits behind it, until
+// some other event came. And an enter that does not submit every entry
+// returns without waiting.
+//
+// With minwait (min_wait_usec, Linux 6.12), a loop that is busy (its last wait
 // was shorter than minwait) asks for a batch: as many as the last wait
 // brought (at most 64), and at least one more than the sends this enter
 // submits, since those complete at once when the socket has room and would
@@ -397,9 +425,43 @@ func (l *loop) run() {
 // asks for one.
 func (l *loop) waitCount() uint32 {
 	if l.ring.MinWaitUs == 0 || l.lastIdle {
-		return 1
+		return 1 + l.quietInline()
 	}
 	return max(1+l.sendsQueued, min(uint32(l.lastBatch), 64))
+}
+
+// quietInline counts the inline sends about to be submitted whose
+// completion, should they take everything, asks nothing of the loop but
+// bookkeeping: no output queued behind them, no FIN, close or drain
+// waiting for them, reading not paused on them. A busy loop's wait (one
+// that will be raw) may then sleep past their completions, to the next
+// event; OutboundBuffered counts their bytes until it comes, or until the
+// runtime's preemption ends the raw wait (10 ms after it began, or a
+// little more: schedtick). A send that
+// does not take everything ends the wait through its linked NOP.
+func (l *loop) quietInline() uint32 {
+	if len(l.inline) == 0 || !l.raw.Now() {
+		return 0
+	}
+	n := uint32(0)
+	for _, c := range l.inline {
+		if !c.sending || !c.sendInline || c.dying {
+			continue
+		}
+		c.mu.Lock()
+		quiet := len(c.wbuf) == 0 && c.st&(core.BPPaused|core.WrClosed|core.Closing|core.Killed|core.WantShut|core.DrainDue|core.ShutdownDue|core.OfferKept) == 0
+		c.mu.Unlock()
+		if quiet {
+			n++
+		}
+	}
+	return n
+}
+
+// inlineSent forgets the inline sends an enter has just submitted.
+func (l *loop) inlineSent() {
+	clear(l.inline)
+	l.inline = l.inline[:0]
 }
 
 // localStats are counters the loop adds to on its hot path without atomic
@@ -408,6 +470,7 @@ func (l *loop) waitCount() uint32 {
 type localStats struct {
 	reads, bytesIn, writes, bytesOut uint64
 	sqes, cqes, enters, wakeups      uint64
+	inlineFull, inlineWakes          uint64 // inline sends that found the socket full; their NOPs' completions
 }
 
 func (ls *localStats) flush(st *loopStats) {
@@ -424,6 +487,10 @@ func (ls *localStats) flush(st *loopStats) {
 	st.Events.Add(ls.cqes)
 	st.Syscalls.Add(ls.enters)
 	st.Wakeups.Add(ls.wakeups)
+	if ls.inlineFull != 0 || ls.inlineWakes != 0 {
+		st.inlineFull.Add(ls.inlineFull)
+		st.inlineWakes.Add(ls.inlineWakes)
+	}
 	*ls = localStats{}
 }
 
@@ -576,6 +643,7 @@ func (l *loop) submitNow() {
 	if n := l.ring.Publish(); n > 0 || l.ring.TaskPending() {
 		l.ls.sqes += uint64(n)
 		l.sendsQueued = 0
+		l.inlineSent()
 		l.ls.enters++
 		l.checkEnter(l.ring.Enter(n, 0, 0, false))
 	}
@@ -592,6 +660,7 @@ func (l *loop) submit(waitNr uint32) {
 	n := l.ring.Publish()
 	l.ls.sqes += uint64(n)
 	l.sendsQueued = 0
+	l.inlineSent()
 	l.ls.enters++
 	if waitNr == 0 {
 		l.checkEnter(l.ring.Enter(n, 0, 0, false))
@@ -696,6 +765,8 @@ func (l *loop) dispatch(c *cqe) {
 		}
 	case opTimeout:
 		l.tmoArmed = false
+	case opInlineWake:
+		l.ls.inlineWakes++ // an inline send took less than everything
 	case opCancel, opNone:
 	default:
 		if int(idx) >= len(l.conns) || l.conns[idx] == nil {

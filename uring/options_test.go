@@ -28,7 +28,7 @@ func TestOptionsDefaultsMatchTheKeys(t *testing.T) {
 		entries: def["entries"].(int), bufSize: def["bufsize"].(int), bufCount: def["bufcount"].(int),
 		sqpoll: def["sqpoll"].(bool), zcThreshold: def["zerocopy"].(int), accept: def["accept"].(string),
 		fixedFiles: def["fixedfiles"].(bool), minWait: def["minwait"].(time.Duration), rawWait: def["rawwait"].(time.Duration),
-		park: def["park"].(string),
+		park: def["park"].(string), inlineSend: def["inlinesend"].(bool),
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(options{})); diff != "" {
 		t.Errorf("Options{} against the keys' defaults (-want +got):\n%s", diff)

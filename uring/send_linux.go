@@ -94,14 +94,42 @@ func (c *conn) sendSeq() uint32 { return c.zcSeqCur }
 // pending when it was submitted. MSG_WAITALL makes the kernel retry a
 // short send itself, so a completion normally covers it all; a short one
 // (an error after some bytes) is continued from where it stopped.
+//
+// On a loop with inlineSend the send also goes with MSG_DONTWAIT, unless
+// the last one found the socket full: an inline send. The kernel does not
+// wait for room then: it sends what the socket takes and completes the
+// request in the io_uring_enter that submits it, before that enter
+// waits, and one that took less than everything fails (MSG_WAITALL: its
+// result is the bytes it took, or -EAGAIN), which cancels the NOP linked
+// after it: the NOP's completion (skipped on success) then ends the wait
+// at once. The loop's wait counts on both (waitCount). What an inline send
+// leaves goes again as a send that waits for room (onSend).
 func (c *conn) submitSend() {
 	b := c.sbuf[c.soff:]
-	s := c.l.sqe()
-	s.PrepareSend(int(c.fd), uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), syscall.MSG_WAITALL)
-	c.fileRef(s)
 	zc := c.l.t.opt.zcThreshold
+	useZC := zc > 0 && len(b) >= zc && c.tcp // unix sockets have no zero-copy send
+	c.sendInline = c.l.inlineSend && !c.sendFull && !useZC
+	if c.sendInline && c.l.ring.Free() < 2 {
+		c.l.submit(0) // the send and its NOP go in one submission
+	}
+	s := c.l.sqe()
+	flags := syscall.MSG_WAITALL
+	if c.sendInline {
+		flags |= syscall.MSG_DONTWAIT
+	}
+	s.PrepareSend(int(c.fd), uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), flags)
+	c.fileRef(s)
+	if c.sendInline {
+		s.Flags |= giouring.SqeIOLink
+		nop := c.l.sqe()
+		nop.OpCode = giouring.OpNop
+		nop.Fd = -1
+		nop.Flags = giouring.SqeCQESkipSuccess
+		nop.UserData = mkUD(opInlineWake, 0, 0)
+		c.l.inline = append(c.l.inline, c)
+	}
 	c.zcSeqCur = 0
-	if zc > 0 && len(b) >= zc && c.tcp { // unix sockets have no zero-copy send
+	if useZC {
 		// giouring's PrepareSendZC passes the slice header's address;
 		// a plain send with the opcode changed is SEND_ZC.
 		s.OpCode = giouring.OpSendZC
@@ -131,6 +159,22 @@ func (c *conn) onSend(seq uint32, res int32, flags uint32, more bool) {
 	}
 	c.sending = false
 	c.sendStop = false
+	if c.sendInline {
+		// An inline send that did not take everything found the socket
+		// full: the rest waits for room.
+		c.sendInline = false
+		if res == -int32(syscall.EAGAIN) {
+			c.sendFull = true
+			c.l.ls.inlineFull++
+			return // nothing sent: step sends it all again
+		}
+		c.sendFull = res >= 0 && c.soff+int(res) < len(c.sbuf)
+		if c.sendFull {
+			c.l.ls.inlineFull++
+		}
+	} else if res >= 0 {
+		c.sendFull = false // a send that waited for room has completed
+	}
 	if res < 0 {
 		if !c.dying {
 			c.kill(c.opError("write", os.NewSyscallError("write", syscall.Errno(-res))))

@@ -72,8 +72,17 @@ type Options struct {
 	// why). Zero means DefaultRawWait; negative, never; at most 10 ms.
 	RawWait time.Duration
 	// Park is ParkAuto (the default), ParkThread or ParkRuntime. SQPoll,
-	// MinWait and RawWait apply to thread loops only.
+	// MinWait, RawWait and InlineSend apply to thread loops only.
 	Park string
+	// InlineSend: a thread loop's send first goes without waiting for
+	// room in the socket (MSG_DONTWAIT), so that it completes in the
+	// io_uring_enter that submits it, and that enter's wait asks for one
+	// completion more per such send: it waits on for the next event
+	// instead of returning for the sends' completions. An echo request
+	// then costs one io_uring_enter instead of two. A send the socket
+	// does not take whole goes again, as a send that waits for room.
+	// Default On; not with SQPoll, whose kernel thread submits.
+	InlineSend transports.Switch
 }
 
 // internal returns o's values, defaults filled in, or an error naming the
@@ -82,6 +91,7 @@ func (o Options) internal() (options, error) {
 	v := options{
 		entries: o.Entries, bufSize: o.BufSize, bufCount: o.BufCount, sqpoll: o.SQPoll, zcThreshold: o.ZeroCopy,
 		accept: o.Accept, fixedFiles: o.FixedFiles.Or(true), minWait: o.MinWait, rawWait: o.RawWait, park: o.Park,
+		inlineSend: o.InlineSend.Or(true) && !o.SQPoll,
 	}
 	if v.entries == 0 {
 		v.entries = DefaultEntries
@@ -155,6 +165,7 @@ type options struct {
 	rawWait     time.Duration // a thread loop whose last wait ended within this long waits raw; 0: never
 	minWait     time.Duration // how long a wait for a batch of completions may hold back fewer
 	park        string        // ParkAuto, ParkThread or ParkRuntime
+	inlineSend  bool          // thread loops send with MSG_DONTWAIT first and wait for one completion more per send
 }
 
 var driverOptions = []transports.Option{
@@ -168,6 +179,7 @@ var driverOptions = []transports.Option{
 	{Key: "fixedfiles", Kind: transports.Bool, Default: "true", Help: "register each socket in its ring's file table, so sends skip the descriptor lookup"},
 	{Key: "minwait", Kind: transports.Duration, Default: "0", Help: "a wait asks for as many completions as the last one brought, and takes fewer after this long (min_wait_usec: Linux 6.12); 0: wake at the first; thread loops only (a runtime loop never waits in io_uring_enter)"},
 	{Key: "rawwait", Kind: transports.Duration, Default: DefaultRawWait.String(), Help: "a thread loop waits in a raw io_uring_enter, keeping the Go scheduler's P, while its last wait ended within this long and no goroutine posted work to it lately: sysmon then cannot take the P from each wait and wake two threads for it; 0: never; at most 10ms; thread loops only (a runtime loop never waits in io_uring_enter)"},
+	{Key: "inlinesend", Kind: transports.Bool, Default: "true", Help: "a thread loop's send first goes with MSG_DONTWAIT, completing in the io_uring_enter that submits it, whose wait then asks for one completion more and sleeps on to the next event: one io_uring_enter per request-response instead of two; a send the socket does not take whole goes again, waiting for room; not with sqpoll"},
 	{Key: "park", Kind: transports.Enum, Default: ParkAuto, Values: []string{ParkAuto, ParkThread, ParkRuntime},
 		Help: "where a loop waits: thread: locked to its thread, blocking it in io_uring_enter; runtime: its goroutine parks in the Go runtime's netpoller on the ring's descriptor and other goroutines wake it without a system call (rings without SINGLE_ISSUER, DEFER_TASKRUN or SQPOLL, with COOP_TASKRUN); auto: runtime loops, started at the first Listen or Dial that needs them, for handlers that hand off (the net.Conn adapter), thread loops for the others"},
 }
@@ -187,9 +199,12 @@ func init() {
 					return nil, fmt.Errorf("uring: %s=%d: want at least 1", k, s.Int(k))
 				}
 			}
-			fixed := transports.Off
+			fixed, inline := transports.Off, transports.Off
 			if s.Bool("fixedfiles") {
 				fixed = transports.On
+			}
+			if s.Bool("inlinesend") {
+				inline = transports.On
 			}
 			t, err := New(cfg, Options{
 				Entries:    s.Int("entries"),
@@ -202,6 +217,7 @@ func init() {
 				RawWait:    schedtick.RawKey(s.Duration("rawwait")),
 				MinWait:    s.Duration("minwait"),
 				Park:       s.String("park"),
+				InlineSend: inline,
 			})
 			if err != nil {
 				return nil, err // not a nil *Transport in a non-nil interface

@@ -195,7 +195,7 @@ func (t *Transport) Config() transports.Config { return t.cfg }
 // runtime_loops and setup_flags_runtime once runtime loops have started.
 func (t *Transport) Stats() transports.Stats {
 	var s transports.Stats
-	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawWaits, postedWakes, moves uint64
+	var sqes, cqes, enobufs, zc, zcCopy, cancels, sqFull, overflow, rawWaits, postedWakes, moves, inlineFull, inlineWakes uint64
 	low := int64(-1)
 	var stats []*loopStats
 	t.eachLoop(func(l *loop) { stats = append(stats, l.stats) })
@@ -210,6 +210,8 @@ func (t *Transport) Stats() transports.Stats {
 		sqFull += st.sqFull.Load()
 		overflow += st.overflow.Load()
 		rawWaits += st.rawWaits.Load()
+		inlineFull += st.inlineFull.Load()
+		inlineWakes += st.inlineWakes.Load()
 		postedWakes += st.postedWakes.Load()
 		moves += st.moves.Load()
 		if b := st.bufLow.Load(); low < 0 || b < low {
@@ -241,6 +243,8 @@ func (t *Transport) Stats() transports.Stats {
 		"sq_full":              sqFull,
 		"cq_overflow":          overflow,
 		"raw_waits":            rawWaits,
+		"inline_sends_full":    inlineFull,
+		"inline_send_wakeups":  inlineWakes,
 		"thread_moves":         moves,
 		"posted_wakeups":       postedWakes,
 		"setup_flags":          flags,

@@ -35,14 +35,16 @@ func TestConformance(t *testing.T) { conformance.Run(t, "uring") }
 func TestConformanceRuntimeLoops(t *testing.T) { conformance.Run(t, "uring:park=runtime") }
 
 // TestSmoke runs the smoke subset with the other option sets: SQPOLL,
-// fixed files off, the MSG_RING accept mode, zero-copy sends for
-// everything of 1 KiB and more, batched raw waits (minwait, rawwait), and
-// runtime loops for every handler (park=runtime), alone and handing
-// descriptors over with MSG_RING.
+// fixed files off, sends that wait for room from the first (inline sends
+// off), the MSG_RING accept mode, zero-copy sends for everything of 1 KiB
+// and more, batched raw waits (minwait, rawwait), and runtime loops for
+// every handler (park=runtime), alone and handing descriptors over with
+// MSG_RING.
 func TestSmoke(t *testing.T) {
 	for _, spec := range []string{
 		"uring:sqpoll=true",
 		"uring:fixedfiles=false",
+		"uring:inlinesend=false",
 		"uring:accept=msgring",
 		"uring:zerocopy=1k,bufsize=16k,bufcount=64",
 		"uring:minwait=50us,rawwait=1ms",

@@ -200,6 +200,10 @@ func (r *Ring) GetSQE() *giouring.SubmissionQueueEntry {
 	return sqe
 }
 
+// Free returns how many SQEs GetSQE can hand out before the kernel
+// consumes some.
+func (r *Ring) Free() uint32 { return r.sqEntries - (r.sqeTail - atomic.LoadUint32(r.sqHead)) }
+
 // Publish makes the prepared SQEs visible to the kernel and returns how
 // many there are.
 func (r *Ring) Publish() uint32 {

@@ -404,14 +404,14 @@ func (l *loop) run() {
 }
 
 // waitCount is how many completions a wait asks for. Without minwait, one
-// more than the inline sends this enter submits (inlineSend): each
+// more than the quiet inline sends this enter submits (quietInline): each
 // completes while the enter submits it, before it waits, so the wait
 // ends at the first completion besides them, the next event, where it
 // would otherwise end at once with the sends' (the kernel counts from
 // the CQ's head, and the loop waits only with the CQ empty: prepareSleep).
 // A send the kernel might complete later is never counted: the wait
 // could then hold that completion, and whatever waits behind it, until
-// some other event came. And an enter that does not submit every entry
+// some other event came. An enter that does not submit every entry
 // returns without waiting.
 //
 // With minwait (min_wait_usec, Linux 6.12), a loop that is busy (its last wait
@@ -437,8 +437,8 @@ func (l *loop) waitCount() uint32 {
 // that will be raw) may then sleep past their completions, to the next
 // event; OutboundBuffered counts their bytes until it comes, or until the
 // runtime's preemption ends the raw wait (10 ms after it began, or a
-// little more: schedtick). A send that
-// does not take everything ends the wait through its linked NOP.
+// little more: schedtick). A send that does not take everything ends the
+// wait through its linked NOP.
 func (l *loop) quietInline() uint32 {
 	if len(l.inline) == 0 || !l.raw.Now() {
 		return 0

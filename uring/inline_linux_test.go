@@ -23,6 +23,24 @@ func openQuiet(t *testing.T, spec string) transports.Transport {
 	return tr
 }
 
+// serveAndDial listens on tr with h on loopback TCP and dials it, with a
+// minute's deadline on the client's reads and writes; the client is
+// closed at the end of the test.
+func serveAndDial(t *testing.T, tr transports.Transport, h transports.Handler) net.Conn {
+	t.Helper()
+	ln, err := tr.Listen("tcp", "127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(time.Minute))
+	return c
+}
+
 // TestInlineSendOneEnterPerRequest: with inline sends (the default) a
 // request-response on a thread loop costs one io_uring_enter, the wait
 // that submits the response and sleeps on to the next request; without
@@ -40,16 +58,7 @@ func TestInlineSendOneEnterPerRequest(t *testing.T) {
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
 			tr := openQuiet(t, tc.spec)
-			ln, err := tr.Listen("tcp", "127.0.0.1:0", testutil.FrameEcho{Size: 64})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Minute))
+			c := serveAndDial(t, tr, testutil.FrameEcho{Size: 64})
 			msg, got := testutil.Pattern(64, 'e'), make([]byte, 64)
 			trip := func() {
 				if _, err := c.Write(msg); err != nil {
@@ -131,16 +140,7 @@ func TestInlineSendSocketFull(t *testing.T) {
 		t.Run(spec, func(t *testing.T) {
 			tr := openQuiet(t, spec)
 			var sent int // the loop's
-			ln, err := tr.Listen("tcp", "127.0.0.1:0", flood{sent: &sent})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Minute))
+			c := serveAndDial(t, tr, flood{sent: &sent})
 			if _, err := c.Write([]byte{'g'}); err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package uring
 
 import (
 	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -10,18 +9,6 @@ import (
 	"github.com/merlin-net/merlin/internal/testutil"
 	"github.com/merlin-net/merlin/transports"
 )
-
-// openQuiet opens a transport of spec with one loop and a discarded log,
-// closed at the end of the test.
-func openQuiet(t *testing.T, spec string) transports.Transport {
-	t.Helper()
-	tr, err := transports.Open(spec, transports.Config{Loops: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close() })
-	return tr
-}
 
 // serveAndDial listens on tr with h on loopback TCP and dials it, with a
 // minute's deadline on the client's reads and writes; the client is
@@ -57,7 +44,7 @@ func TestInlineSendOneEnterPerRequest(t *testing.T) {
 		{"uring:park=thread,inlinesend=false", 1.8, 2.5},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			tr := openQuiet(t, tc.spec)
+			tr := openT(t, tc.spec, 1)
 			c := serveAndDial(t, tr, testutil.FrameEcho{Size: 64})
 			msg, got := testutil.Pattern(64, 'e'), make([]byte, 64)
 			trip := func() {
@@ -138,7 +125,7 @@ func floodByte(i int) byte { return byte(i % 251) }
 func TestInlineSendSocketFull(t *testing.T) {
 	for _, spec := range []string{"uring:park=thread", "uring:park=thread,fixedfiles=false"} {
 		t.Run(spec, func(t *testing.T) {
-			tr := openQuiet(t, spec)
+			tr := openT(t, spec, 1)
 			var sent int // the loop's
 			c := serveAndDial(t, tr, flood{sent: &sent})
 			if _, err := c.Write([]byte{'g'}); err != nil {

@@ -445,7 +445,7 @@ func (l *loop) quietInline() uint32 {
 	}
 	n := uint32(0)
 	for _, c := range l.inline {
-		if !c.sending || !c.sendInline || c.dying {
+		if c.dying {
 			continue
 		}
 		c.mu.Lock()

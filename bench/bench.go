@@ -467,9 +467,9 @@ type bencher struct {
 }
 
 // engine is the generator's engine for a run of w: the one resolved for
-// echo and http, which the ring engine runs in the clear; net for the
-// rest (churn and idle, and https, whose TLS the ring engine does not
-// speak).
+// echo and http, which the ring engine runs in the clear (and wrk, http
+// alone, which setup checks); net for the rest (churn and idle, and
+// https, whose TLS the ring and wrk engines do not speak).
 func (b *bencher) engine(w Workload) string {
 	if w.Kind == Echo || w.Kind == HTTP {
 		return b.generator
@@ -536,9 +536,27 @@ func (b *bencher) setup() error {
 		b.generator = loadgen.EngineNet
 	case b.generator == loadgen.EngineRing && o.Dial != nil:
 		return fmt.Errorf("bench: the %s generator makes its own sockets: it cannot run on a client transport", loadgen.EngineRing)
+	case b.generator == loadgen.EngineWrk && o.Dial != nil:
+		return fmt.Errorf("bench: the %s generator makes its own connections: it cannot run on a client transport", loadgen.EngineWrk)
 	default:
 		if err := loadgen.EngineAvailable(b.generator); err != nil {
 			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	if b.generator == loadgen.EngineWrk {
+		for _, w := range o.Workloads {
+			switch {
+			case w.Kind != HTTP:
+				return fmt.Errorf("bench: the %s generator drives the http workload only, not %s", loadgen.EngineWrk, w.Kind)
+			case w.openLoop():
+				return fmt.Errorf("bench: the %s generator runs closed loops only, not the rate %s", loadgen.EngineWrk, w.Rate)
+			}
+		}
+		if o.HTTPPath == loadgen.EchoPath || o.HTTPBody != nil {
+			return fmt.Errorf("bench: the %s generator sends GETs and checks statuses only: no %s, no -http-body", loadgen.EngineWrk, loadgen.EchoPath)
+		}
+		if o.Warmup%time.Second != 0 || o.Duration%time.Second != 0 {
+			return fmt.Errorf("bench: the %s generator runs whole seconds: -warmup %v, -duration %v", loadgen.EngineWrk, o.Warmup, o.Duration)
 		}
 	}
 	if slices.ContainsFunc(o.Workloads, func(w Workload) bool { return w.Kind == HTTPS }) {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -283,6 +284,31 @@ func TestEngine(t *testing.T) {
 		want := map[string]string{Echo: generator, HTTP: generator, HTTPS: loadgen.EngineNet, Churn: loadgen.EngineNet, Idle: loadgen.EngineNet}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("generator %s: engines by workload (-want +got):\n%s", generator, d)
+		}
+	}
+}
+
+// The wrk generator is refused, before any server starts, for what wrk
+// cannot drive.
+func TestWrkGeneratorRefused(t *testing.T) {
+	if err := loadgen.EngineAvailable(loadgen.EngineWrk); err != nil {
+		t.Skip(err)
+	}
+	http := Workload{Kind: HTTP, Conns: 8, Depth: 1}
+	open := http
+	open.Rate = "1000"
+	for name, o := range map[string]Options{
+		"echo":         {Workloads: []Workload{{Kind: Echo, Conns: 8, Size: 64, Depth: 1}}},
+		"https":        {Workloads: []Workload{{Kind: HTTPS, Conns: 8, Depth: 1}}},
+		"open loop":    {Workloads: []Workload{open}},
+		"POST /echo":   {Workloads: []Workload{http}, HTTPPath: loadgen.EchoPath},
+		"part seconds": {Workloads: []Workload{http}, Duration: 1500 * time.Millisecond},
+	} {
+		o.Generator = loadgen.EngineWrk
+		o.Servers = []Server{{Name: "never-started"}}
+		o.ServerCPU, o.ClientCPU = -1, -1
+		if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "wrk") {
+			t.Errorf("%s: Run = %v, want the wrk generator refused", name, err)
 		}
 	}
 }

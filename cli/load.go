@@ -142,7 +142,7 @@ func (a *loadArgs) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPPath, "path", loadgen.DefaultHTTPPath, "http: the path requested")
 	fs.StringVar(&a.body, "body", "", "http: the body every response must have (default: TechEmpower's for /plaintext and /json, the request's for /echo, any elsewhere)")
 	fs.StringVar(&a.spec, "transport", "net", "the client's transport `spec`: net (Go's net package) or a transport (see \"merlin transports\")")
-	fs.StringVar(&c.Engine, "engine", loadgen.EngineNet, "how the generator drives its connections: net (a goroutine each, any workload) or ring (one thread through io_uring, busy-polling: echo and http in the clear, closed and open loops; never the bottleneck)")
+	fs.StringVar(&c.Engine, "engine", loadgen.EngineNet, "how the generator drives its connections: net (a goroutine each, any workload), ring (one thread through io_uring, busy-polling: echo and http in the clear, closed and open loops; never the bottleneck) or wrk (the wrk program, one thread: http's closed loop, whole seconds, statuses checked and bodies not)")
 	fs.IntVar(&a.pid, "pid", 0, "the server's process `id`: report its CPU time over the window, and whether the run was client-bound")
 	fs.StringVar(&a.check, "check", "", "grade the echo server at `address` (see above) instead of loading it")
 	fs.StringVar(&a.checks, "checks", "", "with -check: a comma `list` of the checks to run (default all)")

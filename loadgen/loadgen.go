@@ -63,8 +63,10 @@ func EngineAvailable(engine string) error {
 		return nil
 	case EngineRing:
 		return ringAvailable()
+	case EngineWrk:
+		return wrkAvailable()
 	}
-	return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", engine, EngineNet, EngineRing)
+	return fmt.Errorf("loadgen: unknown engine %q (want %s, %s or %s)", engine, EngineNet, EngineRing, EngineWrk)
 }
 
 // Modes.
@@ -134,7 +136,8 @@ type Config struct {
 	// Dial), for every workload and mode; or EngineRing, every
 	// connection from one thread through io_uring, busy-polling, for the
 	// closed and open loops of both workloads, in the clear (Linux 6.1
-	// and later), so that the generator is never what limits a server. A
+	// and later), so that the generator is never what limits a server; or
+	// EngineWrk, the wrk program, for the HTTP workload's closed loop. A
 	// Dial and TLS apply to EngineNet only.
 	Engine string
 	// Progress, if set, is called about once a second from a goroutine of
@@ -272,8 +275,10 @@ func (c Config) validate() error {
 		return errors.New("loadgen: negative duration, warm-up or timeout")
 	case c.Rate < 0:
 		return errors.New("loadgen: negative rate")
-	case c.Engine != EngineNet && c.Engine != EngineRing:
-		return fmt.Errorf("loadgen: unknown engine %q (want %s or %s)", c.Engine, EngineNet, EngineRing)
+	case c.Engine != EngineNet && c.Engine != EngineRing && c.Engine != EngineWrk:
+		return fmt.Errorf("loadgen: unknown engine %q (want %s, %s or %s)", c.Engine, EngineNet, EngineRing, EngineWrk)
+	case c.Engine == EngineWrk:
+		return c.validateWrk()
 	case c.Engine == EngineRing && c.Mode != Closed:
 		return fmt.Errorf("loadgen: the %s engine runs closed and open loops, not %s", EngineRing, c.Mode)
 	case c.Engine == EngineRing && c.TLS != nil:
@@ -296,6 +301,9 @@ func (c Config) Run(ctx context.Context) (Result, error) {
 	c = c.withDefaults()
 	if err := c.validate(); err != nil {
 		return Result{}, err
+	}
+	if c.Engine == EngineWrk {
+		return c.runWrk(ctx)
 	}
 	r := newRun(c)
 	if r.cfg.Dial == nil {

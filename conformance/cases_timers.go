@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ var timerCases = []testCase{
 	{name: "timer-without-handler", run: tmWithoutHandler},
 	{name: "write-timeout", smoke: true, run: tmWriteTimeout},
 	{name: "write-timeout-progress", run: tmWriteProgress},
+	{name: "write-timeout-slow-callback", run: tmWriteSlowCallback},
 	{name: "idle-timeout", run: tmIdleTimeout},
 }
 
@@ -428,6 +430,85 @@ func tmWriteProgress(t *testing.T, s *Suite) {
 	case err := <-closed:
 		if err != nil {
 			t.Errorf("OnClose err = %v, want nil after an orderly close", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnClose did not run within 10s")
+	}
+}
+
+// tmWriteSlowCallback: the write-progress clock starts when output
+// begins to wait, not when the loop last read its clock. An OnData that
+// works for longer than WriteTimeout (300 ms) and then writes 32 MiB,
+// more than the socket and its peer's take, to a client that starts
+// reading at the OnTimer it then asks for, must not be killed for want
+// of progress: a loop that started the clock from the time it had read
+// before running the callback found it run out at once. IdleTimeout is
+// set too (10 s, never reached), so that a loop reads its clock for the
+// idle clock before OnData as well.
+func tmWriteSlowCallback(t *testing.T, s *Suite) {
+	const (
+		limit = 300 * time.Millisecond
+		size  = 32 << 20
+	)
+	var (
+		closed  = make(chan error, 1)
+		written = make(chan struct{})
+		out     = make([]byte, size)
+	)
+	for i := range out {
+		out[i] = byte(i % 251)
+	}
+	h := hooks{
+		Data: func(c transports.Conn, in []byte) int {
+			// The application's slow work, on the loop: nothing to wait
+			// for, the loop just runs nothing else meanwhile.
+			for start := time.Now(); time.Since(start) < limit+limit/2; {
+			}
+			c.Write(out)
+			// The client reads from OnTimer on: once the loop has
+			// returned from this callback and tried to send.
+			c.(transports.TimerConn).SetTimer(time.Millisecond)
+			return len(in)
+		},
+		Close: func(_ transports.Conn, err error) { closed <- err },
+	}
+	tr := s.Open(t, func(c *transports.Config) {
+		c.WriteTimeout = limit
+		c.IdleTimeout = 10 * time.Second
+	})
+	ln := s.Listen(t, tr, withTimer(h, func(transports.Conn) { close(written) }))
+	cl := s.DialClient(t, ln)
+	cl.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := cl.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-written:
+	case err := <-closed:
+		t.Fatalf("the server closed before OnTimer, its peer yet to read: %v", err)
+	}
+	got := make([]byte, size)
+	if n, err := io.ReadFull(cl, got); err != nil {
+		select {
+		case cerr := <-closed:
+			t.Fatalf("read %d of %d bytes: %v; the server closed with %v", n, size, err, cerr)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("read %d of %d bytes: %v", n, size, err)
+		}
+	}
+	if !bytes.Equal(got, out) {
+		t.Fatal("the stream differs from what was written")
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("the server closed a connection whose output its peer read: %v", err)
+	default:
+	}
+	cl.Close()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("OnClose err = %v after the peer's close, want nil", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnClose did not run within 10s")

@@ -628,7 +628,9 @@ func (c *conn) onRead(data []byte, err error) {
 // kept bytes (nil: the kept bytes alone) under core's input rules; what
 // it did not consume is kept, unless it closed c.
 func (c *conn) deliver(data []byte) {
-	if err := c.h.Deliver(c, c.el.log, &c.kept, data, c.el.maxRead); err != nil {
+	err := c.h.Deliver(c, c.el.log, &c.kept, data, c.el.maxRead)
+	c.el.loop.callbackReturned()
+	if err != nil {
 		c.kill(err)
 		return
 	}
@@ -656,7 +658,9 @@ func (c *conn) offerKept() {
 
 // call runs callback cb of c; a panic kills c.
 func (c *conn) call(cb core.Callback) {
-	if err := c.h.Call(c, cb, c.el.log); err != nil {
+	err := c.h.Call(c, cb, c.el.log)
+	c.el.loop.callbackReturned()
+	if err != nil {
 		c.kill(err)
 	}
 }

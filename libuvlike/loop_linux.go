@@ -96,7 +96,7 @@ type Loop struct {
 
 	timers   timerHeap
 	now      int64 // the clock (core.Now) as of the last update
-	stale    bool  // now was read before the last poll: the next nanos reads it again
+	stale    bool  // now was read before the last poll or callback: the next nanos reads it again
 	idles    []*hook
 	prepares []*hook
 	checks   []*hook
@@ -294,11 +294,19 @@ func (l *Loop) updateTime() {
 	l.stale = false
 }
 
+// callbackReturned tells the loop that an application callback has
+// returned: it may have run for long, so the next nanos reads the clock
+// again, and a limit started after it (the write-progress clock, when
+// its output waits) counts from then, not from before it (conformance's
+// write-timeout-slow-callback).
+func (l *Loop) callbackReturned() { l.stale = true }
+
 // nanos returns the loop's time in core.Now's nanoseconds, which timers
-// and the connections' deadlines count in. It reads the clock at most
-// once per iteration, at the first call after the poll, and not at all
-// in an iteration that needs no time (as libuv's cached uv_now): within
-// one iteration it may lag by the time the callbacks before it took.
+// and the connections' deadlines count in. It reads the clock at the
+// first call after the poll and after each application callback
+// (callbackReturned), and not at all in an iteration that needs no time
+// (as libuv's cached uv_now): it may lag by the time the loop's own work
+// since then took, and inside a callback by the time that callback took.
 func (l *Loop) nanos() int64 {
 	if l.stale {
 		l.updateTime()

@@ -724,11 +724,15 @@ func (c *conn) call(cb core.Callback) {
 }
 
 // afterCallback ends a callback; the loop steps c after the batch, which
-// sends what the callback wrote.
+// sends what the callback wrote. The callback may have run for long: the
+// loop's clock is read again where next needed, so that a limit started
+// after it (the write-progress clock, when its output waits) counts from
+// now, not from before it (conformance's write-timeout-slow-callback).
 func (c *conn) afterCallback() {
 	c.mu.Lock()
 	c.st &^= core.InCallback
 	c.mu.Unlock()
+	c.l.clock = 0
 	c.l.markDirty(c)
 }
 

@@ -438,7 +438,7 @@ func tmWriteProgress(t *testing.T, s *Suite) {
 
 // tmWriteSlowCallback: the write-progress clock starts when output
 // begins to wait, not when the loop last read its clock. An OnData that
-// works for longer than WriteTimeout (300 ms) and then writes 32 MiB,
+// works for longer than WriteTimeout (500 ms) and then writes 8 MiB,
 // more than the socket and its peer's take, to a client that starts
 // reading at the OnTimer it then asks for, must not be killed for want
 // of progress: a loop that started the clock from the time it had read
@@ -447,8 +447,8 @@ func tmWriteProgress(t *testing.T, s *Suite) {
 // idle clock before OnData as well.
 func tmWriteSlowCallback(t *testing.T, s *Suite) {
 	const (
-		limit = 300 * time.Millisecond
-		size  = 32 << 20
+		limit = 500 * time.Millisecond
+		size  = 8 << 20
 	)
 	var (
 		closed  = make(chan error, 1)

@@ -91,9 +91,14 @@ func (c *conn) writeNow(p []byte) []byte {
 func (c *conn) sendSeq() uint32 { return c.zcSeqCur }
 
 // submitSend sends c.sbuf[c.soff:]: one request carrying all output
-// pending when it was submitted. MSG_WAITALL makes the kernel retry a
-// short send itself, so a completion normally covers it all; a short one
-// (an error after some bytes) is continued from where it stopped.
+// pending when it was submitted. A send that waits for room completes
+// with what the socket took when room came (no MSG_WAITALL): each
+// completion is progress the write-progress clock sees, where a send the
+// kernel retried until all of it was taken showed none until the end (a
+// 30 MB send to a peer reading at 2 GB/s ran out a 300 ms WriteTimeout
+// on a loaded host: conformance's write-timeout-slow-callback). The rest
+// goes as another send that waits (onSend keeps sendFull). SEND_ZC keeps
+// MSG_WAITALL: the rest of a short one goes from a copy (holdZC).
 //
 // On a loop with inlineSend the send also goes with MSG_DONTWAIT, unless
 // the last one found the socket full: an inline send. The kernel does not
@@ -113,9 +118,12 @@ func (c *conn) submitSend() {
 		c.l.submit(0) // the send and its NOP go in one submission
 	}
 	s := c.l.sqe()
-	flags := syscall.MSG_WAITALL
-	if c.sendInline {
-		flags |= syscall.MSG_DONTWAIT
+	flags := 0
+	switch {
+	case c.sendInline:
+		flags = syscall.MSG_DONTWAIT | syscall.MSG_WAITALL
+	case useZC:
+		flags = syscall.MSG_WAITALL
 	}
 	s.PrepareSend(int(c.fd), uintptr(unsafe.Pointer(&b[0])), uint32(len(b)), flags)
 	c.fileRef(s)
@@ -173,7 +181,9 @@ func (c *conn) onSend(seq uint32, res int32, flags uint32, more bool) {
 			c.l.ls.inlineFull++
 		}
 	} else if res >= 0 {
-		c.sendFull = false // a send that waited for room has completed
+		// A send that waited for room took what came: a short one found
+		// the socket full again, and its rest waits for room too.
+		c.sendFull = c.soff+int(res) < len(c.sbuf)
 	}
 	if res < 0 {
 		if !c.dying {

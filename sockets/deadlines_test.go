@@ -106,6 +106,11 @@ func TestLimitsOfAWriterGoroutine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newChanHandler()
 			c, _ := serve(t, tc.cfg, h) // the client reads nothing
+			// Read before the calls that start the limit's clock (the
+			// writer goroutine's wait may start it before Write returns,
+			// Close before it returns): the cut-off is no earlier than
+			// the limit after this.
+			wrote := time.Now()
 			// More than loopback's socket buffers take.
 			if _, err := c.Write(make([]byte, 32<<20)); err != nil {
 				t.Fatal(err)
@@ -115,7 +120,6 @@ func TestLimitsOfAWriterGoroutine(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			wrote := time.Now()
 			var err error
 			select {
 			case err = <-h.closed:

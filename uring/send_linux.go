@@ -167,23 +167,19 @@ func (c *conn) onSend(seq uint32, res int32, flags uint32, more bool) {
 	}
 	c.sending = false
 	c.sendStop = false
-	if c.sendInline {
-		// An inline send that did not take everything found the socket
-		// full: the rest waits for room.
-		c.sendInline = false
-		if res == -int32(syscall.EAGAIN) {
-			c.sendFull = true
-			c.l.ls.inlineFull++
-			return // nothing sent: step sends it all again
-		}
-		c.sendFull = res >= 0 && c.soff+int(res) < len(c.sbuf)
-		if c.sendFull {
-			c.l.ls.inlineFull++
-		}
-	} else if res >= 0 {
-		// A send that waited for room took what came: a short one found
-		// the socket full again, and its rest waits for room too.
-		c.sendFull = c.soff+int(res) < len(c.sbuf)
+	inline := c.sendInline
+	c.sendInline = false
+	if inline && res == -int32(syscall.EAGAIN) {
+		c.sendFull = true
+		c.l.ls.inlineFull++
+		return // nothing sent: step sends it all again
+	}
+	// A send takes what the socket has room for (an inline one at once,
+	// one that waited when room came): a short one found the socket full,
+	// and its rest waits for room.
+	c.sendFull = res >= 0 && c.soff+int(res) < len(c.sbuf)
+	if inline && c.sendFull {
+		c.l.ls.inlineFull++
 	}
 	if res < 0 {
 		if !c.dying {

@@ -25,6 +25,7 @@ var timerCases = []testCase{
 	{name: "write-timeout", smoke: true, run: tmWriteTimeout},
 	{name: "write-timeout-progress", run: tmWriteProgress},
 	{name: "write-timeout-slow-callback", run: tmWriteSlowCallback},
+	{name: "close-timeout-slow-callback", run: tmCloseSlowCallback},
 	{name: "idle-timeout", run: tmIdleTimeout},
 }
 
@@ -509,6 +510,86 @@ func tmWriteSlowCallback(t *testing.T, s *Suite) {
 	case err := <-closed:
 		if err != nil {
 			t.Errorf("OnClose err = %v after the peer's close, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnClose did not run within 10s")
+	}
+}
+
+// tmCloseSlowCallback: Close's flush limit counts from the Close. With
+// output waiting for its peer (12 MiB: more than the sockets take while
+// the callback runs and again after it), an OnTimer that works for longer
+// than CloseTimeout (1 s) and then closes, to a client that reads from
+// the start of that work on, must have all of it flushed, then its FIN: a
+// loop that counted the limit from the time it had read before running
+// the callback found it run out at once and reset the connection.
+// IdleTimeout (10 s, never reached) makes a loop read its clock before
+// the callback, as in tmWriteSlowCallback.
+func tmCloseSlowCallback(t *testing.T, s *Suite) {
+	const (
+		limit = time.Second
+		size  = 12 << 20
+	)
+	var (
+		closed   = make(chan error, 1)
+		spinning = make(chan struct{})
+		out      = make([]byte, size)
+	)
+	for i := range out {
+		out[i] = byte(i % 251)
+	}
+	h := hooks{
+		Data: func(c transports.Conn, in []byte) int {
+			c.Write(out)
+			c.(transports.TimerConn).SetTimer(time.Millisecond)
+			return len(in)
+		},
+		Close: func(_ transports.Conn, err error) { closed <- err },
+	}
+	tr := s.Open(t, func(c *transports.Config) {
+		c.CloseTimeout = limit
+		c.IdleTimeout = 10 * time.Second
+	})
+	ln := s.Listen(t, tr, withTimer(h, func(c transports.Conn) {
+		if c.OutboundBuffered() == 0 {
+			t.Errorf("the sockets took all %d bytes: the case needs output that waits", size)
+		}
+		close(spinning)
+		for start := time.Now(); time.Since(start) < limit+limit/4; {
+		}
+		c.Close()
+	}))
+	cl := s.DialClient(t, ln)
+	cl.SetDeadline(time.Now().Add(30 * time.Second))
+	// A fixed receive buffer: the kernel's may grow to tens of MiB.
+	if rb, ok := cl.(interface{ SetReadBuffer(int) error }); ok {
+		rb.SetReadBuffer(128 << 10)
+	}
+	if _, err := cl.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-spinning:
+	case err := <-closed:
+		t.Fatalf("the server closed before OnTimer: %v", err)
+	}
+	got, err := io.ReadAll(cl)
+	if err != nil || len(got) != size {
+		select {
+		case cerr := <-closed:
+			t.Fatalf("read %d of %d bytes, then %v; the server closed with %v", len(got), size, err, cerr)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("read %d of %d bytes, then %v", len(got), size, err)
+		}
+	}
+	if !bytes.Equal(got, out) {
+		t.Fatal("the stream differs from what was written")
+	}
+	cl.Close()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("OnClose err = %v after a flushed Close and the peer's FIN, want nil", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnClose did not run within 10s")

@@ -720,8 +720,12 @@ func (c *conn) beginClose() {
 
 // closing does what Close asks, state.BeginClose having begun it: input
 // is discarded from now on; output is flushed within CloseTimeout, then
-// FIN; then the peer's FIN is awaited within CloseLinger.
+// FIN; then the peer's FIN is awaited within CloseLinger. Both limits
+// count from now, so the clock is read again: a Close at the end of a
+// long callback must not have them start from before it
+// (conformance's close-timeout-slow-callback).
 func (c *conn) closing() {
+	c.el.loop.updateTime()
 	c.publish()
 	c.dl.Closing()
 	c.kept.Release()

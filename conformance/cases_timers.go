@@ -27,6 +27,7 @@ var timerCases = []testCase{
 	{name: "write-timeout-slow-callback", run: tmWriteSlowCallback},
 	{name: "close-timeout-slow-callback", run: tmCloseSlowCallback},
 	{name: "idle-timeout", run: tmIdleTimeout},
+	{name: "idle-timeout-slow-callback", run: tmIdleSlowCallback},
 }
 
 // timerHandler is a Handler with OnTimer (and nothing else optional).
@@ -645,6 +646,61 @@ func tmIdleTimeout(t *testing.T, s *Suite) {
 		}
 		if el := (<-at).Sub(last); el < limit/2 {
 			t.Errorf("closed %v after the last byte, before IdleTimeout %v", el, limit)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnClose did not run within 10s")
+	}
+}
+
+// tmIdleSlowCallback: bytes written at the end of a long callback are
+// activity from then on. An OnData that works for longer than IdleTimeout
+// (500 ms) and then writes 16 KiB, which a socket takes at once, must not
+// find its connection idle as soon as it returns: a loop that stamped the
+// write with the time it had read before the callback did.
+func tmIdleSlowCallback(t *testing.T, s *Suite) {
+	const (
+		limit = 500 * time.Millisecond
+		size  = 16 << 10
+	)
+	var (
+		closed = make(chan error, 1)
+		at     = make(chan time.Time, 1)
+		wrote  time.Time // in OnData, read after OnClose: serialised
+	)
+	h := hooks{
+		Data: func(c transports.Conn, in []byte) int {
+			for start := time.Now(); time.Since(start) < limit+limit/2; {
+			}
+			c.Write(make([]byte, size))
+			wrote = time.Now()
+			return len(in)
+		},
+		Close: func(_ transports.Conn, err error) {
+			at <- time.Now()
+			closed <- err
+		},
+	}
+	tr := s.Open(t, func(c *transports.Config) { c.IdleTimeout = limit })
+	ln := s.Listen(t, tr, handler(h))
+	cl := s.DialClient(t, ln)
+	cl.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := cl.Write([]byte{'x'}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(cl, make([]byte, size)); err != nil {
+		t.Fatalf("read of the answer: %v", err)
+	}
+	if n, err := cl.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read from an idle connection: %d, %v; want io.EOF (an orderly close)", n, err)
+	}
+	cl.Close()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, transports.ErrIdleTimeout) {
+			t.Errorf("OnClose err = %v, want one matching ErrIdleTimeout", err)
+		}
+		if el := (<-at).Sub(wrote); el < limit/2 {
+			t.Errorf("closed %v after the callback's write, before IdleTimeout %v", el, limit)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("OnClose did not run within 10s")

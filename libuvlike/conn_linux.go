@@ -253,6 +253,9 @@ func (c *conn) writeNow(p []byte) []byte {
 		return p
 	}
 	if c.el.idle {
+		// Inside a callback the loop's time may be as old as the
+		// callback: these bytes move now (idle-timeout-slow-callback).
+		c.el.loop.updateTime()
 		c.dl.Moved(c.el.loop.nanos())
 	}
 	return p[n:]

@@ -147,7 +147,7 @@ func (c *conn) startWriter() {
 	c.t.wg.Add(1) // c's goroutine is alive, so the count is above zero
 	go func() {
 		defer c.t.wg.Done()
-		c.flush(true, 0)
+		c.flush(true)
 	}()
 }
 
@@ -162,9 +162,8 @@ func (c *conn) OutboundBuffered() int {
 // flush writes pending output while holding the write token, then sends a
 // FIN if one is due, and releases the token. With block false (the conn
 // goroutine after a callback) it hands the token to a writer goroutine as
-// soon as the socket is full instead of waiting. now is the time of the
-// read that led here (0: unknown, read the clock if the deadlines need it).
-func (c *conn) flush(block bool, now int64) {
+// soon as the socket is full instead of waiting.
+func (c *conn) flush(block bool) {
 	c.mu.Lock()
 	for {
 		if c.s.Any(core.Killed | core.Closed) {
@@ -185,7 +184,7 @@ func (c *conn) flush(block bool, now int64) {
 		n, err := c.write(b, block)
 		c.mu.Lock()
 		if n > 0 {
-			c.sentLocked(n, now)
+			c.sentLocked(n)
 		}
 		switch {
 		case err == errWouldBlock:
@@ -227,26 +226,24 @@ func (c *conn) flush(block bool, now int64) {
 	c.mu.Unlock()
 }
 
-// sentLocked accounts for n bytes taken by the kernel at now (0: read the
-// clock if needed): the write-progress clock starts again (or stops), and
-// reading resumes with OnDrain once output falls to half of
-// MaxWriteBuffer. A write that returns after kill dropped the output (out
-// and head reset) accounts for nothing: head would pass len(out), and
-// OutboundBuffered go below 0.
+// sentLocked accounts for n bytes taken by the kernel just now: the
+// write-progress clock starts again (or stops), and reading resumes with
+// OnDrain once output falls to half of MaxWriteBuffer. A write that
+// returns after kill dropped the output (out and head reset) accounts for
+// nothing: head would pass len(out), and OutboundBuffered go below 0.
 //
-// After OnData, now is the time of the read, so that a request costs one
-// clock read: the idle clock then counts the bytes sent as moving when
-// their request arrived, at most one callback's run too early.
-func (c *conn) sentLocked(n int, now int64) {
+// It reads the clock, if the limits need it, rather than take the read's
+// time: bytes sent at the end of a long callback move then, and the idle
+// clock must not count them as moving when their request arrived
+// (conformance's idle-timeout-slow-callback).
+func (c *conn) sentLocked(n int) {
 	c.st.BytesOut.Add(uint64(n))
 	if c.s.Any(core.Killed | core.Closed) {
 		return
 	}
 	c.head += n
 	if left := len(c.out) > c.head; c.waiting || c.t.lim.Idle > 0 {
-		if now == 0 {
-			now = core.Now()
-		}
+		now := core.Now()
 		c.waiting = c.waiting && left
 		c.dl.Progress(now, c.waiting)
 		c.armLocked(now)
@@ -600,7 +597,7 @@ func (c *conn) loop() error {
 			if c.kept.Len() > 0 {
 				c.s |= core.InCallback
 				c.mu.Unlock()
-				c.deliver(nil, 0)
+				c.deliver(nil)
 				c.mu.Lock()
 				continue
 			}
@@ -623,7 +620,7 @@ func (c *conn) eofLocked() bool {
 	case core.EOFOffer:
 		c.s |= core.InCallback
 		c.mu.Unlock()
-		c.deliver(nil, 0)
+		c.deliver(nil)
 		c.mu.Lock()
 	case core.EOFCallback:
 		c.callbackLocked(core.OnReadEOF)
@@ -699,10 +696,8 @@ func (c *conn) readLocked() error {
 		c.s |= core.EOFSeen // the loop runs the FIN's rules when reading is allowed
 		return nil
 	}
-	var now int64 // the one clock read of this read, if the idle timeout needs it
 	if c.t.lim.Idle > 0 {
-		now = core.Now()
-		c.dl.Moved(now)
+		c.dl.Moved(core.Now())
 	}
 	data := (*buf)[:n]
 	if c.s.Has(core.Closing) || !c.s.Readable(c.h.Duplex()) {
@@ -715,7 +710,7 @@ func (c *conn) readLocked() error {
 	}
 	c.s |= core.InCallback
 	c.mu.Unlock()
-	c.deliver(data, now)
+	c.deliver(data)
 	readPool.Put(buf)
 	c.mu.Lock()
 	return nil
@@ -814,13 +809,12 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 
 // deliver runs OnData with data, just read, after the kept bytes (nil:
 // the kept bytes alone) through core's input rules, then flushes what it
-// wrote. now is the time of the read (0: unknown). The caller has set
-// InCallback.
-func (c *conn) deliver(data []byte, now int64) {
+// wrote. The caller has set InCallback.
+func (c *conn) deliver(data []byte) {
 	if err := c.h.Deliver(c, c.t.log, &c.kept, data, c.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
-	c.afterCallback(now)
+	c.afterCallback()
 }
 
 // callbackLocked runs cb with mu released. Called and returns with mu held.
@@ -837,18 +831,18 @@ func (c *conn) callback(cb core.Callback) {
 	if err := c.h.Call(c, cb, c.t.log); err != nil {
 		c.kill(err)
 	}
-	c.afterCallback(0)
+	c.afterCallback()
 }
 
 // afterCallback ends a callback: the output it wrote is flushed now, with
 // one write(2) if the socket takes it all.
-func (c *conn) afterCallback(now int64) {
+func (c *conn) afterCallback() {
 	c.mu.Lock()
 	c.s &^= core.InCallback
 	start := c.takeTokenLocked()
 	c.mu.Unlock()
 	if start {
-		c.flush(false, now)
+		c.flush(false)
 	}
 }
 

@@ -141,9 +141,9 @@ func (f *Flags) Check() error {
 	case f.Perf != "auto" && f.Perf != "on" && f.Perf != "off":
 		return usagef("-perf %s: want auto, on or off", f.Perf)
 	case f.Syscalls != "" && f.Perf == "off":
-		return usagef("-syscalls needs perf")
+		return usagef("-syscalls counts with perf: it cannot run with -perf off")
 	case f.KProfile && f.Perf == "off":
-		return usagef("-kprofile needs perf")
+		return usagef("-kprofile samples with perf: it cannot run with -perf off")
 	case f.KProfilePeriod < 10*time.Microsecond:
 		return usagef("-kprofile-period must be at least 10µs")
 	}

@@ -428,13 +428,8 @@ func tmWriteProgress(t *testing.T, s *Suite) {
 		t.Fatalf("reading the rest: %v", err)
 	}
 	cl.Close() // our FIN: the server's Close need not wait out CloseLinger
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("OnClose err = %v, want nil after an orderly close", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnClose did not run within 10s")
+	if err := bufAwait(t, closed, "OnClose"); err != nil {
+		t.Errorf("OnClose err = %v, want nil after an orderly close", err)
 	}
 }
 
@@ -455,17 +450,11 @@ func tmWriteSlowCallback(t *testing.T, s *Suite) {
 	var (
 		closed  = make(chan error, 1)
 		written = make(chan struct{})
-		out     = make([]byte, size)
+		out     = pattern(size)
 	)
-	for i := range out {
-		out[i] = byte(i % 251)
-	}
 	h := hooks{
 		Data: func(c transports.Conn, in []byte) int {
-			// The application's slow work, on the loop: nothing to wait
-			// for, the loop just runs nothing else meanwhile.
-			for start := time.Now(); time.Since(start) < limit+limit/2; {
-			}
+			busy(limit + limit/2)
 			c.Write(out)
 			// The client reads from OnTimer on: once the loop has
 			// returned from this callback and tried to send.
@@ -507,13 +496,8 @@ func tmWriteSlowCallback(t *testing.T, s *Suite) {
 	default:
 	}
 	cl.Close()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("OnClose err = %v after the peer's close, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnClose did not run within 10s")
+	if err := bufAwait(t, closed, "OnClose"); err != nil {
+		t.Errorf("OnClose err = %v after the peer's close, want nil", err)
 	}
 }
 
@@ -534,11 +518,8 @@ func tmCloseSlowCallback(t *testing.T, s *Suite) {
 	var (
 		closed   = make(chan error, 1)
 		spinning = make(chan struct{})
-		out      = make([]byte, size)
+		out      = pattern(size)
 	)
-	for i := range out {
-		out[i] = byte(i % 251)
-	}
 	h := hooks{
 		Data: func(c transports.Conn, in []byte) int {
 			c.Write(out)
@@ -556,8 +537,7 @@ func tmCloseSlowCallback(t *testing.T, s *Suite) {
 			t.Errorf("the sockets took all %d bytes: the case needs output that waits", size)
 		}
 		close(spinning)
-		for start := time.Now(); time.Since(start) < limit+limit/4; {
-		}
+		busy(limit + limit/4)
 		c.Close()
 	}))
 	cl := s.DialClient(t, ln)
@@ -587,13 +567,8 @@ func tmCloseSlowCallback(t *testing.T, s *Suite) {
 		t.Fatal("the stream differs from what was written")
 	}
 	cl.Close()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Errorf("OnClose err = %v after a flushed Close and the peer's FIN, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnClose did not run within 10s")
+	if err := bufAwait(t, closed, "OnClose"); err != nil {
+		t.Errorf("OnClose err = %v after a flushed Close and the peer's FIN, want nil", err)
 	}
 }
 
@@ -605,24 +580,10 @@ func tmCloseSlowCallback(t *testing.T, s *Suite) {
 // before the client saw it).
 func tmIdleTimeout(t *testing.T, s *Suite) {
 	const limit = 500 * time.Millisecond
-	var (
-		closed = make(chan error, 1)
-		at     = make(chan time.Time, 1)
-	)
-	h := hooks{
-		Data: func(c transports.Conn, in []byte) int {
-			c.Write(in)
-			return len(in)
-		},
-		Close: func(_ transports.Conn, err error) {
-			at <- time.Now()
-			closed <- err
-		},
-	}
-	tr := s.Open(t, func(c *transports.Config) { c.IdleTimeout = limit })
-	ln := s.Listen(t, tr, handler(h))
-	cl := s.DialClient(t, ln)
-	cl.SetDeadline(time.Now().Add(20 * time.Second))
+	cl, closed, at := idleServe(t, s, limit, func(c transports.Conn, in []byte) int {
+		c.Write(in)
+		return len(in)
+	})
 	b := []byte{'x'}
 	var last time.Time
 	for start := time.Now(); time.Since(start) < time.Second; {
@@ -639,16 +600,11 @@ func tmIdleTimeout(t *testing.T, s *Suite) {
 		t.Fatalf("read from an idle connection: %d, %v; want io.EOF (an orderly close)", n, err)
 	}
 	cl.Close() // our FIN: the server's Close need not wait out CloseLinger
-	select {
-	case err := <-closed:
-		if !errors.Is(err, transports.ErrIdleTimeout) {
-			t.Errorf("OnClose err = %v, want one matching ErrIdleTimeout", err)
-		}
-		if el := (<-at).Sub(last); el < limit/2 {
-			t.Errorf("closed %v after the last byte, before IdleTimeout %v", el, limit)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnClose did not run within 10s")
+	if err := bufAwait(t, closed, "OnClose"); !errors.Is(err, transports.ErrIdleTimeout) {
+		t.Errorf("OnClose err = %v, want one matching ErrIdleTimeout", err)
+	}
+	if el := (<-at).Sub(last); el < limit/2 {
+		t.Errorf("closed %v after the last byte, before IdleTimeout %v", el, limit)
 	}
 }
 
@@ -662,28 +618,13 @@ func tmIdleSlowCallback(t *testing.T, s *Suite) {
 		limit = 500 * time.Millisecond
 		size  = 16 << 10
 	)
-	var (
-		closed = make(chan error, 1)
-		at     = make(chan time.Time, 1)
-		wrote  time.Time // in OnData, read after OnClose: serialised
-	)
-	h := hooks{
-		Data: func(c transports.Conn, in []byte) int {
-			for start := time.Now(); time.Since(start) < limit+limit/2; {
-			}
-			c.Write(make([]byte, size))
-			wrote = time.Now()
-			return len(in)
-		},
-		Close: func(_ transports.Conn, err error) {
-			at <- time.Now()
-			closed <- err
-		},
-	}
-	tr := s.Open(t, func(c *transports.Config) { c.IdleTimeout = limit })
-	ln := s.Listen(t, tr, handler(h))
-	cl := s.DialClient(t, ln)
-	cl.SetDeadline(time.Now().Add(20 * time.Second))
+	var wrote time.Time // in OnData, read after OnClose: serialised
+	cl, closed, at := idleServe(t, s, limit, func(c transports.Conn, in []byte) int {
+		busy(limit + limit/2)
+		c.Write(make([]byte, size))
+		wrote = time.Now()
+		return len(in)
+	})
 	if _, err := cl.Write([]byte{'x'}); err != nil {
 		t.Fatal(err)
 	}
@@ -694,15 +635,44 @@ func tmIdleSlowCallback(t *testing.T, s *Suite) {
 		t.Fatalf("read from an idle connection: %d, %v; want io.EOF (an orderly close)", n, err)
 	}
 	cl.Close()
-	select {
-	case err := <-closed:
-		if !errors.Is(err, transports.ErrIdleTimeout) {
-			t.Errorf("OnClose err = %v, want one matching ErrIdleTimeout", err)
-		}
-		if el := (<-at).Sub(wrote); el < limit/2 {
-			t.Errorf("closed %v after the callback's write, before IdleTimeout %v", el, limit)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("OnClose did not run within 10s")
+	if err := bufAwait(t, closed, "OnClose"); !errors.Is(err, transports.ErrIdleTimeout) {
+		t.Errorf("OnClose err = %v, want one matching ErrIdleTimeout", err)
 	}
+	if el := (<-at).Sub(wrote); el < limit/2 {
+		t.Errorf("closed %v after the callback's write, before IdleTimeout %v", el, limit)
+	}
+}
+
+// pattern returns n bytes in which a stream that lost, repeated or
+// reordered some differs from the original.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}
+
+// busy is an application's slow work on the loop: it runs for d, and the
+// loop runs nothing else meanwhile.
+func busy(d time.Duration) {
+	for start := time.Now(); time.Since(start) < d; {
+	}
+}
+
+// idleServe serves OnData data with IdleTimeout limit and dials a client
+// (20 s deadline); OnClose sends its time on at and its error on closed.
+func idleServe(t *testing.T, s *Suite, limit time.Duration, data func(c transports.Conn, in []byte) int) (cl net.Conn, closed chan error, at chan time.Time) {
+	closed, at = make(chan error, 1), make(chan time.Time, 1)
+	h := hooks{
+		Data: data,
+		Close: func(_ transports.Conn, err error) {
+			at <- time.Now()
+			closed <- err
+		},
+	}
+	tr := s.Open(t, func(c *transports.Config) { c.IdleTimeout = limit })
+	cl = s.DialClient(t, s.Listen(t, tr, handler(h)))
+	cl.SetDeadline(time.Now().Add(20 * time.Second))
+	return cl, closed, at
 }

@@ -253,9 +253,6 @@ func (c *conn) writeNow(p []byte) []byte {
 		return p
 	}
 	if c.el.idle {
-		// Inside a callback the loop's time may be as old as the
-		// callback: these bytes move now (idle-timeout-slow-callback).
-		c.el.loop.updateTime()
 		c.dl.Moved(c.el.loop.nanos())
 	}
 	return p[n:]
@@ -631,6 +628,7 @@ func (c *conn) onRead(data []byte, err error) {
 // kept bytes (nil: the kept bytes alone) under core's input rules; what
 // it did not consume is kept, unless it closed c.
 func (c *conn) deliver(data []byte) {
+	c.el.loop.callbackStarts()
 	err := c.h.Deliver(c, c.el.log, &c.kept, data, c.el.maxRead)
 	c.el.loop.callbackReturned()
 	if err != nil {
@@ -661,6 +659,7 @@ func (c *conn) offerKept() {
 
 // call runs callback cb of c; a panic kills c.
 func (c *conn) call(cb core.Callback) {
+	c.el.loop.callbackStarts()
 	err := c.h.Call(c, cb, c.el.log)
 	c.el.loop.callbackReturned()
 	if err != nil {
@@ -723,12 +722,8 @@ func (c *conn) beginClose() {
 
 // closing does what Close asks, state.BeginClose having begun it: input
 // is discarded from now on; output is flushed within CloseTimeout, then
-// FIN; then the peer's FIN is awaited within CloseLinger. Both limits
-// count from now, so the clock is read again: a Close at the end of a
-// long callback must not have them start from before it
-// (conformance's close-timeout-slow-callback).
+// FIN; then the peer's FIN is awaited within CloseLinger.
 func (c *conn) closing() {
-	c.el.loop.updateTime()
 	c.publish()
 	c.dl.Closing()
 	c.kept.Release()

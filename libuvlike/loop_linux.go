@@ -97,6 +97,7 @@ type Loop struct {
 	timers   timerHeap
 	now      int64 // the clock (core.Now) as of the last update
 	stale    bool  // now was read before the last poll or callback: the next nanos reads it again
+	inCall   int   // application callbacks running: nanos reads the clock each time
 	idles    []*hook
 	prepares []*hook
 	checks   []*hook
@@ -294,21 +295,28 @@ func (l *Loop) updateTime() {
 	l.stale = false
 }
 
-// callbackReturned tells the loop that an application callback has
-// returned: it may have run for long, so the next nanos reads the clock
-// again, and a limit started after it (the write-progress clock, when
-// its output waits) counts from then, not from before it (conformance's
-// write-timeout-slow-callback).
-func (l *Loop) callbackReturned() { l.stale = true }
+// callbackStarts and callbackReturned bracket an application callback,
+// which may run for long. Inside it nanos reads the clock at every call,
+// so that what the callback starts (Close's limits, activity its writes
+// stamp) counts from when it does it; after it the next nanos reads the
+// clock again, so that a limit started then (the write-progress clock,
+// when its output waits) counts from then, not from before the callback
+// (conformance's *-slow-callback cases).
+func (l *Loop) callbackStarts() { l.inCall++ }
+
+func (l *Loop) callbackReturned() {
+	l.inCall--
+	l.stale = true
+}
 
 // nanos returns the loop's time in core.Now's nanoseconds, which timers
-// and the connections' deadlines count in. It reads the clock at the
-// first call after the poll and after each application callback
-// (callbackReturned), and not at all in an iteration that needs no time
-// (as libuv's cached uv_now): it may lag by the time the loop's own work
-// since then took, and inside a callback by the time that callback took.
+// and the connections' deadlines count in. Outside application callbacks
+// it reads the clock at the first call after the poll and after each
+// callback, and not at all in an iteration that needs no time (as libuv's
+// cached uv_now): it may lag by the time the loop's own work since then
+// took. Inside a callback it reads the clock each time.
 func (l *Loop) nanos() int64 {
-	if l.stale {
+	if l.stale || l.inCall > 0 {
 		l.updateTime()
 	}
 	return l.now

@@ -1,7 +1,6 @@
 package loadgen_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -27,13 +26,10 @@ func TestHTTPAgainstHTTP1(t *testing.T) {
 	for _, engine := range []string{loadgen.EngineNet, loadgen.EngineRing} {
 		for _, path := range []string{"/plaintext", "/json", loadgen.EchoPath} {
 			for _, depth := range []int{1, 16} {
-				res, err := loadgen.Config{
+				res := loadgen.RunSome(t, loadgen.Config{
 					Addr: ln.Addr().String(), Workload: loadgen.HTTP, HTTPPath: path, Conns: 4, Depth: depth,
 					Duration: 200 * time.Millisecond, Engine: engine,
-				}.Run(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
+				}, 1)
 				if res.Errors != 0 || res.Requests == 0 || res.Requests%uint64(depth) != 0 {
 					t.Errorf("engine %s %s depth %d: %d requests, %d errors %v; want whole batches and no error",
 						engine, path, depth, res.Requests, res.Errors, res.FirstErrors)

@@ -105,14 +105,11 @@ func testRunEcho(t *testing.T, engine string) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServer(t, echo)
 			var progress int
-			res, err := Config{
+			res := RunSome(t, Config{
 				Addr: s.addr(), Conns: tc.conns, Size: tc.size, Depth: tc.depth,
 				Duration: 300 * time.Millisecond, Engine: engine,
 				Progress: func(Progress) { progress++ },
-			}.Run(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			}, uint64(tc.conns*tc.depth))
 			if res.Errors != 0 {
 				t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
 			}
@@ -513,13 +510,10 @@ func testHTTP(t *testing.T, engine string) {
 		{name: "open-loop", addr: plain, conns: 2, depth: 1, rate: 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Config{
+			res := RunSome(t, Config{
 				Addr: tc.addr, Workload: HTTP, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
 				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond, Engine: engine,
-			}.Run(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			}, 1)
 			if res.Errors != 0 {
 				t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
 			}
@@ -565,14 +559,11 @@ func TestHTTPTLS(t *testing.T) {
 		{name: "churn", mode: Churn, conns: 2, depth: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Config{
+			res := RunSome(t, Config{
 				Addr: addr, Workload: HTTP, Mode: tc.mode, Conns: tc.conns, Depth: tc.depth, Rate: tc.rate,
 				HTTPBody: []byte(helloBody), Duration: 300 * time.Millisecond,
 				TLS: &tls.Config{RootCAs: roots},
-			}.Run(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			}, 1)
 			if res.Errors != 0 {
 				t.Fatalf("%d errors: %v", res.Errors, res.FirstErrors)
 			}
@@ -823,10 +814,7 @@ func testHTTPBadResponses(t *testing.T, engine string) {
 // its connections open through the window.
 func TestChurnAndIdle(t *testing.T) {
 	s := startServer(t, echo)
-	res, err := Config{Addr: s.addr(), Mode: Churn, Conns: 2, Depth: 2, Duration: 300 * time.Millisecond}.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := RunSome(t, Config{Addr: s.addr(), Mode: Churn, Conns: 2, Depth: 2, Duration: 300 * time.Millisecond}, 1)
 	if res.Errors != 0 || res.Requests == 0 || res.Open > 2 {
 		t.Errorf("churn: Errors = %d (%v), Requests = %d, Open = %d; want 0, some, at most 2", res.Errors, res.FirstErrors, res.Requests, res.Open)
 	}
@@ -835,7 +823,7 @@ func TestChurnAndIdle(t *testing.T) {
 	}
 
 	var edges []int
-	res, err = Config{Addr: s.addr(), Mode: Idle, Conns: 20, Duration: 100 * time.Millisecond,
+	res, err := Config{Addr: s.addr(), Mode: Idle, Conns: 20, Duration: 100 * time.Millisecond,
 		OnWindow: func(bool) { edges = append(edges, 0) },
 	}.Run(context.Background())
 	if err != nil {
@@ -917,10 +905,7 @@ func testHTTPTechEmpowerBodies(t *testing.T, engine string) {
 		{good, "/plaintext", true}, {good, "/json", true}, {good, "/other", true},
 		{bad, "/plaintext", false}, {bad, "/json", false}, {bad, "/other", true},
 	} {
-		res, err := Config{Addr: tc.addr, Workload: HTTP, HTTPPath: tc.path, Depth: 4, Duration: 100 * time.Millisecond, Engine: engine}.Run(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := RunSome(t, Config{Addr: tc.addr, Workload: HTTP, HTTPPath: tc.path, Depth: 4, Duration: 100 * time.Millisecond, Engine: engine}, 1)
 		switch {
 		case tc.ok && (res.Errors != 0 || res.Requests == 0):
 			t.Errorf("%s: %d requests, %d errors %v; want some and none", tc.path, res.Requests, res.Errors, res.FirstErrors)
@@ -957,10 +942,7 @@ func testHTTPEcho(t *testing.T, engine string) {
 	}
 	good := server(1 << 30)
 	for _, tc := range []struct{ size, depth int }{{1, 16}, {100, 16}, {100 << 10, 4}} {
-		res, err := Config{Addr: good, Workload: HTTP, HTTPPath: EchoPath, Conns: 2, Size: tc.size, Depth: tc.depth, Duration: 200 * time.Millisecond, Engine: engine}.Run(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := RunSome(t, Config{Addr: good, Workload: HTTP, HTTPPath: EchoPath, Conns: 2, Size: tc.size, Depth: tc.depth, Duration: 200 * time.Millisecond, Engine: engine}, 1)
 		if res.Errors != 0 || res.Requests == 0 || res.Bytes < res.Requests*uint64(tc.size) {
 			t.Errorf("size %d depth %d: %d requests, %d bytes, %d errors %v; want some, each with its body, and no error",
 				tc.size, tc.depth, res.Requests, res.Bytes, res.Errors, res.FirstErrors)

@@ -629,7 +629,7 @@ func (c *conn) onRead(data []byte, err error) {
 // it did not consume is kept, unless it closed c.
 func (c *conn) deliver(data []byte) {
 	c.el.loop.callbackStarts()
-	err := c.h.Deliver(c, c.el.log, &c.kept, data, c.el.maxRead)
+	err := c.h.Deliver(c, &c.el.log, &c.kept, data, c.el.maxRead)
 	c.el.loop.callbackReturned()
 	if err != nil {
 		c.kill(err)
@@ -660,7 +660,7 @@ func (c *conn) offerKept() {
 // call runs callback cb of c; a panic kills c.
 func (c *conn) call(cb core.Callback) {
 	c.el.loop.callbackStarts()
-	err := c.h.Call(c, cb, c.el.log)
+	err := c.h.Call(c, cb, &c.el.log)
 	c.el.loop.callbackReturned()
 	if err != nil {
 		c.kill(err)
@@ -1014,7 +1014,7 @@ func (c *conn) finish(err error) {
 
 // onClosed runs OnClose and forgets c.
 func (c *conn) onClosed(*TCP) {
-	c.h.Closed(c, c.err, c.el.log)
+	c.h.Closed(c, c.err, &c.el.log)
 	el := c.el
 	el.removeConn(c)
 	el.st.closed++

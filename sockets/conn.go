@@ -811,7 +811,7 @@ func (c *conn) read() (buf *[]byte, n int, err error) {
 // the kept bytes alone) through core's input rules, then flushes what it
 // wrote. The caller has set InCallback.
 func (c *conn) deliver(data []byte) {
-	if err := c.h.Deliver(c, c.t.log, &c.kept, data, c.t.cfg.MaxReadBuffer); err != nil {
+	if err := c.h.Deliver(c, &c.t.log, &c.kept, data, c.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
 	c.afterCallback()
@@ -828,7 +828,7 @@ func (c *conn) callbackLocked(cb core.Callback) {
 // callback runs one of c's callbacks other than OnData and OnClose;
 // InCallback is set by the caller.
 func (c *conn) callback(cb core.Callback) {
-	if err := c.h.Call(c, cb, c.t.log); err != nil {
+	if err := c.h.Call(c, cb, &c.t.log); err != nil {
 		c.kill(err)
 	}
 	c.afterCallback()
@@ -865,7 +865,7 @@ func (c *conn) finish(err error) {
 			err = core.IdleTimeout(c.t.lim.Idle)
 		}
 	}
-	c.h.Closed(c, err, c.t.log)
+	c.h.Closed(c, err, &c.t.log)
 	c.t.removeConn(c)
 }
 

@@ -707,7 +707,7 @@ func (c *conn) received(data []byte) {
 // by the caller.
 func (c *conn) deliver(data []byte) {
 	c.l.callbacks++
-	if err := c.h.Deliver(c, c.l.t.log, &c.kept, data, c.l.t.cfg.MaxReadBuffer); err != nil {
+	if err := c.h.Deliver(c, &c.l.t.log, &c.kept, data, c.l.t.cfg.MaxReadBuffer); err != nil {
 		c.kill(err)
 	}
 	c.afterCallback()
@@ -717,7 +717,7 @@ func (c *conn) deliver(data []byte) {
 // kills c. InCallback is set by the caller.
 func (c *conn) call(cb core.Callback) {
 	c.l.callbacks++
-	if err := c.h.Call(c, cb, c.l.t.log); err != nil {
+	if err := c.h.Call(c, cb, &c.l.t.log); err != nil {
 		c.kill(err)
 	}
 	c.afterCallback()
@@ -833,7 +833,7 @@ func (c *conn) finish() {
 		return
 	}
 	l.callbacks++
-	c.h.Closed(c, err, l.t.log)
+	c.h.Closed(c, err, &l.t.log)
 	l.stats.Closed.Add(1)
 	l.t.connDone()
 }

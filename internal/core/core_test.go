@@ -116,13 +116,13 @@ func TestDeliver(t *testing.T) {
 		t.Fatalf("abilities %b", h.caps)
 	}
 	var kept Input
-	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("hello"), 10); err != nil {
+	if err := h.Deliver(nopConn{}, &quiet, &kept, []byte("hello"), 10); err != nil {
 		t.Fatal(err)
 	}
 	if string(kept.Bytes()) != "lo" {
 		t.Fatalf("kept %q, want \"lo\"", kept.Bytes())
 	}
-	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("abc"), 10); err != nil { // offered "loabc"
+	if err := h.Deliver(nopConn{}, &quiet, &kept, []byte("abc"), 10); err != nil { // offered "loabc"
 		t.Fatal(err)
 	}
 	if string(kept.Bytes()) != "bc" {
@@ -134,28 +134,28 @@ func TestDeliver(t *testing.T) {
 		}
 		return 1
 	}
-	if err := h.Deliver(nopConn{}, quiet, &kept, nil, 10); err != nil || string(kept.Bytes()) != "c" {
+	if err := h.Deliver(nopConn{}, &quiet, &kept, nil, 10); err != nil || string(kept.Bytes()) != "c" {
 		t.Fatalf("offering the kept bytes: %v, kept %q", err, kept.Bytes())
 	}
 	kept.Release()
 	th.consume = func([]byte) int { return 0 }
-	err := h.Deliver(nopConn{}, quiet, &kept, make([]byte, 20), 10)
+	err := h.Deliver(nopConn{}, &quiet, &kept, make([]byte, 20), 10)
 	if !errors.Is(err, transports.ErrInputLimit) || kept.Len() != 0 {
 		t.Fatalf("over the limit: %v, %d kept", err, kept.Len())
 	}
 	th.consume = func(in []byte) int { return len(in) + 1 }
-	if err := h.Deliver(nopConn{}, quiet, &kept, []byte("x"), 10); !errors.Is(err, transports.ErrHandler) {
+	if err := h.Deliver(nopConn{}, &quiet, &kept, []byte("x"), 10); !errors.Is(err, transports.ErrHandler) {
 		t.Fatalf("bad count: %v", err)
 	}
 	th.consume = func([]byte) int { panic(fmt.Errorf("boom: %w", io.ErrUnexpectedEOF)) }
-	err = h.Deliver(nopConn{}, quiet, &kept, []byte("x"), 10)
+	err = h.Deliver(nopConn{}, &quiet, &kept, []byte("x"), 10)
 	if !errors.Is(err, transports.ErrHandler) || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("panic: %v", err)
 	}
-	if err := h.Call(nopConn{}, OnTimer, quiet); err != nil || th.timers != 1 {
+	if err := h.Call(nopConn{}, OnTimer, &quiet); err != nil || th.timers != 1 {
 		t.Fatalf("OnTimer: %v, %d calls", err, th.timers)
 	}
-	if err := h.Call(nopConn{}, OnDrain, quiet); err != nil {
+	if err := h.Call(nopConn{}, OnDrain, &quiet); err != nil {
 		t.Fatalf("OnDrain the handler lacks: %v", err)
 	}
 }

@@ -81,7 +81,7 @@ type Log struct {
 
 // panicked logs a recovered panic with its stack and returns the error
 // the connection is killed with.
-func (l Log) panicked(name string, v any, c transports.Conn) error {
+func (l *Log) panicked(name string, v any, c transports.Conn) error {
 	l.Logger.Error(l.Name+": callback panicked; aborting the connection",
 		"callback", name, "panic", v, "remote", c.RemoteAddr(), "stack", string(debug.Stack()))
 	return transports.PanicError(name, v)
@@ -90,7 +90,7 @@ func (l Log) panicked(name string, v any, c transports.Conn) error {
 // Call runs callback cb of c. It returns nil, or the error c must be
 // killed with if the callback panicked (logged, with its stack). A
 // callback the Handler does not have is not called.
-func (h Handler) Call(c transports.Conn, cb Callback, log Log) (err error) {
+func (h *Handler) Call(c transports.Conn, cb Callback, log *Log) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = log.panicked(cb.String(), v, c)
@@ -121,7 +121,7 @@ func (h Handler) Call(c transports.Conn, cb Callback, log Log) (err error) {
 
 // Closed runs OnClose(c, err), the last callback; a panic is logged and
 // goes no further.
-func (h Handler) Closed(c transports.Conn, err error, log Log) {
+func (h *Handler) Closed(c transports.Conn, err error, log *Log) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Logger.Error(log.Name+": OnClose panicked", "panic", v, "remote", c.RemoteAddr(), "stack", string(debug.Stack()))
@@ -131,7 +131,7 @@ func (h Handler) Closed(c transports.Conn, err error, log Log) {
 }
 
 // data runs OnData, recovering a panic.
-func (h Handler) data(c transports.Conn, in []byte, log Log) (n int, err error) {
+func (h *Handler) data(c transports.Conn, in []byte, log *Log) (n int, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = log.panicked("OnData", v, c)
@@ -147,7 +147,7 @@ func (h Handler) data(c transports.Conn, in []byte, log Log) (n int, err error) 
 // count outside [0, len(in)] and more than max bytes kept are errors. It
 // returns nil, or the error c must be killed with (the kept bytes are
 // then dropped). data is not retained: the caller may reuse it at once.
-func (h Handler) Deliver(c transports.Conn, log Log, kept *Input, data []byte, max int) error {
+func (h *Handler) Deliver(c transports.Conn, log *Log, kept *Input, data []byte, max int) error {
 	in, fromKept := data, false
 	if data == nil || len(kept.b) > 0 {
 		kept.Keep(data)

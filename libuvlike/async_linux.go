@@ -48,6 +48,7 @@ func (a *Async) Send() {
 		return // a wake-up is on its way
 	}
 	l := a.loop
+	l.sent.Store(1) // after pending: see runAsyncs
 	switch l.sleep.Load() {
 	case awake:
 		// The loop looks at its Asyncs before it sleeps and after every

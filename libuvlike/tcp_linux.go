@@ -565,19 +565,27 @@ func (h *TCP) Write(req *WriteReq, bufs [][]byte, cb WriteFunc) error {
 // rest is flushed when the socket has room, without a futile try before.
 // It is how a caller that gathers its own output (the transport, once
 // per iteration) writes with one system call and no callback when the
-// socket has room, as it usually has; Loop.TryWriteBatch does it for many
-// handles at once.
+// socket has room, as it usually has.
 func (h *TCP) TryWrite(b []byte) (int, error) {
-	if err := h.tryWriteErr(); err != nil {
-		return 0, err
+	if h.flags&tcpNoTry != 0 || h.wqHead != nil || h.fd < 0 {
+		return 0, h.tryWriteErr()
 	}
 	if len(b) == 0 {
 		return 0, nil
 	}
 	h.loop.Stats.Syscalls++
 	n, errno := sysWrite(h.fd, b)
+	if errno == 0 && n == len(b) {
+		h.loop.Stats.Writes++
+		h.loop.Stats.BytesOut += uint64(n)
+		return n, nil
+	}
 	return h.tryWriteDone(b, n, errno)
 }
+
+// tcpNoTry masks the flags under which a write cannot be tried at once
+// (tryWriteErr says why).
+const tcpNoTry = tcpClosing | tcpShutting | tcpShut | tcpListening | tcpConnecting | tcpWriteBlocked
 
 // tryWriteErr returns why a write cannot be tried now, or nil.
 func (h *TCP) tryWriteErr() error {
@@ -615,44 +623,6 @@ func (h *TCP) tryWriteDone(b []byte, n int, errno syscall.Errno) (int, error) {
 			return 0, syscall.EAGAIN
 		}
 		return 0, os.NewSyscallError("write", errno)
-	}
-}
-
-// BatchWrite is one write of Loop.TryWriteBatch: B on H, and TryWrite's
-// results.
-type BatchWrite struct {
-	H   *TCP
-	B   []byte
-	N   int   // bytes written
-	Err error // as TryWrite's
-}
-
-// tcpNoTry masks the flags under which a write cannot be tried at once.
-const tcpNoTry = tcpClosing | tcpShutting | tcpShut | tcpListening | tcpConnecting | tcpWriteBlocked
-
-// TryWriteBatch makes TryWrite of each write in ws, filling in N and Err:
-// one write(2) per handle, made from one loop. A system call evicts the
-// CPU's predictions of returns (on AMD with the SRSO mitigation, always),
-// so making many from one frame, rather than one per call of a method,
-// saves a mispredicted return or two per write: the transport flushes the
-// connections written in an iteration with it.
-func (l *Loop) TryWriteBatch(ws []BatchWrite) {
-	for i := range ws {
-		w := &ws[i]
-		h := w.H
-		if h.flags&tcpNoTry != 0 || h.wqHead != nil || h.fd < 0 || len(w.B) == 0 {
-			w.N, w.Err = h.TryWrite(w.B)
-			continue
-		}
-		l.Stats.Syscalls++
-		n, errno := sysWrite(h.fd, w.B)
-		if errno == 0 && n == len(w.B) {
-			l.Stats.Writes++
-			l.Stats.BytesOut += uint64(n)
-			w.N, w.Err = n, nil
-			continue
-		}
-		w.N, w.Err = h.tryWriteDone(w.B, n, errno)
 	}
 }
 

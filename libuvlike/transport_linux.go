@@ -451,24 +451,22 @@ type evloop struct {
 	buf   []byte // the read buffer, lent to one OnData at a time
 
 	// Owned by the loop's goroutine.
-	conns      map[*conn]struct{}
-	dials      map[*dialer]struct{}
-	handles    map[*lhandle]struct{}
-	dirty      []*conn // connections written in this iteration
-	dirtySpare []*conn
-	batch      []BatchWrite
-	deferred   []*conn      // connections whose kept bytes are due (reading resumed)
-	handoffs   int          // connections whose handler hands off (Handoff)
-	spares     *core.Spares // kept-input buffers of idle connections, for reuse
-	log        core.Log
-	limits     core.Limits // the connections' time limits
-	idle       bool        // limits.Idle is on: reads and writes count as activity
-	iter       uint32
-	st         loopCounters
-	stopping   bool
-	maxWrite   int64
-	halfWrite  int64
-	maxRead    int
+	conns     map[*conn]struct{}
+	dials     map[*dialer]struct{}
+	handles   map[*lhandle]struct{}
+	dirty     []*conn      // connections written in this iteration
+	deferred  []*conn      // connections whose kept bytes are due (reading resumed)
+	handoffs  int          // connections whose handler hands off (Handoff)
+	spares    *core.Spares // kept-input buffers of idle connections, for reuse
+	log       core.Log
+	limits    core.Limits // the connections' time limits
+	idle      bool        // limits.Idle is on: reads and writes count as activity
+	iter      uint32
+	st        loopCounters
+	stopping  bool
+	maxWrite  int64
+	halfWrite int64
+	maxRead   int
 
 	pub transports.Counters // published copy of the counters, for Stats
 	raw atomic.Uint64       // published copy of Stats.RawWaits
@@ -659,10 +657,16 @@ func (el *evloop) prepare(*Prepare) {
 func (el *evloop) check(*Check) { el.work() }
 
 // work offers kept bytes where reading resumed, then flushes every
-// connection written since the last call: one TryWriteBatch writes each
-// one's output with one system call, and what the sockets did not take
-// goes to write requests.
+// connection written since the last call, if there is any of either: each
+// one's output goes out with one system call, and what the socket did not
+// take goes to write requests.
 func (el *evloop) work() {
+	if len(el.deferred) > 0 || len(el.dirty) > 0 {
+		el.workDue()
+	}
+}
+
+func (el *evloop) workDue() {
 	for i := 0; i < len(el.deferred); i++ {
 		c := el.deferred[i]
 		el.deferred[i] = nil
@@ -670,31 +674,18 @@ func (el *evloop) work() {
 		c.offerKept()
 	}
 	el.deferred = el.deferred[:0]
-	for len(el.dirty) > 0 {
-		// The callbacks below (OnDrain) may write: to the next round.
-		dirty := el.dirty
-		el.dirty = el.dirtySpare[:0]
-		batch := el.batch[:0]
-		for _, c := range dirty {
-			c.state &^= cfDirty
-			if c.tryable() {
-				batch = append(batch, BatchWrite{H: &c.tcp, B: c.out})
-			}
+	// A connection the callbacks below (OnDrain) write to is marked again
+	// and comes later in this loop.
+	for i := 0; i < len(el.dirty); i++ {
+		c := el.dirty[i]
+		el.dirty[i] = nil
+		c.state &^= cfDirty
+		if c.tryable() {
+			c.wrote(c.tcp.TryWrite(c.out))
 		}
-		el.loop.TryWriteBatch(batch)
-		j := 0
-		for i, c := range dirty {
-			dirty[i] = nil
-			if j < len(batch) && batch[j].H == &c.tcp {
-				c.wrote(batch[j].N, batch[j].Err)
-				batch[j] = BatchWrite{}
-				j++
-			}
-			c.queueRest()
-		}
-		el.batch = batch[:0]
-		el.dirtySpare = dirty[:0]
+		c.queueRest()
 	}
+	el.dirty = el.dirty[:0]
 }
 
 // publish copies the loop's counters where Stats reads them.

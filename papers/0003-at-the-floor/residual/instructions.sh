@@ -124,14 +124,14 @@ for label, suffix in (
         ("the loop, all of it (Loop.Run)", "libuvlike.(*Loop).Run"),
         ("  poll: wait, dispatch, reads and OnData (Loop.poll)", "libuvlike.(*Loop).poll"),
         ("    a read's delivery (connRead: onRead, deliver, core's Deliver, OnData)", "libuvlike.connRead"),
-        ("      core's Deliver (the input rules, the recover, OnData)", "core.Handler.Deliver"),
+        ("      core's Deliver (the input rules, the recover, OnData)", "core.(*Handler).Deliver"),
         ("        echo's OnData (its Write)", "echo.(*Handler).OnData"),
         ("          conn.Write (the copy to the output)", "libuvlike.(*conn).Write"),
         ("    the clock read before and after the wait (core.Now: time.Since)", "time.Since"),
         ("    the Ticker's check and yields (BeforeBlock, its Gosched)", "schedtick.(*Ticker).BeforeBlock"),
         ("  the prepare and check hooks and their flushes (Loop.settle)", "libuvlike.(*Loop).settle"),
-        ("    the transport's flush (evloop.work)", "libuvlike.(*evloop).work"),
-        ("      the writes (Loop.TryWriteBatch)", "libuvlike.(*Loop).TryWriteBatch"),
+        ("    the transport's flush (evloop.workDue)", "libuvlike.(*evloop).workDue"),
+        ("      the writes (TCP.TryWrite)", "libuvlike.(*TCP).TryWrite"),
         ("the system-call stubs (rawSyscall, RawSyscall6, Syscall6)", None)):
     if suffix is None:
         v = fn(fns, "libuvlike.rawSyscall.abi0") + fn(fns, "syscall.RawSyscall6") + fn(fns, "syscall.Syscall6")

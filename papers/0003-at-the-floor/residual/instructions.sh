@@ -127,7 +127,7 @@ for label, suffix in (
         ("      core's Deliver (the input rules, the recover, OnData)", "core.(*Handler).Deliver"),
         ("        echo's OnData (its Write)", "echo.(*Handler).OnData"),
         ("          conn.Write (the copy to the output)", "libuvlike.(*conn).Write"),
-        ("    the clock read before and after the wait (core.Now: time.Since)", "time.Since"),
+        ("    the clock read at each wait (core.Now: time.Since)", "time.Since"),
         ("    the Ticker's check and yields (BeforeBlock, its Gosched)", "schedtick.(*Ticker).BeforeBlock"),
         ("  the prepare and check hooks and their flushes (Loop.settle)", "libuvlike.(*Loop).settle"),
         ("    the transport's flush (evloop.workDue)", "libuvlike.(*evloop).workDue"),

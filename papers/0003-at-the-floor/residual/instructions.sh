@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# instructions.sh: the user-space instructions libuvlike runs per request,
-# beside the two epoll floors (papers/0003, "What is left for libuvlike").
+# instructions.sh: the user-space instructions merlin's loop transports run
+# per request, beside the floors of their mechanisms (papers/0003, "What
+# is left for libuvlike"): libuvlike beside gofloor-epoll and
+# cfloor-epoll, uring beside gofloor-uring and cfloor-uring.
 # Each server runs under valgrind's callgrind, which counts every
 # instruction executed in user space (the kernel's are not counted), with
 # one P, echoing 64 B for 64 connections at 2,000 req/s. Each is counted
@@ -20,7 +22,7 @@
 # of its locks is contended).
 #
 # Usage: papers/0003-at-the-floor/residual/instructions.sh [MERLIN]
-# (about 3 minutes; needs valgrind: Debian's apt-get install -y valgrind).
+# (about 6 minutes; needs valgrind: Debian's apt-get install -y valgrind).
 # MERLIN defaults to .bin/merlin (make build). Output: instructions.out
 # beside this script.
 set -euo pipefail
@@ -31,9 +33,12 @@ for tool in valgrind callgrind_control callgrind_annotate cc go; do
 	command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is missing (Debian: apt-get install -y valgrind gcc)" >&2; exit 1; }
 done
 tmp=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-(cd "$root/peers" && go build -o "$tmp/gofloor-epoll" ./gofloor-epoll)
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+for m in epoll uring; do
+	(cd "$root/peers" && go build -ldflags=-checklinkname=0 -o "$tmp/gofloor-$m" ./gofloor-$m)
+done
 (cd "$root/peers/cfloor-epoll" && cc -O2 -Wall -Werror -o "$tmp/cfloor-epoll" main.c)
+(cd "$root/peers/cfloor-uring" && cc -O2 -Wall -Werror -o "$tmp/cfloor-uring" main.c -luring)
 
 rate=2000
 short=4s
@@ -80,6 +85,9 @@ count() {
 count libuvlike "$merlin" serve -transport libuvlike:loops=1
 count gofloor-epoll "$tmp/gofloor-epoll"
 count cfloor-epoll "$tmp/cfloor-epoll"
+count uring "$merlin" serve -transport uring:loops=1
+count gofloor-uring "$tmp/gofloor-uring"
+count cfloor-uring "$tmp/cfloor-uring"
 
 python3 - "$tmp" <<'EOF' | tee "$here/instructions.out"
 import re, sys
@@ -110,7 +118,7 @@ def per_request(name):
 print("User-space instructions per request (callgrind; echo 64 B, 64 connections, 2,000 req/s, one P;")
 print("the difference between a 4 s and a 12 s load, divided by the difference in requests):\n")
 rows = {}
-for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll"):
+for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "uring", "gofloor-uring", "cfloor-uring"):
     total, fns, d = per_request(name)
     rows[name] = (total, fns)
     print("  %-14s %6.0f   (%d requests apart)" % (name, total, d))

@@ -478,18 +478,7 @@ func tmWriteSlowCallback(t *testing.T, s *Suite) {
 	case err := <-closed:
 		t.Fatalf("the server closed before OnTimer, its peer yet to read: %v", err)
 	}
-	got := make([]byte, size)
-	if n, err := io.ReadFull(cl, got); err != nil {
-		select {
-		case cerr := <-closed:
-			t.Fatalf("read %d of %d bytes: %v; the server closed with %v", n, size, err, cerr)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("read %d of %d bytes: %v", n, size, err)
-		}
-	}
-	if !bytes.Equal(got, out) {
-		t.Fatal("the stream differs from what was written")
-	}
+	readStream(t, cl, out, closed)
 	select {
 	case err := <-closed:
 		t.Fatalf("the server closed a connection whose output its peer read: %v", err)
@@ -554,17 +543,9 @@ func tmCloseSlowCallback(t *testing.T, s *Suite) {
 	case err := <-closed:
 		t.Fatalf("the server closed before OnTimer: %v", err)
 	}
-	got, err := io.ReadAll(cl)
-	if err != nil || len(got) != size {
-		select {
-		case cerr := <-closed:
-			t.Fatalf("read %d of %d bytes, then %v; the server closed with %v", len(got), size, err, cerr)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("read %d of %d bytes, then %v", len(got), size, err)
-		}
-	}
-	if !bytes.Equal(got, out) {
-		t.Fatal("the stream differs from what was written")
+	readStream(t, cl, out, closed)
+	if n, err := cl.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after the stream: %d bytes, %v; want the server's FIN", n, err)
 	}
 	cl.Close()
 	if err := bufAwait(t, closed, "OnClose"); err != nil {
@@ -640,6 +621,25 @@ func tmIdleSlowCallback(t *testing.T, s *Suite) {
 	}
 	if el := (<-at).Sub(wrote); el < limit/2 {
 		t.Errorf("closed %v after the callback's write, before IdleTimeout %v", el, limit)
+	}
+}
+
+// readStream reads len(out) bytes from cl and fails unless they are out;
+// a short read is reported with the server's OnClose error, if closed
+// gets one soon.
+func readStream(t *testing.T, cl net.Conn, out []byte, closed <-chan error) {
+	t.Helper()
+	got := make([]byte, len(out))
+	if n, err := io.ReadFull(cl, got); err != nil {
+		select {
+		case cerr := <-closed:
+			t.Fatalf("read %d of %d bytes: %v; the server closed with %v", n, len(out), err, cerr)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("read %d of %d bytes: %v", n, len(out), err)
+		}
+	}
+	if !bytes.Equal(got, out) {
+		t.Fatal("the stream differs from what was written")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/merlin-net/merlin/transports"
 )
@@ -274,5 +275,24 @@ func TestDeadlinesClosing(t *testing.T) {
 	d.Closing()
 	if e := d.Expired(5000, l); e != ExpNone {
 		t.Fatalf("after Close: %v ran out; the app's timer and the idle clock should have stopped", e)
+	}
+}
+
+// Now reads the runtime's clock directly: it must still be
+// time.Since(epoch), which Time and the deadlines convert with.
+func TestNowIsTimeSinceEpoch(t *testing.T) {
+	const slack = int64(time.Microsecond) // baseOf's bound
+	last := Now()
+	for range 10000 {
+		a := int64(time.Since(epoch))
+		n := Now()
+		b := int64(time.Since(epoch))
+		if n < a-slack || n > b+slack {
+			t.Fatalf("Now() = %d outside time.Since(epoch) read around it, [%d, %d]", n, a, b)
+		}
+		if n < last {
+			t.Fatalf("Now() went back: %d after %d", n, last)
+		}
+		last = n
 	}
 }

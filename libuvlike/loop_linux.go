@@ -105,8 +105,9 @@ type Loop struct {
 	closing  []closer    // handles closed, close callbacks not yet run
 	handles  int         // open handles holding a descriptor
 
-	stop    bool
-	running bool
+	stop      bool
+	running   bool
+	checksDue bool // from the poll phase to the end of the check phase
 
 	park   Park
 	rt     *runtimePark  // made by SetPark(ParkRuntime); read by Async.Send once sleep says so
@@ -200,6 +201,7 @@ func (l *Loop) Run() error {
 		l.g.Store(0)
 		l.running = false
 		l.stop = false
+		l.checksDue = false
 	}()
 	l.updateTime()
 	for !l.stop {
@@ -214,14 +216,18 @@ func (l *Loop) Run() error {
 		if len(l.idles) > 0 {
 			runHandles(&l.idles)
 		}
-		l.settle(&l.prepares)
+		if len(l.prepares) > 0 || len(l.writing) > 0 || len(l.pending) > 0 {
+			l.settle(&l.prepares)
+		}
 		if l.stop {
 			break
 		}
+		l.checksDue = true
 		if err := l.poll(l.pollTimeout()); err != nil {
 			return err
 		}
 		l.settle(&l.checks)
+		l.checksDue = false
 		if len(l.closing) > 0 {
 			l.runClosing()
 		}
@@ -260,6 +266,13 @@ func runHandles(hs *[]*hook) {
 
 // Stop makes Run return at the end of the current iteration (uv_stop).
 func (l *Loop) Stop() { l.stop = true }
+
+// ChecksDue reports whether the check handles run before the loop next
+// waits: it is true from the poll phase (the I/O callbacks) to the end of
+// the check phase. Work made while it is false, by timer, idle, pending
+// or close callbacks, is met before the wait only by an idle or prepare
+// handle.
+func (l *Loop) ChecksDue() bool { return l.checksDue }
 
 // InLoop reports whether the caller runs on the loop's goroutine, inside
 // Run. It is safe from any goroutine.
@@ -652,16 +665,15 @@ func (l *Loop) applyChanges() {
 }
 
 // hook is what idle, prepare and check handles share: a callback the loop
-// runs once per iteration at one point, while the handle is started.
+// runs once per iteration at one point, while the handle is started. run
+// calls the handle's callback; New* makes it once, so that starting a
+// handle allocates nothing.
 type hook struct {
 	list *[]*hook // the loop's list for this kind of handle
-	fn   func()
+	run  func()
 }
 
-func (h *hook) run() { h.fn() }
-
-func (h *hook) start(fn func()) {
-	h.fn = fn
+func (h *hook) start() {
 	if indexOf(*h.list, h) < 0 {
 		*h.list = append(*h.list, h)
 	}
@@ -675,13 +687,18 @@ func (h *hook) active() bool { return indexOf(*h.list, h) >= 0 }
 // once per iteration, before the poll, and the poll does not block.
 type Idle struct {
 	hook
+	cb func(*Idle)
 }
 
 // NewIdle returns a stopped idle handle of l.
-func (l *Loop) NewIdle() *Idle { return &Idle{hook{list: &l.idles}} }
+func (l *Loop) NewIdle() *Idle {
+	h := &Idle{hook: hook{list: &l.idles}}
+	h.run = func() { h.cb(h) }
+	return h
+}
 
 // Start makes cb run once per iteration (uv_idle_start).
-func (h *Idle) Start(cb func(*Idle)) { h.start(func() { cb(h) }) }
+func (h *Idle) Start(cb func(*Idle)) { h.cb = cb; h.start() }
 
 // Stop stops h (uv_idle_stop).
 func (h *Idle) Stop() { h.stop() }
@@ -695,13 +712,18 @@ func (h *Idle) Active() bool { return h.active() }
 type Prepare struct {
 	hook
 	loop *Loop
+	cb   func(*Prepare)
 }
 
 // NewPrepare returns a stopped prepare handle of l.
-func (l *Loop) NewPrepare() *Prepare { return &Prepare{hook{list: &l.prepares}, l} }
+func (l *Loop) NewPrepare() *Prepare {
+	h := &Prepare{hook: hook{list: &l.prepares}, loop: l}
+	h.run = func() { h.cb(h) }
+	return h
+}
 
 // Start makes cb run before each poll (uv_prepare_start).
-func (h *Prepare) Start(cb func(*Prepare)) { h.start(func() { cb(h) }) }
+func (h *Prepare) Start(cb func(*Prepare)) { h.cb = cb; h.start() }
 
 // Stop stops h (uv_prepare_stop).
 func (h *Prepare) Stop() { h.stop() }
@@ -719,13 +741,18 @@ func (h *Prepare) WillBlock() bool {
 // callbacks of completed writes leave more work.
 type Check struct {
 	hook
+	cb func(*Check)
 }
 
 // NewCheck returns a stopped check handle of l.
-func (l *Loop) NewCheck() *Check { return &Check{hook{list: &l.checks}} }
+func (l *Loop) NewCheck() *Check {
+	h := &Check{hook: hook{list: &l.checks}}
+	h.run = func() { h.cb(h) }
+	return h
+}
 
 // Start makes cb run after each poll (uv_check_start).
-func (h *Check) Start(cb func(*Check)) { h.start(func() { cb(h) }) }
+func (h *Check) Start(cb func(*Check)) { h.cb = cb; h.start() }
 
 // Stop stops h (uv_check_stop).
 func (h *Check) Stop() { h.stop() }

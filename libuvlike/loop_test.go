@@ -669,3 +669,45 @@ func TestTimerStartedAfterALongPollCountsFromNow(t *testing.T) {
 		t.Errorf("a %v timer started after a poll of %v ran out after %v", timeout, blocked, fired)
 	}
 }
+
+// TestChecksDue: false where the loop reaches no check before it waits
+// (timer, idle and prepare callbacks), true in the I/O callbacks and the
+// checks; and restarting a handle allocates nothing.
+func TestChecksDue(t *testing.T) {
+	forModes(t, func(t *testing.T, l *Loop) {
+		a, b := pair(t, l)
+		seen := map[string]bool{}
+		tm := l.NewTimer()
+		tm.Start(func(*Timer) { seen["timer"] = l.ChecksDue() }, 0, 0)
+		idle := l.NewIdle()
+		idle.Start(func(h *Idle) { seen["idle"] = l.ChecksDue(); h.Stop() })
+		prep := l.NewPrepare()
+		prep.Start(func(h *Prepare) { seen["prepare"] = l.ChecksDue(); h.Stop() })
+		check := l.NewCheck()
+		check.Start(func(*Check) {
+			if _, ok := seen["read"]; ok {
+				seen["check"] = l.ChecksDue()
+				check.Stop()
+				a.Close(nil)
+				b.Close(func(*TCP) { l.Stop() })
+			}
+		})
+		b.ReadStart(func(*TCP, int) []byte { return make([]byte, 16) }, func(_ *TCP, _ []byte, err error) {
+			if err == nil {
+				seen["read"] = l.ChecksDue()
+			}
+		})
+		var w WriteReq
+		a.Write(&w, [][]byte{{1}}, nil)
+		run(t, l)
+		want := map[string]bool{"timer": false, "idle": false, "prepare": false, "read": true, "check": true}
+		for k, v := range want {
+			if got, ok := seen[k]; !ok || got != v {
+				t.Errorf("ChecksDue() in the %s callback = %v (ran: %v), want %v", k, got, ok, v)
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { idle.Start(idle.cb); idle.Stop() }); n != 0 {
+			t.Errorf("Idle Start and Stop: %v allocations, want 0", n)
+		}
+	})
+}

@@ -24,6 +24,7 @@ var bufferCases = []testCase{
 	{name: "write-backpressure", run: bufWriteBackpressure},
 	{name: "read-backpressure-pause", run: bufReadBackpressurePause},
 	{name: "resume-kept", run: bufResumeKept},
+	{name: "drain-resumes-kept", run: bufDrainResumesKept},
 	{name: "max-read-buffer", smoke: true, run: bufMaxReadBuffer},
 }
 
@@ -364,6 +365,51 @@ func bufResumeKept(t *testing.T, s *Suite) {
 		t.Errorf("after ResumeRead, OnData got %d bytes; want the %d kept ones, and they differ from offset %d", len(in), k, i)
 	}
 	faults.check(t)
+}
+
+// bufDrainResumesKept checks that reading stopped by backpressure offers
+// the kept bytes when the output drains, with nothing new arriving: the
+// client sends m one-byte requests at once and waits for their answers;
+// the handler answers one request per OnData with MaxWriteBuffer bytes,
+// written in small pieces so that they are buffered, which stops reading,
+// and keeps the others. The socket takes each answer at once, so the
+// output drains within the iteration that wrote it, and only the
+// transport's own rules can offer the next request.
+func bufDrainResumesKept(t *testing.T, s *Suite) {
+	tr := s.Open(t, func(cfg *transports.Config) { cfg.MaxWriteBuffer = 16 << 10 })
+	size := tr.Config().MaxWriteBuffer
+	const (
+		m     = 8
+		piece = 512
+	)
+	var direct atomic.Bool // an answer went out without reaching the limit
+	h := handler(hooks{
+		Data: func(c transports.Conn, in []byte) int {
+			for off := 0; off < size; off += piece {
+				c.Write(bufPatternAt(int64(off), min(piece, size-off)))
+			}
+			if c.OutboundBuffered() < size {
+				direct.Store(true)
+			}
+			return 1
+		},
+	})
+	ln := s.Listen(t, tr, h)
+	c := s.DialClient(t, ln)
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, m)); err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	got, err := io.ReadFull(c, make([]byte, m*size))
+	if err != nil && direct.Load() {
+		s.Skip(t, fmt.Sprintf("an answer of %d bytes, written in %d-byte pieces inside OnData, went out without buffering: reading never stopped, and the kept requests wait for new bytes", size, piece))
+	}
+	if err != nil {
+		t.Fatalf("read %d of the %d answers (%d bytes each): %v; the kept requests were not offered when the output drained",
+			got/size, m, size, err)
+	}
 }
 
 // bufMaxReadBuffer checks that a handler that consumes nothing is aborted

@@ -518,6 +518,7 @@ func (c *conn) markDirty() {
 	if !c.state.Has(cfDirty) {
 		c.state |= cfDirty
 		c.el.dirty = append(c.el.dirty, c)
+		c.el.workAdded()
 	}
 }
 
@@ -532,6 +533,7 @@ func (c *conn) deferKept() {
 	if (c.kept.Len() > 0 || c.eofDue()) && !c.state.Has(cfDeferred) {
 		c.state |= cfDeferred
 		c.el.deferred = append(c.el.deferred, c)
+		c.el.workAdded()
 	}
 }
 

@@ -42,7 +42,9 @@
 // OnData at a time; the bytes an OnData leaves are copied to its
 // connection. Writes made on a loop append to the connection's output
 // with no lock and no atomic operation; after the loop's callbacks (in a
-// check handle), each connection written is flushed with one TryWrite, and
+// check handle; work made where no check follows, by timer, write or
+// close callbacks, starts an idle handle that does it before the poll,
+// Loop.ChecksDue), each connection written is flushed with one TryWrite, and
 // only what the socket does not take becomes a write request, flushed
 // when EPOLLOUT comes (wanted only while output is pending; two requests
 // in flight go out in one writev). A Write of 16 KiB or more on the loop,

@@ -135,9 +135,9 @@ for label, suffix in (
         ("      core's Deliver (the input rules, the recover, OnData)", "core.(*Handler).Deliver"),
         ("        echo's OnData (its Write)", "echo.(*Handler).OnData"),
         ("          conn.Write (the copy to the output)", "libuvlike.(*conn).Write"),
-        ("    the clock read at each wait (core.Now: time.Since)", "time.Since"),
+        ("    the clock (runtime.nanotime1: core.Now at each wait, and the runtime's)", "runtime.nanotime1.abi0"),
         ("    the Ticker's check and yields (BeforeBlock, its Gosched)", "schedtick.(*Ticker).BeforeBlock"),
-        ("  the prepare and check hooks and their flushes (Loop.settle)", "libuvlike.(*Loop).settle"),
+        ("  the check hook and its flushes (Loop.settle)", "libuvlike.(*Loop).settle"),
         ("    the transport's flush (evloop.workDue)", "libuvlike.(*evloop).workDue"),
         ("      the writes (TCP.TryWrite)", "libuvlike.(*TCP).TryWrite"),
         ("the system-call stubs (rawSyscall, RawSyscall6, Syscall6)", None)):

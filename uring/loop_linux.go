@@ -102,6 +102,7 @@ type loop struct {
 	// (waitCount).
 	inlineSend bool
 	inline     []*conn
+	reaped     int // completions the reap now being stepped brought (0 outside one)
 	lastBatch  int
 	lastIdle   bool
 	raw        schedtick.Raw // which wait keeps the P
@@ -732,7 +733,9 @@ func (l *loop) reapAll() int {
 			l.stats.bufLow.Store(free)
 		}
 		l.bufs.Publish()
+		l.reaped = n
 		l.stepDirty()
+		l.reaped = 0
 		if n < len(l.cqBuf) {
 			return total
 		}

@@ -90,6 +90,14 @@ func (c *conn) writeNow(p []byte) []byte {
 // sendSeq is the aux of c's current send (the SEND_ZC sequence, else 0).
 func (c *conn) sendSeq() uint32 { return c.zcSeqCur }
 
+// inlineBatch is the most completions a reap may bring for the sends made
+// for it to go inline. Measured saturated, echo 64 B, 1,000 connections
+// (10 paired rounds): sending inline only up to 4 cost 0.93x [0.86-1.00]
+// the CPU per request of always (p = 0.037), 1.09x cfloor-uring's against
+// 1.18x; at 25% and 75% of the peak (64 connections) 1.00x and 0.98x
+// cfloor-uring, as always.
+const inlineBatch = 4
+
 // submitSend sends c.sbuf[c.soff:]: one request carrying all output
 // pending when it was submitted. A send that waits for room completes
 // with what the socket took when room came (no MSG_WAITALL): each
@@ -109,11 +117,17 @@ func (c *conn) sendSeq() uint32 { return c.zcSeqCur }
 // after it: the NOP's completion (skipped on success) then ends the wait
 // at once. The loop's wait counts on both (waitCount). What an inline send
 // leaves goes again as a send that waits for room (onSend).
+//
+// Sends made for a reap that brought more than inlineBatch completions go
+// plainly: inline sends save the enter that would end at once with their
+// completions, one system call per wake-up, which pays for their NOPs and
+// their accounting while a wake-up brings a request or a few; a saturated
+// loop's wake-ups bring dozens, and its enter does not sleep anyway.
 func (c *conn) submitSend() {
 	b := c.sbuf[c.soff:]
 	zc := c.l.t.opt.zcThreshold
 	useZC := zc > 0 && len(b) >= zc && c.tcp // unix sockets have no zero-copy send
-	c.sendInline = c.l.inlineSend && !c.sendFull && !useZC
+	c.sendInline = c.l.inlineSend && !c.sendFull && !useZC && c.l.reaped <= inlineBatch
 	if c.sendInline && c.l.ring.Free() < 2 {
 		c.l.submit(0) // the send and its NOP go in one submission
 	}

@@ -457,7 +457,6 @@ type evloop struct {
 	dirty     []*conn      // connections written in this iteration
 	deferred  []*conn      // connections whose kept bytes are due (reading resumed)
 	more      *Idle        // started while work is due that no check will meet
-	moreOn    bool         // more is started
 	handoffs  int          // connections whose handler hands off (Handoff)
 	spares    *core.Spares // kept-input buffers of idle connections, for reuse
 	log       core.Log
@@ -650,7 +649,7 @@ func (el *evloop) onAsync(*Async) {
 // kept while the output drained, due at once) is the idle handle's.
 func (el *evloop) check(*Check) {
 	el.work()
-	if len(el.deferred) > 0 || len(el.dirty) > 0 {
+	if el.workLeft() {
 		el.startMore()
 	}
 	el.iter++
@@ -671,30 +670,29 @@ func (el *evloop) workAdded() {
 	}
 }
 
-func (el *evloop) startMore() {
-	if !el.moreOn {
-		el.moreOn = true
-		el.more.Start(el.moreWork)
-	}
-}
+// startMore starts the idle handle (again: Start is idempotent).
+func (el *evloop) startMore() { el.more.Start(el.moreWork) }
 
 // moreWork does the work made since the check phase, once, as the check
 // does, and stops once none is left: while it runs, the poll does not
 // wait, and the check after it meets what its callbacks left.
 func (el *evloop) moreWork(h *Idle) {
 	el.work()
-	if len(el.deferred) == 0 && len(el.dirty) == 0 {
+	if !el.workLeft() {
 		h.Stop()
-		el.moreOn = false
 	}
 }
+
+// workLeft reports whether a connection waits for its kept bytes or its
+// flush.
+func (el *evloop) workLeft() bool { return len(el.deferred) > 0 || len(el.dirty) > 0 }
 
 // work offers kept bytes where reading resumed, then flushes every
 // connection written since the last call, if there is any of either: each
 // one's output goes out with one system call, and what the socket did not
 // take goes to write requests.
 func (el *evloop) work() {
-	if len(el.deferred) > 0 || len(el.dirty) > 0 {
+	if el.workLeft() {
 		el.workDue()
 	}
 }

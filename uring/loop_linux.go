@@ -135,8 +135,9 @@ type loop struct {
 	tmoAt             int64
 	tmoTS             unix.Timespec
 	// timerSets and tmoSets count setTimer calls and TIMEOUT requests (and
-	// updates) submitted, for tests: both are rare, not per request.
-	timerSets, tmoSets uint64
+	// updates) submitted, for tests: both are rare, not per request. steps
+	// counts conn steps, for a test: one per request for an echo.
+	timerSets, tmoSets, steps uint64
 	// pk parks a runtime loop (nil: a thread loop). callbacks counts the
 	// callbacks run, and yieldAt its value when a runtime loop last
 	// yielded to the goroutines they readied.
@@ -831,6 +832,7 @@ func (l *loop) stepDirty() {
 		l.dirty[len(l.dirty)-1] = nil
 		l.dirty = l.dirty[:len(l.dirty)-1]
 		c.dirty = false
+		l.steps++
 		c.step()
 	}
 }

@@ -20,7 +20,7 @@ import (
 //
 // The loop's goroutine owns almost all of it. A Conn method called there
 // (from any callback of the loop) acts at once, without a lock: it finds
-// out where it runs with getg, which costs a nanosecond. A method called
+// out where it runs with core.G, which costs a nanosecond. A method called
 // from another goroutine records its work under mu (output in fout,
 // commands in cmds) and wakes the loop, which applies it; what it must
 // answer at once (Write's error, the closes') it reads from st, the bits
@@ -193,7 +193,7 @@ func (c *conn) opError(op string, err error) error {
 }
 
 // onLoop reports whether the caller is c's loop's goroutine.
-func (c *conn) onLoop() bool { return c.el.loop.g.Load() == getg() }
+func (c *conn) onLoop() bool { return c.el.loop.g.Load() == core.G() }
 
 // pub returns the state as published for other goroutines, with the bits
 // their calls have added and the loop has not applied yet.

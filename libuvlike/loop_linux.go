@@ -84,7 +84,7 @@ type Loop struct {
 	lock bool
 	tick schedtick.Ticker // the scheduler sees the loop yield
 	raw  schedtick.Raw    // whether a wait keeps the P
-	g    atomic.Uintptr   // getg() of the goroutine in Run; 0 outside Run
+	g    atomic.Uintptr   // core.G() of the goroutine in Run; 0 outside Run
 
 	events   []unix.EpollEvent
 	watchers []*watcher // by descriptor
@@ -196,7 +196,7 @@ func (l *Loop) Run() error {
 		defer runtime.UnlockOSThread()
 	}
 	l.running = true
-	l.g.Store(getg())
+	l.g.Store(core.G())
 	defer func() {
 		l.g.Store(0)
 		l.running = false
@@ -278,7 +278,7 @@ func (l *Loop) ChecksDue() bool { return l.checksDue }
 // Run. It is safe from any goroutine.
 func (l *Loop) InLoop() bool {
 	g := l.g.Load()
-	return g != 0 && g == getg()
+	return g != 0 && g == core.G()
 }
 
 // Close releases the loop's epoll descriptor (uv_loop_close). It fails

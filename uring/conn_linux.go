@@ -181,7 +181,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 	}
 	if c.wbuf == nil && len(p) <= outChunk {
-		c.wbuf = outPool.Get().(*[outChunk]byte)[:0]
+		c.wbuf = c.l.outBuf()[:0]
 	}
 	c.wbuf = append(c.wbuf, p...)
 	c.queued += len(p)

@@ -90,8 +90,11 @@ type loop struct {
 	// spares are the kept-input buffers of the loop's conns that hold
 	// none now; owned by the loop goroutine.
 	spares *core.Spares
-	iter   uint64 // loop iterations, owned by the loop goroutine
-	clock  int64  // core.Now, read once per iteration (see now); 0: not yet; loop-owned
+	// outFree are output buffers of the loop's conns that hold none now
+	// (outBuf, putOut); owned by the loop goroutine.
+	outFree []*[outChunk]byte
+	iter    uint64 // loop iterations, owned by the loop goroutine
+	clock   int64  // core.Now, read once per iteration (see now); 0: not yet; loop-owned
 	// sendsQueued counts the sends prepared since the last enter, and
 	// lastBatch the completions the last wait returned, and lastIdle
 	// whether it blocked for longer than minwait (waitCount).
@@ -105,9 +108,9 @@ type loop struct {
 	reaped     int // completions the reap now being stepped brought (0 outside one)
 	lastBatch  int
 	lastIdle   bool
-	raw        schedtick.Raw // which wait keeps the P
-	g          atomic.Uint64 // the loop goroutine's id (core.GoID), for inCallback; 0 outside run
-	fdOut      atomic.Int32  // the ring's descriptor, for MSG_RING senders
+	raw        schedtick.Raw  // which wait keeps the P
+	g          atomic.Uintptr // the loop goroutine's core.G, for inCallback and outBuf; 0 outside run
+	fdOut      atomic.Int32   // the ring's descriptor, for MSG_RING senders
 
 	// Owned by the loop goroutine.
 	conns     []*conn
@@ -179,7 +182,7 @@ func (l *loop) start(wg *sync.WaitGroup, ready chan<- error) {
 			ready <- err
 			return
 		}
-		l.g.Store(core.GoID())
+		l.g.Store(core.G())
 		l.tid, _, _ = syscall.RawSyscall(unix.SYS_GETTID, 0, 0, 0) // where its first requests are submitted
 		ready <- nil
 		l.run()

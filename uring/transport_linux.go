@@ -256,10 +256,9 @@ func (t *Transport) Stats() transports.Stats {
 }
 
 // inCallback reports whether the caller runs on one of t's loops, where
-// every callback runs: the goroutine says it. (Its id costs about a
-// microsecond: Dial, Close and Shutdown ask, not the hot path.)
+// every callback runs: the goroutine says it.
 func (t *Transport) inCallback() bool {
-	g := core.GoID()
+	g := core.G()
 	found := false
 	t.eachLoop(func(l *loop) { found = found || l.g.Load() == g })
 	return found

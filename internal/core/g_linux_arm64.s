@@ -1,10 +1,10 @@
 #include "textflag.h"
 
-// func getg() uintptr
+// func G() uintptr
 //
 // The address of the calling goroutine's g, from the g register: a value
 // no other live goroutine has.
-TEXT ·getg(SB),NOSPLIT,$0-8
+TEXT ·G(SB),NOSPLIT,$0-8
 	MOVD g, R0
 	MOVD R0, ret+0(FP)
 	RET

@@ -141,22 +141,9 @@ func TestTimersNotPerRequest(t *testing.T) {
 		}
 		return [2]uint64{}
 	}
-	cl, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cl.SetDeadline(time.Now().Add(30 * time.Second))
-	msg := make([]byte, 64)
+	cl := dialEcho(t, ln.Addr().String())
 	before := counts()
-	for range trips {
-		if _, err := cl.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(cl, msg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	roundTrips(t, cl, trips)
 	after := counts()
 	if sets, tmos := after[0]-before[0], after[1]-before[1]; sets > 3 || tmos > 3 {
 		t.Errorf("%d round trips set the conn's timer %d times and submitted %d TIMEOUT requests; want a few at most", trips, sets, tmos)

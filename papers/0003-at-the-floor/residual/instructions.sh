@@ -5,7 +5,10 @@
 # cfloor-epoll, uring beside gofloor-uring and cfloor-uring.
 # Each server runs under valgrind's callgrind, which counts every
 # instruction executed in user space (the kernel's are not counted), with
-# one P, echoing 64 B for 64 connections at 2,000 req/s. Each is counted
+# one P, echoing 64 B for 64 connections at 2,000 req/s, and the io_uring
+# servers and libuvlike again saturated (1,000 connections, a closed loop
+# of the busy-polling ring generator), where a wake-up brings dozens of
+# completions and what is paid per wake-up spreads over them. Each is counted
 # over two loads of different lengths and the difference is divided by
 # the difference in requests, so that what does not grow with the
 # requests (dialing, accepting and closing the connections, start-up)
@@ -22,7 +25,7 @@
 # of its locks is contended).
 #
 # Usage: papers/0003-at-the-floor/residual/instructions.sh [MERLIN]
-# (about 6 minutes; needs valgrind: Debian's apt-get install -y valgrind).
+# (about 5 minutes; needs valgrind: Debian's apt-get install -y valgrind).
 # MERLIN defaults to .bin/merlin (make build). Output: instructions.out
 # beside this script.
 set -euo pipefail
@@ -40,13 +43,17 @@ done
 (cd "$root/peers/cfloor-epoll" && cc -O2 -Wall -Werror -o "$tmp/cfloor-epoll" main.c)
 (cd "$root/peers/cfloor-uring" && cc -O2 -Wall -Werror -o "$tmp/cfloor-uring" main.c -luring)
 
-rate=2000
 short=4s
 long=12s
+fixed="-conns 64 -rate 2000"
+saturated="-conns 1000 -engine ring"
+loadargs=$fixed
 
-# load DURATION: one load against $addr; prints the requests it counted.
+# load DURATION: one load against $addr ($loadargs); prints the requests
+# it counted.
 load() {
-	"$merlin" load -addr "$addr" -conns 64 -size 64 -rate "$rate" -duration "$1" -json |
+	# shellcheck disable=SC2086 # loadargs is a list of flags
+	"$merlin" load -addr "$addr" -size 64 $loadargs -duration "$1" -json |
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'
 }
 
@@ -88,6 +95,13 @@ count cfloor-epoll "$tmp/cfloor-epoll"
 count uring "$merlin" serve -transport uring:loops=1
 count gofloor-uring "$tmp/gofloor-uring"
 count cfloor-uring "$tmp/cfloor-uring"
+loadargs=$saturated
+count libuvlike-sat "$merlin" serve -transport libuvlike:loops=1
+count gofloor-epoll-sat "$tmp/gofloor-epoll"
+count cfloor-epoll-sat "$tmp/cfloor-epoll"
+count uring-sat "$merlin" serve -transport uring:loops=1
+count gofloor-uring-sat "$tmp/gofloor-uring"
+count cfloor-uring-sat "$tmp/cfloor-uring"
 
 python3 - "$tmp" <<'EOF' | tee "$here/instructions.out"
 import re, sys
@@ -125,6 +139,12 @@ for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "uring", "gofloor-uri
 
 def fn(fns, suffix):
     return max((v for k, v in fns.items() if k.endswith(suffix)), default=0)
+
+print("\nSaturated (1,000 connections, a closed loop of the ring generator; the same difference):\n")
+for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "uring", "gofloor-uring", "cfloor-uring"):
+    total, fns, d = per_request(name + "-sat")
+    rows[name + "-sat"] = (total, fns)
+    print("  %-14s %6.0f   (%d requests apart)" % (name, total, d))
 
 _, fns = rows["libuvlike"]
 print("\nlibuvlike's, by phase (inclusive: each line counts the calls it makes):\n")

@@ -7,10 +7,11 @@
 # floor (1,000 connections, 64 B, depth 1, saturated; 10 rounds, servers
 # interleaved):
 #
-#   cfloor-spin    some 1,000 dependent ALU instructions per request (330
-#                  steps of a 64-bit LCG), touching no memory: more than
-#                  the 1,000 instructions a request that uring runs above
-#                  the floor saturated (instructions.sh).
+#   cfloor-spin    some 1,300 instructions per request (330 steps of a
+#                  64-bit LCG, four instructions each, each step waiting
+#                  for the last), touching no memory: more than the 1,000
+#                  a request that uring runs above the floor saturated
+#                  (instructions.sh).
 #   cfloor-thrash  24 cache lines per request written at random in 16 MiB:
 #                  memory a larger program touches between the kernel's
 #                  calls, which evicts the kernel's lines.
@@ -47,7 +48,7 @@ def variant(name, work):
 
 variant("cfloor-spin", """static volatile unsigned long spin_sink;
 
-// work: some 1,000 dependent instructions a request, no memory.
+// work: some 1,300 instructions a request (330 dependent steps), no memory.
 static void work(void)
 {
 	unsigned long x = spin_sink;

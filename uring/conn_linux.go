@@ -588,9 +588,9 @@ func (c *conn) onCQE(op uint8, aux uint32, res int32, flags uint32) {
 		// A SEND_ZC's completion comes flagged MORE, its notification
 		// later (on TCP, after the peer's ACK): the send is done, so
 		// the conn is stepped now and what is queued goes out; the
-		// request counts as in flight until the notification. A plain
-		// send (never MORE) that leaves c settled needs no step.
-		if c.onSend(aux, res, flags, more) {
+		// request counts as in flight until the notification. A send
+		// that is done (not MORE) and leaves c settled needs no step.
+		if c.onSend(aux, res, flags, more) && !more {
 			c.inflight--
 			return
 		}

@@ -58,9 +58,9 @@ func (l *loop) putOut(b *[outChunk]byte) {
 
 // releaseOut lets go of c's output buffers once everything is sent: the
 // pooled ones go back to the loop (putOut), so that an idle connection
-// that wrote little holds no output memory, and one larger than bigBuffer (grown for
-// a large Write) is dropped, so that a connection that wrote a large
-// response once does not hold its size while idle. Those in between stay,
+// that wrote little holds no output memory, and one larger than
+// bigBuffer (grown for a large Write) is dropped, so that a connection
+// that wrote a large response once does not hold its size while idle. Those in between stay,
 // as recycleSbuf keeps them: one that grew for 64 KiB bursts is reused by
 // the next burst instead of growing again. Called with c.mu held, by the
 // loop.

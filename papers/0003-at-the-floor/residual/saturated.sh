@@ -15,8 +15,17 @@
 #   cfloor-thrash  24 cache lines per request written at random in 16 MiB:
 #                  memory a larger program touches between the kernel's
 #                  calls, which evicts the kernel's lines.
+#   cfloor-both    both: the spin, then the thrash.
+#   cfloor-shape   no added work, but uring's ring shape: 4,096 submission
+#                  and 16,384 completion entries, 64 receive buffers of
+#                  64 KiB (uring's defaults) instead of 1,024, 8,192 and
+#                  1,024 of 4 KiB.
 #
-# Usage: papers/0003-at-the-floor/residual/saturated.sh [MERLIN]  (about 5
+# beside gofloor-uring, cfloor-uring's loop in Go. The client's CPU per
+# request (client-cpu-ns/req) is in the same lines: the generator on the
+# other core pays for its half of every exchange.
+#
+# Usage: papers/0003-at-the-floor/residual/saturated.sh [MERLIN]  (about 8
 # minutes). MERLIN defaults to .bin/merlin (make build). Results go to
 # saturated/ beside this script (merlin bench's results.{txt,json,csv}),
 # its output to saturated.out.
@@ -46,7 +55,7 @@ def variant(name, work):
     os.makedirs("%s/%s" % (peers, name))
     open("%s/%s/main.c" % (peers, name), "w").write(s)
 
-variant("cfloor-spin", """static volatile unsigned long spin_sink;
+spin = """static volatile unsigned long spin_sink;
 
 // work: some 1,300 instructions a request (330 dependent steps), no memory.
 static void work(void)
@@ -56,8 +65,9 @@ static void work(void)
 		x = x * 6364136223846793005UL + 1442695040888963407UL;
 	spin_sink = x;
 }
-""")
-variant("cfloor-thrash", """static unsigned char *thrash_mem;
+"""
+variant("cfloor-spin", spin)
+thrash = """static unsigned char *thrash_mem;
 static unsigned long thrash_x = 88172645463325252UL;
 
 // work: 24 cache lines a request written at random in 16 MiB.
@@ -72,9 +82,31 @@ static void work(void)
 		thrash_mem[(thrash_x % (16 << 20)) & ~63UL]++;
 	}
 }
+"""
+variant("cfloor-thrash", thrash)
+variant("cfloor-both", spin.replace("work", "spin") + thrash.replace("work", "thrash") +
+        """
+// work: the spin, then the thrash.
+static void work(void)
+{
+	spin();
+	thrash();
+}
 """)
+
+def shape(name):
+    s = must(base, '.name = "cfloor-uring", .mechanism = "io_uring", .floor = true',
+             '.name = "%s", .mechanism = "io_uring", .floor = false' % name)
+    for old, new in (("SQ_ENTRIES = 1024,", "SQ_ENTRIES = 4096,"), ("CQ_ENTRIES = 8192,", "CQ_ENTRIES = 16384,"),
+                     ("BUF_COUNT = 1024,", "BUF_COUNT = 64,"), ("BUF_SIZE = 4096,", "BUF_SIZE = 65536,")):
+        s = must(s, old, new)
+    os.makedirs("%s/%s" % (peers, name))
+    open("%s/%s/main.c" % (peers, name), "w").write(s)
+
+shape("cfloor-shape")
 PY
 
 "$merlin" bench -peers-dir "$tmp/peers" -netconn=false -count 10 -warmup 1s -duration 3s -perf off \
-	-peers cfloor-uring,cfloor-spin,cfloor-thrash -servers uring,cfloor-uring,cfloor-spin,cfloor-thrash \
+	-peers cfloor-uring,cfloor-spin,cfloor-thrash,cfloor-both,cfloor-shape,gofloor-uring \
+	-servers uring,cfloor-uring,cfloor-spin,cfloor-thrash,cfloor-both,cfloor-shape,gofloor-uring \
 	-conns 1000 -depths 1 -rates closed -out "$here/saturated" 2>&1 | tee "$here/saturated.out"

@@ -118,6 +118,7 @@ type loop struct {
 	nconns    int              // slots in use
 	acceptors []*acceptor      // by slot; nil when free
 	dirty     []*conn          // conns to step after the CQE batch
+	dirtyAt   int              // dirty[:dirtyAt] are stepped (stepDirty)
 	starved   []*conn          // conns whose recv ended with ENOBUFS
 	tick      schedtick.Ticker // the scheduler sees the loop yield
 	timers    minheap.Heap[timed]
@@ -828,16 +829,18 @@ func (l *loop) markDirty(c *conn) {
 	}
 }
 
-// stepDirty steps every dirty conn; steps may dirty more.
+// stepDirty steps every dirty conn, in the order they were marked; steps
+// may dirty more, stepped in the same call.
 func (l *loop) stepDirty() {
-	for len(l.dirty) > 0 {
-		c := l.dirty[len(l.dirty)-1]
-		l.dirty[len(l.dirty)-1] = nil
-		l.dirty = l.dirty[:len(l.dirty)-1]
+	for l.dirtyAt < len(l.dirty) {
+		c := l.dirty[l.dirtyAt]
+		l.dirty[l.dirtyAt] = nil
+		l.dirtyAt++
 		c.dirty = false
 		l.steps++
 		c.step()
 	}
+	l.dirty, l.dirtyAt = l.dirty[:0], 0
 }
 
 // rearmStarved re-arms the receives that ended with ENOBUFS, as many as

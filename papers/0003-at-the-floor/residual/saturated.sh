@@ -46,14 +46,18 @@ def must(s, old, new):
     assert old in s, old
     return s.replace(old, new, 1)
 
-def variant(name, work):
-    s = must(base, '.name = "cfloor-uring", .mechanism = "io_uring", .floor = true',
+def write(name, s):
+    """write puts s, cfloor-uring's source changed, in peers/NAME, named NAME and not a floor."""
+    s = must(s, '.name = "cfloor-uring", .mechanism = "io_uring", .floor = true',
              '.name = "%s", .mechanism = "io_uring", .floor = false' % name)
-    s = must(s, "#include <liburing.h>", "#include <liburing.h>\n#include <stdlib.h>")
-    s = must(s, "static void on_recv(int fd, int res, unsigned flags)\n{",
-             work + "\nstatic void on_recv(int fd, int res, unsigned flags)\n{\n\tif (res > 0)\n\t\twork();")
     os.makedirs("%s/%s" % (peers, name))
     open("%s/%s/main.c" % (peers, name), "w").write(s)
+
+def variant(name, work):
+    s = must(base, "#include <liburing.h>", "#include <liburing.h>\n#include <stdlib.h>")
+    s = must(s, "static void on_recv(int fd, int res, unsigned flags)\n{",
+             work + "\nstatic void on_recv(int fd, int res, unsigned flags)\n{\n\tif (res > 0)\n\t\twork();")
+    write(name, s)
 
 spin = """static volatile unsigned long spin_sink;
 
@@ -94,16 +98,11 @@ static void work(void)
 }
 """)
 
-def shape(name):
-    s = must(base, '.name = "cfloor-uring", .mechanism = "io_uring", .floor = true',
-             '.name = "%s", .mechanism = "io_uring", .floor = false' % name)
-    for old, new in (("SQ_ENTRIES = 1024,", "SQ_ENTRIES = 4096,"), ("CQ_ENTRIES = 8192,", "CQ_ENTRIES = 16384,"),
-                     ("BUF_COUNT = 1024,", "BUF_COUNT = 64,"), ("BUF_SIZE = 4096,", "BUF_SIZE = 65536,")):
-        s = must(s, old, new)
-    os.makedirs("%s/%s" % (peers, name))
-    open("%s/%s/main.c" % (peers, name), "w").write(s)
-
-shape("cfloor-shape")
+shape = base
+for old, new in (("SQ_ENTRIES = 1024,", "SQ_ENTRIES = 4096,"), ("CQ_ENTRIES = 8192,", "CQ_ENTRIES = 16384,"),
+                 ("BUF_COUNT = 1024,", "BUF_COUNT = 64,"), ("BUF_SIZE = 4096,", "BUF_SIZE = 65536,")):
+    shape = must(shape, old, new)
+write("cfloor-shape", shape)
 PY
 
 "$merlin" bench -peers-dir "$tmp/peers" -netconn=false -count 10 -warmup 1s -duration 3s -perf off \

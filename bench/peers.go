@@ -150,6 +150,8 @@ func cflags(path string) ([]string, error) {
 var devPackages = map[string]string{
 	"liburing.h": "liburing-dev",
 	"-luring":    "liburing-dev",
+	"uv.h":       "libuv1-dev",
+	"-luv":       "libuv1-dev",
 }
 
 var missingRE = regexp.MustCompile(`(?:fatal error: (\S+\.h): No such file|cannot find (-l[^\s:]+))`)

@@ -99,13 +99,16 @@ func TestBuildPeersCErrors(t *testing.T) {
 	}
 }
 
-// A missing liburing, header or library, is named by its Debian package.
+// A missing liburing or libuv, header or library, is named by its Debian
+// package.
 func TestMissingPackage(t *testing.T) {
 	for _, tc := range []struct {
 		out, want string
 	}{
 		{"main.c:35:10: fatal error: liburing.h: No such file or directory\n", "install liburing-dev"},
 		{"/usr/bin/ld: cannot find -luring: No such file or directory\n", "install liburing-dev"},
+		{"main.c:24:10: fatal error: uv.h: No such file or directory\n", "install libuv1-dev"},
+		{"/usr/bin/ld: cannot find -luv: No such file or directory\n", "install libuv1-dev"},
 		{"main.c:1:10: fatal error: foo.h: No such file or directory\n", "foo.h is missing"},
 		{"main.c:3:5: error: unused variable\n", ""},
 	} {

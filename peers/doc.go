@@ -19,6 +19,9 @@
 // gofloor-uring is cfloor-uring's loop in Go the same way, on a ring it
 // maps itself (no liburing, no giouring): what Go costs between the C
 // floor and merlin's io_uring transport; not a floor either.
+// libuv is an echo server in C on libuv (Debian's libuv1-dev), the library
+// libuvlike's reactor is modelled on: what libuv's design costs in C on
+// cfloor-epoll's mechanism; not a floor.
 //
 //	go build -o /tmp/peer-gnet ./gnet && /tmp/peer-gnet -addr 127.0.0.1:0
 package peers

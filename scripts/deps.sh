@@ -4,6 +4,7 @@
 #
 # Debian packages (installed with apt-get as root, after apt-get update):
 #   gcc, liburing-dev  the C floor servers in peers/ (cfloor-uring, cfloor-epoll)
+#   libuv1-dev         the libuv peer (an echo server on libuv, libuvlike's model)
 #   util-linux         taskset (pinning in merlin bench), prlimit (descriptor-limit tests)
 #   linux-perf         perf: system calls per request, -kprofile
 #   nginx-light        the HTTP floor peer, and the reverse-proxy tests of apps/http1
@@ -29,6 +30,7 @@ want() { # want PACKAGE TEST...
 }
 want gcc         command -v cc
 want liburing-dev test -e /usr/include/liburing.h
+want libuv1-dev  test -e /usr/include/uv.h
 want util-linux  command -v taskset
 want util-linux  command -v prlimit
 want linux-perf  command -v perf

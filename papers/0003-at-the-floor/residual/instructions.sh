@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # instructions.sh: the user-space instructions merlin's loop transports run
 # per request, beside the floors of their mechanisms (papers/0003, "What
-# is left for libuvlike"): libuvlike beside gofloor-epoll and
-# cfloor-epoll, uring beside gofloor-uring and cfloor-uring.
+# is left for libuvlike"): libuvlike beside gofloor-epoll, cfloor-epoll
+# and libuv (its model, in C), uring beside gofloor-uring and
+# cfloor-uring.
 # Each server runs under valgrind's callgrind, which counts every
 # instruction executed in user space (the kernel's are not counted), with
 # one P, echoing 64 B for 64 connections at 2,000 req/s, and the io_uring
@@ -25,7 +26,8 @@
 # of its locks is contended).
 #
 # Usage: papers/0003-at-the-floor/residual/instructions.sh [MERLIN]
-# (about 5 minutes; needs valgrind: Debian's apt-get install -y valgrind).
+# (about 6 minutes; needs valgrind and libuv1-dev: Debian's apt-get install
+# -y valgrind libuv1-dev).
 # MERLIN defaults to .bin/merlin (make build). Output: instructions.out
 # beside this script.
 set -euo pipefail
@@ -35,6 +37,9 @@ merlin=${1:-$root/.bin/merlin}
 for tool in valgrind callgrind_control callgrind_annotate cc go; do
 	command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is missing (Debian: apt-get install -y valgrind gcc)" >&2; exit 1; }
 done
+for h in liburing.h uv.h; do
+	[ -e "/usr/include/$h" ] || { echo "instructions.sh: $h is missing (Debian: apt-get install -y liburing-dev libuv1-dev)" >&2; exit 1; }
+done
 tmp=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for m in epoll uring; do
@@ -42,6 +47,7 @@ for m in epoll uring; do
 done
 (cd "$root/peers/cfloor-epoll" && cc -O2 -Wall -Werror -o "$tmp/cfloor-epoll" main.c)
 (cd "$root/peers/cfloor-uring" && cc -O2 -Wall -Werror -o "$tmp/cfloor-uring" main.c -luring)
+(cd "$root/peers/libuv" && cc -O2 -Wall -Werror -o "$tmp/libuv" main.c -luv)
 
 short=4s
 long=12s
@@ -92,6 +98,7 @@ count() {
 count libuvlike "$merlin" serve -transport libuvlike:loops=1
 count gofloor-epoll "$tmp/gofloor-epoll"
 count cfloor-epoll "$tmp/cfloor-epoll"
+count libuv "$tmp/libuv"
 count uring "$merlin" serve -transport uring:loops=1
 count gofloor-uring "$tmp/gofloor-uring"
 count cfloor-uring "$tmp/cfloor-uring"
@@ -99,6 +106,7 @@ loadargs=$saturated
 count libuvlike-sat "$merlin" serve -transport libuvlike:loops=1
 count gofloor-epoll-sat "$tmp/gofloor-epoll"
 count cfloor-epoll-sat "$tmp/cfloor-epoll"
+count libuv-sat "$tmp/libuv"
 count uring-sat "$merlin" serve -transport uring:loops=1
 count gofloor-uring-sat "$tmp/gofloor-uring"
 count cfloor-uring-sat "$tmp/cfloor-uring"
@@ -132,7 +140,7 @@ def per_request(name):
 print("User-space instructions per request (callgrind; echo 64 B, 64 connections, 2,000 req/s, one P;")
 print("the difference between a 4 s and a 12 s load, divided by the difference in requests):\n")
 rows = {}
-for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "uring", "gofloor-uring", "cfloor-uring"):
+for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "libuv", "uring", "gofloor-uring", "cfloor-uring"):
     total, fns, d = per_request(name)
     rows[name] = (total, fns)
     print("  %-14s %6.0f   (%d requests apart)" % (name, total, d))
@@ -141,7 +149,7 @@ def fn(fns, suffix):
     return max((v for k, v in fns.items() if k.endswith(suffix)), default=0)
 
 print("\nSaturated (1,000 connections, a closed loop of the ring generator; the same difference):\n")
-for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "uring", "gofloor-uring", "cfloor-uring"):
+for name in ("libuvlike", "gofloor-epoll", "cfloor-epoll", "libuv", "uring", "gofloor-uring", "cfloor-uring"):
     total, fns, d = per_request(name + "-sat")
     rows[name + "-sat"] = (total, fns)
     print("  %-14s %6.0f   (%d requests apart)" % (name, total, d))

@@ -98,9 +98,9 @@ static void on_written(uv_write_t *req, int status)
 	}
 	c->flight.off = c->flight.len = 0;
 	start_write(c);
-	if (c->writing)
-		return;
-	if (c->eof) { // all echoed after the peer's FIN: close (FIN)
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return; // uv_write failed
+	if (c->eof && !c->writing) { // all echoed after the peer's FIN: close (FIN)
 		drop(c);
 		return;
 	}

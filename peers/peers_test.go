@@ -47,9 +47,9 @@ var (
 	uringPeers = []string{"cfloor-uring", "gofloor-uring"}
 	floorPeers = []string{"nginx", "cfloor-uring", "cfloor-epoll"}
 	cPeers     = []string{"cfloor-uring", "cfloor-epoll", "libuv"}
-	// loopPeers are the minimal loops, the C floors and their Go
-	// twins: graded with merlin load -check, and bounded in what they
-	// buffer.
+	// loopPeers are the single-loop echo servers read against the
+	// floors: the C floors, their Go twins and libuv; graded with merlin
+	// load -check, and bounded in what they buffer.
 	loopPeers = []string{"cfloor-uring", "cfloor-epoll", "gofloor-epoll", "gofloor-uring", "libuv"}
 )
 
@@ -572,7 +572,7 @@ func TestPeersHTTP(t *testing.T) {
 	}
 }
 
-// The minimal loops (the C floors and their Go twins) pass merlin's
+// The single loops (the C floors, their Go twins and libuv) pass merlin's
 // outside grader, merlin load -check: pipelining, 16 MiB messages,
 // half-close, FIN, resets, a slow reader beside a normal client, 256
 // connections, and alive after all that.
@@ -592,7 +592,7 @@ func TestFloorsCheck(t *testing.T) {
 	}
 }
 
-// The minimal loops turn Nagle off, as merlin's transports and Go's net
+// The single loops turn Nagle off, as merlin's transports and Go's net
 // do: the listener and the connections it accepts have TCP_NODELAY set.
 // The test takes the peer's sockets with pidfd_getfd (root, or ptrace
 // rights over the peer) and asks them.

@@ -45,9 +45,12 @@ trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 for m in epoll uring; do
 	(cd "$root/peers" && go build -ldflags=-checklinkname=0 -o "$tmp/gofloor-$m" ./gofloor-$m)
 done
-(cd "$root/peers/cfloor-epoll" && cc -O2 -Wall -Werror -o "$tmp/cfloor-epoll" main.c)
-(cd "$root/peers/cfloor-uring" && cc -O2 -Wall -Werror -o "$tmp/cfloor-uring" main.c -luring)
-(cd "$root/peers/libuv" && cc -O2 -Wall -Werror -o "$tmp/libuv" main.c -luv)
+# A C peer is built as merlin bench builds it: with the flags of its
+# main.c's first line ("// cflags: -luring").
+for p in cfloor-epoll cfloor-uring libuv; do
+	# shellcheck disable=SC2046 # the flags are a list
+	(cd "$root/peers/$p" && cc -O2 -Wall -Werror -o "$tmp/$p" main.c $(sed -n '1s|^// cflags:||p' main.c))
+done
 
 short=4s
 long=12s
